@@ -1,1 +1,2 @@
-//! fence
+//! Fencing: one engine (cascade of methods, reboot = off/verify/on/verify) over small power drivers.
+pub mod power;
