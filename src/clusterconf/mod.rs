@@ -1,1 +1,2 @@
 //! clusterconf
+pub mod store;
