@@ -256,7 +256,10 @@ impl ConfStore {
         let mut file = file;
         loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(guard) => return Ok(guard),
+                Ok(guard) => {
+                    self.remove_stale_temps();
+                    return Ok(guard);
+                }
                 Err((f, errno)) if errno == nix::errno::Errno::EWOULDBLOCK => {
                     if std::time::Instant::now() >= deadline {
                         return Err(StoreError::LockTimeout { path, secs: self.lock_timeout.as_secs() });
@@ -267,6 +270,23 @@ impl ConfStore {
                 Err((_, errno)) => {
                     return Err(StoreError::Io { path, source: io::Error::from_raw_os_error(errno as i32) })
                 }
+            }
+        }
+    }
+}
+
+impl ConfStore {
+    /// Temp files left by a writer that was killed mid-write (`.cluster.conf.XXXX.tmp`). Only
+    /// called with the lock held, so no live writer owns them.
+    fn remove_stale_temps(&self) {
+        let (Some(dir), Some(name)) = (self.live.parent(), self.live.file_name()) else { return };
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let n = entry.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&prefix) && n.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
             }
         }
     }
