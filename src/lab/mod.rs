@@ -1,1 +1,2 @@
-//! lab
+//! Simulators admins rehearse with, and the lab that ties them together.
+pub mod demo;
