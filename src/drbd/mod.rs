@@ -1,1 +1,2 @@
-//! drbd
+//! DRBD: state model, parsers for every format, split-brain classification.
+pub mod state;
