@@ -1,1 +1,3 @@
-//! quorum
+//! Quorum: the votequorum arithmetic and configuration rules, and the quorum arbiter
+//! (a corosync-qnetd replacement) with its wire format, sans-IO core and simulator.
+pub mod arbiter;
