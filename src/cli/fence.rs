@@ -1,9 +1,352 @@
-//! `twonode fence`: command-line surface; logic lives in the library.
+//! `twonode fence`: command-line surface; logic lives in `crate::fence`.
 use super::Global;
+use crate::fence::audit::AuditLog;
+use crate::fence::engine::{self, Action, Engine, Event, Observer, RealClock, RebootMethod, Report, RunOptions, Verdict};
+use crate::fence::power::PowerState;
+use crate::fence::spec::{self, FenceTarget};
+use crate::util::Failure;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success; for --action status: the node is ON
+  1  failure: configuration error, refused (own node, no confirmation), other
+  2  --action status: the node is OFF
+  3  authentication failed (user, password, privilege level)
+  4  device unreachable (no answer, connection refused)
+  5  timeout (the device stopped answering)
+  6  protocol error (unexpected answer, unsupported command)
+  7  power state not reached within power_timeout
+  8  fenced (off confirmed) but power-on FAILED (reboot)";
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = EXIT_CODES,
+    override_usage = "twonode fence NODE [--action reboot|off|on|status] [--file PATH] [--yes]\n       \
+                      twonode fence test [--file PATH] [--destructive --yes] [--json] [--report PATH]\n       \
+                      twonode fence agent [fence-agent options]   (key=value on stdin without options)"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+    /// The cluster node to act on (its clusternode name in cluster.conf).
+    pub node: Option<String>,
+    #[command(flatten)]
+    pub act: ActArgs,
+}
 
-pub fn run(_args: Args, _g: &Global) -> anyhow::Result<i32> {
-    anyhow::bail!("`twonode fence` is not implemented yet")
+#[derive(clap::Args, Debug)]
+pub struct ActArgs {
+    /// What to do: reboot = off, confirm off, on, confirm on.
+    #[arg(short = 'o', long, value_enum, default_value = "reboot")]
+    pub action: Action,
+    /// cluster.conf to read the node's fence methods from.
+    #[arg(long, env = "TWONODE_CLUSTER_CONF", default_value = "/etc/cluster/cluster.conf")]
+    pub file: PathBuf,
+    /// Do not ask for confirmation (required when not on a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Allow fencing the node this command runs on.
+    #[arg(long)]
+    pub allow_self: bool,
+    /// Reboot method for every device: onoff (verified, default) or cycle (one command; only on request).
+    #[arg(long, value_enum)]
+    pub method: Option<RebootMethod>,
+    /// Print the plan and exit without touching any device.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Append every action and outcome as a JSON line here.
+    #[arg(long, default_value = crate::fence::audit::DEFAULT_PATH)]
+    pub audit_log: PathBuf,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Sub {
+    /// Pre-production test of every fence device of every node (non-destructive unless --destructive).
+    Test(TestArgs),
+    /// Run as a fence agent for fenced/pacemaker (key=value on stdin, or getopt options).
+    #[command(disable_help_flag = true)]
+    Agent {
+        /// fence-agent options (-o ACTION -a IP -l LOGIN -S SCRIPT ...); none: read stdin.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TestArgs {
+    /// cluster.conf to read.
+    #[arg(long, env = "TWONODE_CLUSTER_CONF", default_value = "/etc/cluster/cluster.conf")]
+    pub file: PathBuf,
+    /// Power every node off and on again, one at a time (asks for confirmation unless --yes).
+    #[arg(long)]
+    pub destructive: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Include the node this runs on in --destructive.
+    #[arg(long)]
+    pub allow_self: bool,
+    /// After power-on, wait up to SECONDS for the node to answer ping again.
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_ping: Option<u64>,
+    /// Also write the JSON report to PATH (evidence to keep).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Audit log for destructive actions.
+    #[arg(long, default_value = crate::fence::audit::DEFAULT_PATH)]
+    pub audit_log: PathBuf,
+}
+
+pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
+    match args.command {
+        Some(Sub::Test(t)) => crate::fence::test::run_cli(t, g),
+        Some(Sub::Agent { args }) => Ok(crate::fence::agent::run(&args, &mut std::io::stdin(), None)),
+        None => {
+            let Some(node) = args.node else {
+                anyhow::bail!("name the node to fence: twonode fence NODE --action reboot|off|on|status (see --help)");
+            };
+            fence_node(&node, args.act, g)
+        }
+    }
+}
+
+/// When the binary is invoked as `fence_twonode` (a symlink), behave as the fence agent.
+pub fn run_if_named_as_agent() -> Option<i32> {
+    let argv0 = std::env::args_os().next()?;
+    let name = std::path::Path::new(&argv0).file_name()?.to_str()?.to_string();
+    if name != "fence_twonode" {
+        return None;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    Some(crate::fence::agent::run(&args, &mut std::io::stdin(), None))
+}
+
+/// Is `node` the machine we run on? Compares short host names.
+pub fn is_self(node: &str) -> bool {
+    let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().to_string()).unwrap_or_default();
+    let short = |s: &str| s.split('.').next().unwrap_or("").to_ascii_lowercase();
+    !host.is_empty() && short(&host) == short(node)
+}
+
+/// Ask on the terminal. No terminal and no --yes: refuse.
+pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::new(
+            1,
+            format!("refused: \"{question}\" needs confirmation, but there is no terminal; add --yes to confirm"),
+        )
+        .into());
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Failure::new(1, "not confirmed; nothing was done").into())
+    }
+}
+
+pub fn find_target(targets: Vec<FenceTarget>, node: &str, file: &std::path::Path) -> anyhow::Result<FenceTarget> {
+    let names: Vec<String> = targets.iter().map(|t| t.node.clone()).collect();
+    targets.into_iter().find(|t| t.node == node).ok_or_else(|| {
+        Failure::new(1, format!("node \"{node}\" is not a clusternode in {} (nodes: {})", file.display(), names.join(", ")))
+            .into()
+    })
+}
+
+/// Progress bars while the engine waits; step lines with -v.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    verbose: bool,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(verbose: bool, quiet: bool) -> Self {
+        Progress { bar: None, verbose, quiet }
+    }
+}
+
+impl Observer for Progress {
+    fn event(&mut self, e: Event<'_>) {
+        if self.quiet {
+            return;
+        }
+        match e {
+            Event::Waiting { device, want, elapsed, limit } => {
+                let bar = self.bar.get_or_insert_with(|| {
+                    let b = ProgressBar::with_draw_target(Some(limit.as_millis() as u64), ProgressDrawTarget::stderr());
+                    b.set_style(
+                        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {elapsed}/{len_s}")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .with_key("len_s", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                                let _ = write!(w, "{}s", s.len().unwrap_or(0) / 1000);
+                            }),
+                    );
+                    b
+                });
+                bar.set_message(format!("{device}: waiting for power {}", engine::state_word(want)));
+                bar.set_position(elapsed.as_millis() as u64);
+            }
+            Event::WaitDone { .. } => {
+                if let Some(b) = self.bar.take() {
+                    b.finish_and_clear();
+                }
+            }
+            Event::Sleeping { why, d } => {
+                if self.verbose || d >= Duration::from_secs(3) {
+                    eprintln!("  {why}: waiting {:.0}s", d.as_secs_f64());
+                }
+            }
+            Event::Step(s) => {
+                if self.verbose {
+                    eprintln!(
+                        "  [{:>6.1}s] {} {} {}: {}",
+                        s.at_ms as f64 / 1000.0,
+                        s.method,
+                        s.device,
+                        s.op,
+                        s.result
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Audit + progress together.
+struct AuditObserver<'a> {
+    progress: Progress,
+    audit: &'a AuditLog,
+    node: String,
+    action: Action,
+}
+
+impl Observer for AuditObserver<'_> {
+    fn event(&mut self, e: Event<'_>) {
+        if let Event::Step(s) = &e {
+            self.audit.append(
+                "step",
+                serde_json::json!({"node": self.node, "action": self.action.as_str(), "step": s}),
+            );
+        }
+        self.progress.event(e);
+    }
+}
+
+fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
+    let targets = spec::load_cluster_conf(&a.file)?;
+    let target = find_target(targets, node, &a.file)?;
+    let opts = RunOptions { reboot_method: a.method, no_delay: false };
+    if a.dry_run {
+        let plan = engine::plan(&target, a.action, &opts);
+        if g.json {
+            crate::util::print_json(&serde_json::json!({"node": node, "action": a.action.as_str(), "plan": plan}))?;
+        } else {
+            println!("plan for {} {} (nothing is done: --dry-run):", node, a.action.as_str());
+            for (i, p) in plan.iter().enumerate() {
+                println!("  {}. {p}", i + 1);
+            }
+        }
+        return Ok(0);
+    }
+    if a.action.is_destructive() {
+        if is_self(node) && !a.allow_self {
+            return Err(Failure::new(
+                1,
+                format!(
+                    "refusing to {} {node}: it is the machine this command runs on (use --allow-self if you really mean it)",
+                    a.action.as_str()
+                ),
+            )
+            .into());
+        }
+        let plan = engine::plan(&target, a.action, &opts);
+        if !a.yes && std::io::stdin().is_terminal() {
+            eprintln!("{} {node}:", a.action.as_str());
+            for p in &plan {
+                eprintln!("  - {p}");
+            }
+        }
+        confirm(&format!("{} node {node}?", a.action.as_str()), a.yes)?;
+    }
+    let audit = if a.action.is_destructive() { Some(AuditLog::open(Some(&a.audit_log))) } else { None };
+    let clock = RealClock::new();
+    let mut opener = crate::fence::drivers::RealOpener;
+    let report = match &audit {
+        Some(log) => {
+            log.append("start", serde_json::json!({"node": node, "action": a.action.as_str(), "file": a.file}));
+            let mut obs = AuditObserver {
+                progress: Progress::new(g.verbose > 0, g.json),
+                audit: log,
+                node: node.into(),
+                action: a.action,
+            };
+            let r = Engine::new(&clock, &mut opener, &mut obs).run(&target, a.action, &opts);
+            log.append(
+                "outcome",
+                serde_json::json!({"node": node, "action": a.action.as_str(), "exit": r.exit_code(),
+                    "verdict": r.verdict, "method": r.method, "message": r.message, "elapsed_ms": r.elapsed_ms}),
+            );
+            r
+        }
+        None => {
+            let mut obs = Progress::new(g.verbose > 0, g.json);
+            Engine::new(&clock, &mut opener, &mut obs).run(&target, a.action, &opts)
+        }
+    };
+    print_report(&report, g)?;
+    Ok(report.exit_code())
+}
+
+fn print_report(r: &Report, g: &Global) -> anyhow::Result<()> {
+    if g.json {
+        let mut v = serde_json::to_value(r).context("report to JSON")?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("exit_code".into(), r.exit_code().into());
+        }
+        return crate::util::print_json(&v);
+    }
+    match &r.verdict {
+        Verdict::StatusOn | Verdict::StatusOff => println!(
+            "Status: {} ({})",
+            if matches!(r.verdict, Verdict::StatusOn) { "ON" } else { "OFF" },
+            r.node
+        ),
+        Verdict::Done => println!("OK: {} ({:.1}s)", r.message, r.elapsed_ms as f64 / 1000.0),
+        Verdict::FencedPowerOnFailed { .. } => {
+            eprintln!("WARNING: {} ({:.1}s)", r.message, r.elapsed_ms as f64 / 1000.0);
+            eprintln!("  The node is powered off (fenced). Check its power supply/BMC and power it on by hand.");
+        }
+        Verdict::Failed { error } => {
+            eprintln!("FAILED: {}", r.message);
+            eprintln!("  what to do: {}", advice(error));
+        }
+    }
+    let _ = PowerState::On;
+    Ok(())
+}
+
+/// What the admin should check for each error kind.
+pub fn advice(e: &crate::fence::power::PowerError) -> &'static str {
+    use crate::fence::power::PowerError::*;
+    match e {
+        Auth(_) => "check login/passwd (or passwd_script) and privlvl for this device in cluster.conf, and the user on the BMC",
+        Unreachable(_) => "check ipaddr/ipport, that the BMC is powered and cabled, and that IPMI over LAN is enabled",
+        Timeout(_) => "the device stopped answering: check the network path; raise login_timeout/power_timeout if it is slow",
+        Protocol(_) | NotSupported(_) => "the device answered unexpectedly: check agent=, cipher= and the firmware; try twonode_driver=external",
+        StateNotReached(_) => "the device accepted the command but the power did not change: check the chassis; raise power_timeout if it is slow",
+        Config(_) => "fix the fence configuration in cluster.conf (see the message)",
+    }
 }

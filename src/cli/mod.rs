@@ -75,6 +75,9 @@ pub enum Command {
 
 /// Parse the command line, run, and return the process exit code.
 pub fn main() -> i32 {
+    if let Some(code) = fence::run_if_named_as_agent() {
+        return code;
+    }
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
     match run(cli) {

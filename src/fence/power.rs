@@ -59,6 +59,11 @@ impl PowerError {
 pub trait PowerDevice {
     /// A short description for reports and logs, never containing a secret.
     fn describe(&self) -> String;
+    /// Contact the device and log in, if the driver has a separate login step (the fence test
+    /// times it apart from the first status read). Default: nothing to do.
+    fn connect(&mut self) -> Result<(), PowerError> {
+        Ok(())
+    }
     /// Read the current power state.
     fn status(&mut self) -> Result<PowerState, PowerError>;
     /// Ask for power on. Returning Ok only means the request was accepted.

@@ -1,0 +1,381 @@
+//! What the fencing engine is asked to work with: a node, its fence methods in order, and for each
+//! method the devices with their merged key=value parameters (the `<fencedevice>` attributes
+//! overridden by the `<device>` attributes, as fenced passes them to an agent).
+//!
+//! `from_cluster_conf` is a small reader for the fencing part of a cman cluster.conf, used until the
+//! cluster.conf model (`clusterconf`) offers `fencing_for(node)`.
+use quick_xml::events::{BytesStart, Event};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One fence device as used by one node's method, with all parameters merged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceSpec {
+    /// The `<fencedevice name=...>` (for reports).
+    pub name: String,
+    /// Merged parameters; keys normalised with `_` for `-`. May contain secrets: never print.
+    #[serde(skip)]
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Method {
+    pub name: String,
+    pub devices: Vec<DeviceSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FenceTarget {
+    pub node: String,
+    pub nodeid: Option<String>,
+    pub methods: Vec<Method>,
+}
+
+/// Parameter keys whose values are secrets (never logged, never in argv).
+pub const SECRET_KEYS: &[&str] = &["passwd", "password", "snmp_priv_passwd", "kg"];
+
+pub fn normalise_key(k: &str) -> String {
+    k.trim().to_ascii_lowercase().replace('-', "_")
+}
+
+impl DeviceSpec {
+    pub fn new(name: impl Into<String>, params: impl IntoIterator<Item = (String, String)>) -> Self {
+        DeviceSpec { name: name.into(), params: params.into_iter().map(|(k, v)| (normalise_key(&k), v)).collect() }
+    }
+
+    /// First present, non-empty value among the aliases.
+    pub fn get(&self, keys: &[&str]) -> Option<&str> {
+        keys.iter().find_map(|k| self.params.get(*k).map(|s| s.as_str()).filter(|s| !s.is_empty()))
+    }
+
+    pub fn agent(&self) -> &str {
+        self.get(&["agent"]).unwrap_or("")
+    }
+
+    /// Address of the device (`ipaddr` / `ip`, cman and new names).
+    pub fn address(&self) -> Option<&str> {
+        self.get(&["ipaddr", "ip"])
+    }
+
+    pub fn ipport(&self) -> Option<&str> {
+        self.get(&["ipport", "udpport"])
+    }
+
+    pub fn login(&self) -> Option<&str> {
+        self.get(&["login", "username"])
+    }
+
+    pub fn plug(&self) -> Option<&str> {
+        self.get(&["port", "plug"])
+    }
+
+    pub fn flag(&self, keys: &[&str]) -> Option<bool> {
+        self.get(keys).map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "on" | "yes" | "true" | ""))
+    }
+
+    /// The password, from `passwd`/`password`, or by running `passwd_script`/`password_script`
+    /// (first line of its output). Nothing of it ever goes into an argv.
+    pub fn password(&self) -> Result<String, String> {
+        if let Some(p) = self.get(&["passwd", "password"]) {
+            return Ok(p.to_string());
+        }
+        if let Some(script) = self.get(&["passwd_script", "password_script"]) {
+            let out = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(script)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| format!("device {}: cannot run password script: {e}", self.name))?;
+            if !out.status.success() {
+                return Err(format!("device {}: password script failed ({})", self.name, out.status));
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            return Ok(text.lines().next().unwrap_or("").to_string());
+        }
+        Ok(String::new())
+    }
+
+    /// A description safe for logs: agent and address, never the password.
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} ({}", self.name, if self.agent().is_empty() { "no agent" } else { self.agent() });
+        if let Some(a) = self.address() {
+            s.push_str(&format!(" {a}"));
+            if let Some(p) = self.ipport() {
+                s.push_str(&format!(":{p}"));
+            }
+        }
+        if let Some(p) = self.plug() {
+            s.push_str(&format!(" plug {p}"));
+        }
+        s.push(')');
+        s
+    }
+
+    /// Parameters with secrets masked (for reports and --json).
+    pub fn redacted(&self) -> BTreeMap<String, String> {
+        self.params
+            .iter()
+            .map(|(k, v)| {
+                let v = if SECRET_KEYS.contains(&k.as_str()) { "********".to_string() } else { v.clone() };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+}
+
+/// Timing knobs with the fence-agents defaults per agent, overridable per device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Timing {
+    /// Sleep before off/reboot (fence race breaker).
+    pub delay: Duration,
+    /// Wait after a power command before checking status.
+    pub power_wait: Duration,
+    /// How long to poll status for the wanted state.
+    pub power_timeout: Duration,
+    /// Time allowed for contacting / logging in to the device.
+    pub login_timeout: Duration,
+    /// Attempts for power on.
+    pub retry_on: u32,
+    /// Interval between status polls.
+    pub poll_interval: Duration,
+}
+
+impl Timing {
+    /// fence-agents 4.12 defaults for `agent`.
+    pub fn defaults_for(agent: &str) -> Timing {
+        let a = agent.rsplit('/').next().unwrap_or(agent);
+        let mut t = Timing {
+            delay: Duration::ZERO,
+            power_wait: Duration::ZERO,
+            power_timeout: Duration::from_secs(20),
+            login_timeout: Duration::from_secs(5),
+            retry_on: 1,
+            poll_interval: Duration::from_secs(1),
+        };
+        match a {
+            "fence_ipmilan" | "fence_idrac" | "fence_imm" | "fence_ipmilanplus" => t.power_wait = Duration::from_secs(2),
+            "fence_ilo3" | "fence_ilo4" | "fence_ilo5" => t.power_wait = Duration::from_secs(4),
+            "fence_ilo" | "fence_ilo2" => {
+                t.login_timeout = Duration::from_secs(10);
+                t.retry_on = 3;
+            }
+            _ => {}
+        }
+        t
+    }
+
+    /// Defaults for the device's agent, then the device's own settings.
+    pub fn for_device(dev: &DeviceSpec) -> Result<Timing, String> {
+        let mut t = Timing::defaults_for(dev.agent());
+        let secs = |key: &str| -> Result<Option<Duration>, String> {
+            match dev.get(&[key]) {
+                None => Ok(None),
+                Some(v) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x >= 0.0 && *x < 86400.0)
+                    .map(|x| Some(Duration::from_secs_f64(x)))
+                    .ok_or_else(|| format!("device {}: {key}=\"{v}\" is not a number of seconds", dev.name)),
+            }
+        };
+        if let Some(d) = secs("delay")? {
+            t.delay = d;
+        }
+        if let Some(d) = secs("power_wait")? {
+            t.power_wait = d;
+        }
+        if let Some(d) = secs("power_timeout")? {
+            t.power_timeout = d;
+        }
+        if let Some(d) = secs("login_timeout")? {
+            t.login_timeout = d;
+        }
+        if let Some(v) = dev.get(&["retry_on"]) {
+            t.retry_on = v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1 && *n <= 100)
+                .ok_or_else(|| format!("device {}: retry_on=\"{v}\" must be a whole number from 1", dev.name))?;
+        }
+        Ok(t)
+    }
+}
+
+/// Parse error with the line number in cluster.conf.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{path}:{line}: {message}")]
+pub struct ConfError {
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+}
+
+fn attrs(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for a in e.attributes() {
+        let a = a.map_err(|e| format!("bad attribute: {e}"))?;
+        let k = String::from_utf8_lossy(a.key.as_ref()).to_string();
+        let v = a.unescape_value().map_err(|e| format!("bad attribute value: {e}"))?.to_string();
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// Every node's fencing from a cluster.conf text, in document order.
+pub fn from_cluster_conf(xml: &str, path: &str) -> Result<Vec<FenceTarget>, ConfError> {
+    let line_of = |pos: usize| xml[..pos.min(xml.len())].matches('\n').count() + 1;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut stack: Vec<String> = Vec::new();
+    let mut nodes: Vec<(FenceTarget, Vec<Vec<(String, Vec<(String, String)>, usize)>>)> = Vec::new();
+    let mut devices: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    loop {
+        let pos = reader.buffer_position() as usize;
+        let ev = reader
+            .read_event()
+            .map_err(|e| ConfError { path: path.into(), line: line_of(pos), message: format!("XML error: {e}") })?;
+        let (e, empty) = match &ev {
+            Event::Start(e) => (e, false),
+            Event::Empty(e) => (e, true),
+            Event::End(_) => {
+                stack.pop();
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        let name = String::from_utf8_lossy(e.name().as_ref()).to_string();
+        let a = attrs(e).map_err(|m| ConfError { path: path.into(), line: line_of(pos), message: m })?;
+        let get = |k: &str| a.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let parent = stack.last().map(|s| s.as_str()).unwrap_or("");
+        match (parent, name.as_str()) {
+            ("clusternodes", "clusternode") => {
+                let node = get("name").ok_or_else(|| ConfError {
+                    path: path.into(),
+                    line: line_of(pos),
+                    message: "<clusternode> without name".into(),
+                })?;
+                nodes.push((FenceTarget { node, nodeid: get("nodeid"), methods: vec![] }, vec![]));
+            }
+            ("fence", "method") => {
+                if let Some((t, devs)) = nodes.last_mut() {
+                    t.methods.push(Method { name: get("name").unwrap_or_default(), devices: vec![] });
+                    devs.push(vec![]);
+                }
+            }
+            ("method", "device") => {
+                if let Some((_, devs)) = nodes.last_mut() {
+                    if let Some(m) = devs.last_mut() {
+                        let n = get("name").unwrap_or_default();
+                        m.push((n, a.clone(), line_of(pos)));
+                    }
+                }
+            }
+            ("fencedevices", "fencedevice") => {
+                if let Some(n) = get("name") {
+                    devices.insert(n, a.clone());
+                }
+            }
+            _ => {}
+        }
+        if !empty {
+            stack.push(name);
+        }
+    }
+    let mut out = Vec::new();
+    for (mut t, devs) in nodes {
+        for (m, ds) in t.methods.iter_mut().zip(devs) {
+            for (name, dattrs, line) in ds {
+                let base = devices.get(&name).ok_or_else(|| ConfError {
+                    path: path.into(),
+                    line,
+                    message: format!(
+                        "node {} method {}: device \"{name}\" is not defined in <fencedevices>",
+                        t.node, m.name
+                    ),
+                })?;
+                let mut params: BTreeMap<String, String> = BTreeMap::new();
+                for (k, v) in base.iter().chain(dattrs.iter()) {
+                    if k != "name" {
+                        params.insert(normalise_key(k), v.clone());
+                    }
+                }
+                m.devices.push(DeviceSpec { name: name.clone(), params });
+            }
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// Read and parse a cluster.conf file.
+pub fn load_cluster_conf(path: &std::path::Path) -> anyhow::Result<Vec<FenceTarget>> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(from_cluster_conf(&text, &path.display().to_string())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONF: &str = r#"<?xml version="1.0"?>
+<cluster name="c" config_version="1">
+  <clusternodes>
+    <clusternode name="n1" nodeid="1">
+      <fence>
+        <method name="ilo"><device name="ilo-n1" delay="15"/></method>
+        <method name="pdu">
+          <device name="apc" port="1" action="off"/>
+          <device name="apc2" port="1"/>
+        </method>
+      </fence>
+    </clusternode>
+    <clusternode name="n2" nodeid="2"><fence/></clusternode>
+  </clusternodes>
+  <fencedevices>
+    <fencedevice name="ilo-n1" agent="fence_ipmilan" ipaddr="10.0.0.1" login="a" passwd="s3cret" power-wait="3"/>
+    <fencedevice name="apc" agent="fence_apc" ipaddr="10.0.0.9"/>
+    <fencedevice name="apc2" agent="fence_apc" ipaddr="10.0.0.10"/>
+  </fencedevices>
+</cluster>"#;
+
+    #[test]
+    fn reads_methods_in_order_with_merged_params() {
+        let t = from_cluster_conf(CONF, "cluster.conf").unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].node, "n1");
+        assert_eq!(t[0].methods.len(), 2);
+        let d = &t[0].methods[0].devices[0];
+        assert_eq!(d.agent(), "fence_ipmilan");
+        assert_eq!(d.get(&["delay"]), Some("15"));
+        assert_eq!(d.get(&["power_wait"]), Some("3"));
+        assert_eq!(t[0].methods[1].devices.len(), 2);
+        assert_eq!(t[0].methods[1].devices[0].plug(), Some("1"));
+        assert!(t[1].methods.is_empty());
+        let tm = Timing::for_device(d).unwrap();
+        assert_eq!(tm.delay, Duration::from_secs(15));
+        assert_eq!(tm.power_wait, Duration::from_secs(3));
+        assert_eq!(tm.power_timeout, Duration::from_secs(20));
+        assert!(!d.describe().contains("s3cret"));
+        assert_eq!(d.redacted()["passwd"], "********");
+    }
+
+    #[test]
+    fn undefined_device_names_the_line() {
+        let bad = CONF.replace("name=\"apc2\" agent", "name=\"other\" agent");
+        let e = from_cluster_conf(&bad, "cluster.conf").unwrap_err();
+        assert_eq!(e.line, 9, "{e}");
+        assert!(e.message.contains("apc2"));
+    }
+
+    #[test]
+    fn agent_defaults() {
+        assert_eq!(Timing::defaults_for("fence_ipmilan").power_wait, Duration::from_secs(2));
+        assert_eq!(Timing::defaults_for("fence_ilo").retry_on, 3);
+        assert_eq!(Timing::defaults_for("fence_ilo").login_timeout, Duration::from_secs(10));
+        assert_eq!(Timing::defaults_for("fence_apc").power_wait, Duration::ZERO);
+    }
+}
