@@ -2,3 +2,4 @@
 //! validation with line:column diagnostics. Pure: bytes in, values out (the store does the I/O).
 pub mod document;
 pub mod store;
+pub mod relaxng;
