@@ -2,7 +2,7 @@
 //! connection closes, a timer request and log lines. No clock, no sockets, no randomness: the
 //! tokio driver (`server.rs`) and the simulator (`sim.rs`) run exactly this code.
 //!
-//! Driver contract:
+//! # Driver contract
 //! * time is a monotonic millisecond counter chosen by the driver (`now`), never going back;
 //! * `Event::ClientConnected` when a TCP connection is accepted; `Event::Message` for every
 //!   decoded frame; `Event::BadFrame` when a frame failed to decode (the core replies and/or
@@ -13,10 +13,61 @@
 //!   ticks are harmless);
 //! * the driver executes actions in order. `Action::StartTls` means: every message queued before
 //!   it goes out in clear text, then the server side of the TLS handshake starts on that socket.
-use std::collections::{BTreeMap, HashMap};
+//!
+//! # The safety rule: the vote is a lease
+//!
+//! **Statement.** For every cluster the arbiter keeps a list of *holds*: each ACK it sends creates
+//! a hold `(node, connection, ring id R, members of R)`. ACK is sent to a partition with ring `W`
+//! only when every hold on a ring other than `W` has been released, and a hold is released only
+//! when one of these is certain:
+//! 1. *ring dissolved*: a node that was a member of `R` reports (INIT or membership node list) a
+//!    ring with a higher sequence. corosync-qdevice votes NACK the moment its node's ring changes,
+//!    votequorum ignores polls carrying an old ring id and drops a device vote it was not re-polled
+//!    for during the new ring's sync, so a vote for `R` counts nowhere once `R` is gone;
+//! 2. *NACK acknowledged*: the holder answered VOTE_INFO(NACK) with VOTE_INFO_REPLY (qdevice
+//!    polls votequorum with the NACK before it replies);
+//! 3. *lease expired* (ffsplit only): `now ≥ last_rx + (2·hb + E)·(1+ρ) + margin`, where
+//!    `last_rx` is the arrival time of the holder's last message on that connection, `hb` the
+//!    largest heartbeat interval it used on it, `E = vote_expiry_factor·hb` votequorum's
+//!    device timeout (corosync-qdevice derives hb = 0.8 × timeout, so E = 1.25·hb), `ρ` the
+//!    clock-rate bound and `margin` a scheduling allowance. If the client itself closed the
+//!    connection (its process died or disconnected) at `closed`, the bound is
+//!    `max(last_rx + 2·hb·(1+ρ), closed + E·(1+ρ)) + margin` instead.
+//!
+//! A freshly started arbiter also treats "any hold a previous instance may have granted" as one
+//! more hold that expires at `start + (2·h + 1.25·h)·(1+ρ) + margin` with `h` =
+//! `restart_hold_heartbeat_ms` (qdevice's sync heartbeat, 0.8 × sync_timeout = 24 s by
+//! default); it is waived for a partition that contains every configured node of the cluster,
+//! all connected to this arbiter and reporting that same ring (there is then only one partition).
+//!
+//! **Why it is safe.** corosync-qdevice sends ECHO_REQUEST every `hb` and, at each tick, gives up
+//! the connection (ffsplit: and polls NACK at once) if the previous request was not answered.
+//! Let echo `k−1` be the last one answered: the arbiter received it at some `R ≥ t(k−1)` (its send
+//! time), so the client disconnects at the latest at `t(k+1) = t(k−1) + 2·hb` (client clock) `≤
+//! last_rx + 2·hb·(1+ρ)` in arbiter time. Delays only make `R` later, never earlier, so slow or
+//! retransmitted TCP cannot extend the bound; TCP order means no old ACK can overtake a later
+//! NACK, and after the client disconnects it reads nothing more on that connection. If the qdevice
+//! process dies (or freezes) instead, votequorum counts its last poll for `E`; that poll happened
+//! before the death, which happened before the client would have given up, hence the `+E`. If
+//! the arbiter saw the client close the socket, the death happened before `closed`. The margin
+//! covers timer lateness and the time votequorum takes to act on a NACK poll. A previous arbiter
+//! instance's holds are bounded the same way from the moment it stopped, which is before this
+//! instance started.
+//!
+//! **What it costs.** A holder that goes silent while its ring stays the same (the case
+//! corosync-qnetd gets wrong: the nodes are already split and the holder loses the arbiter) keeps
+//! the vote for `(2 + 1.25)·hb·1.01 + 1 s` ≈ 27.3 s with qdevice defaults (hb 8 s), against
+//! qnetd's unsafe 12 s (1.5·hb). Setting `vote_expiry_factor` to 0 drops the crashed-qdevice
+//! term (≈ 17.2 s) at the price of trusting qdevice not to die during that window. Everything
+//! else is as fast as the protocol allows: node death, ring splits and clean disconnects release
+//! the vote by rules 1 and 2 as soon as the surviving side reports its new ring, and a crashed
+//! qdevice whose TCP close the arbiter sees costs `E` ≈ 10 s. LMS clients keep their vote while
+//! disconnected (qdevice's lms keeps it when quorate with wait_for_all), so for lms only rules 1
+//! and 2 release a hold.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::wire::{
-    self, DecisionAlgorithm, Heuristics, Init, InitReply, Message, NodeInfo, NodeListType, ReplyErrorCode, RingId,
+    self, DecisionAlgorithm, Heuristics, Init, InitReply, Message, NodeList, NodeListType, ReplyErrorCode, RingId,
     TieBreaker, TlsSupported, Vote, WireError,
 };
 
@@ -24,6 +75,18 @@ use super::wire::{
 pub type ConnId = u64;
 /// Monotonic milliseconds.
 pub type Millis = u64;
+
+/// When the arbiter considers an old vote gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// The lease rule of this module (default).
+    Lease,
+    /// corosync-qnetd's behaviour: a holder's vote is considered gone as soon as its connection
+    /// is (dead-peer timer or close), and a restarted arbiter grants at once. Unsafe; kept to
+    /// demonstrate the difference in the simulator.
+    QnetdLike,
+}
 
 /// Arbiter settings (the `[arbiter]` part of the config file).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -37,20 +100,27 @@ pub struct Config {
     pub heartbeat_min_ms: u32,
     pub heartbeat_max_ms: u32,
     /// Silent clients are dropped after `dpd_coefficient` × their heartbeat interval (qnetd 1.5).
-    /// Dropping a client does NOT move its vote early: the lease rule below decides that.
+    /// Dropping a client does NOT move its vote early: the lease rule decides that.
     pub dpd_coefficient: f64,
-    /// Bound on the relative clock rate error between arbiter and client (e.g. 0.01 = 1 %).
+    /// Bound on the relative clock rate error between arbiter and client (0.01 = 1 %).
     pub clock_drift: f64,
     /// Extra safety margin (ms) for scheduling delays on the client and in votequorum.
     pub lease_margin_ms: u64,
+    /// votequorum's device timeout as a multiple of the heartbeat (qdevice: hb = 0.8 × timeout,
+    /// so 1.25). 0 = assume a qdevice process never dies while it holds the vote.
+    pub vote_expiry_factor: f64,
+    /// Heartbeat assumed for clients of a previous arbiter instance (restart hold); qdevice's
+    /// sync heartbeat is 0.8 × sync_timeout = 24000 ms by default.
+    pub restart_hold_heartbeat_ms: u32,
     /// keep_active_partition_tie_breaker default before a client sets it (qnetd: disabled;
     /// corosync-qdevice sends its own setting, enabled by default, after INIT).
     pub keep_active_partition: bool,
-    /// Heartbeat interval assumed for clients of a previous arbiter instance (restart hold),
-    /// corosync-qdevice's default is 8000 ms (0.8 × timeout 10000 ms).
-    pub assumed_heartbeat_ms: u32,
+    /// Cluster names accepted (empty = any).
+    pub allowed_clusters: Vec<String>,
     /// Largest frame accepted (bytes, header included).
     pub max_msg_size: u32,
+    /// Lease (safe, default) or QnetdLike (unsafe, for comparison).
+    pub policy: Policy,
 }
 
 impl Default for Config {
@@ -63,9 +133,12 @@ impl Default for Config {
             dpd_coefficient: 1.5,
             clock_drift: 0.01,
             lease_margin_ms: 1000,
+            vote_expiry_factor: 1.25,
+            restart_hold_heartbeat_ms: 24_000,
             keep_active_partition: false,
-            assumed_heartbeat_ms: 120_000,
+            allowed_clusters: Vec::new(),
             max_msg_size: wire::MAX_MSG_SIZE as u32,
+            policy: Policy::Lease,
         }
     }
 }
@@ -107,18 +180,21 @@ pub enum Action {
 
 /// The arbiter's state.
 #[derive(Debug)]
-#[allow(dead_code)] // skeleton: the decision state is being filled in
 pub struct Arbiter {
     cfg: Config,
-    /// Before this instant no ACK is granted (a restarted arbiter waits out any lease a
-    /// previous instance may have handed out).
+    started: Millis,
+    /// Before this instant no ACK is granted to an incomplete partition.
     startup_hold_until: Millis,
     conns: HashMap<ConnId, Conn>,
     clusters: BTreeMap<String, Cluster>,
+    /// Clusters with a decision waiting for a lease to run out.
+    pending: BTreeSet<String>,
+    next_scan: Millis,
+    timer: Option<Millis>,
     out: Vec<Action>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Conn {
     peer: String,
     cluster: Option<String>,
@@ -129,51 +205,71 @@ struct Conn {
     init: bool,
     node_id: u32,
     last_rx: Millis,
+    connected_at: Millis,
+    hb: u32,
+    hb_max: u32,
+    algorithm: DecisionAlgorithm,
+    tie_breaker: TieBreaker,
+    kap: bool,
+    config_nodes: Vec<u32>,
+    members: Vec<u32>,
+    membership_known: bool,
+    ring: Option<RingId>,
+    heuristics: Option<Heuristics>,
+    vote_seq: u32,
+    last_vote: Option<Vote>,
+    acked_ring: Option<RingId>,
+}
+
+#[derive(Debug, Clone)]
+struct Hold {
+    node_id: u32,
+    conn: ConnId,
+    conn_alive: bool,
+    ring: RingId,
+    members: Vec<u32>,
+    last_rx: Millis,
+    hb_max: u32,
+    closed_by_peer: Option<Millis>,
+    nack_seq: Option<u32>,
+    lms: bool,
+    granted_at: Millis,
 }
 
 #[derive(Debug, Default)]
-struct Cluster {}
+struct Cluster {
+    conns: BTreeSet<ConnId>,
+    holds: Vec<Hold>,
+    /// Highest ring reported per node id (survives disconnects).
+    node_rings: BTreeMap<u32, RingId>,
+    /// Members of the last partition that got the vote (keep_active_partition).
+    quorate_partition: Vec<u32>,
+    /// The partition the algorithm chose last, and since when it waits for the lease.
+    target: Option<RingId>,
+    waiting_since: Option<Millis>,
+}
 
 impl Arbiter {
-    /// A fresh arbiter started at `now`. It grants nothing before `now + full lease` unless it can
-    /// prove no other partition holds a vote (see the module's safety rule).
+    /// A fresh arbiter started at `now`.
     pub fn new(cfg: Config, now: Millis) -> Arbiter {
-        let hold = lease_len(&cfg, cfg.assumed_heartbeat_ms);
+        let hold = match cfg.policy {
+            Policy::Lease => {
+                let h = cfg.restart_hold_heartbeat_ms;
+                lease_span(&cfg, h, h)
+            }
+            Policy::QnetdLike => 0,
+        };
         Arbiter {
             cfg,
+            started: now,
             startup_hold_until: now + hold,
             conns: HashMap::new(),
             clusters: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            next_scan: now,
+            timer: None,
             out: Vec::new(),
         }
-    }
-
-    /// A snapshot of clusters, nodes, votes and lease ages.
-    pub fn status(&self, now: Millis) -> Status {
-        let mut st = Status {
-            now_ms: now,
-            startup_hold_remaining_ms: self.startup_hold_until.checked_sub(now).filter(|d| *d > 0),
-            connections: self.conns.len(),
-            clusters: Vec::new(),
-        };
-        let mut by_cluster: BTreeMap<String, Vec<NodeStatus>> = BTreeMap::new();
-        for (id, c) in &self.conns {
-            if let (true, Some(cl)) = (c.init, &c.cluster) {
-                by_cluster.entry(cl.clone()).or_default().push(NodeStatus {
-                    node_id: c.node_id,
-                    conn: *id,
-                    peer: c.peer.clone(),
-                    tls: c.tls,
-                    last_seen_ms_ago: now.saturating_sub(c.last_rx),
-                    ..NodeStatus::default()
-                });
-            }
-        }
-        for (name, mut nodes) in by_cluster {
-            nodes.sort_by_key(|n| n.node_id);
-            st.clusters.push(ClusterStatus { name, nodes, ..ClusterStatus::default() });
-        }
-        st
     }
 
     /// The configuration.
@@ -181,12 +277,17 @@ impl Arbiter {
         &self.cfg
     }
 
+    /// When this instance started (driver time).
+    pub fn started(&self) -> Millis {
+        self.started
+    }
+
     /// Feed one event; get the actions to execute, in order.
     pub fn handle(&mut self, now: Millis, ev: Event) -> Vec<Action> {
         match ev {
             Event::ClientConnected { conn, peer } => {
-                self.log(Level::Info, format!("conn {conn}: new client from {peer}"));
-                self.conns.insert(conn, Conn { peer, last_rx: now, ..Conn::default() });
+                self.log(Level::Debug, format!("conn {conn}: new client from {peer}"));
+                self.conns.insert(conn, Conn::new(peer, now, &self.cfg));
             }
             Event::Message { conn, msg } => self.on_message(now, conn, msg),
             Event::BadFrame { conn, error } => {
@@ -197,7 +298,7 @@ impl Arbiter {
                 self.log(Level::Warn, format!("conn {conn}: bad frame: {error}"));
                 self.send(conn, Message::server_error(seq, error.reply_code()));
                 if !matches!(error, WireError::UnsupportedMessage { .. } | WireError::TooLong { .. }) {
-                    self.close(conn, format!("undecodable message: {error}"));
+                    self.close(now, conn, format!("undecodable message: {error}"));
                 }
             }
             Event::TlsEstablished { conn, peer_cn } => {
@@ -205,17 +306,27 @@ impl Arbiter {
                     c.tls = true;
                     c.tls_cn = peer_cn;
                     c.cert_ok = false;
+                    c.last_rx = now;
                 }
             }
             Event::ClientClosed { conn } => {
                 self.log(Level::Info, format!("conn {conn}: closed by peer"));
-                self.conns.remove(&conn);
+                self.drop_conn(now, conn, true);
             }
             Event::Tick => {}
         }
-        let _ = now;
+        if now >= self.next_scan {
+            self.scan(now);
+        }
+        let pend: Vec<String> = self.pending.iter().cloned().collect();
+        for name in pend {
+            self.evaluate(now, &name);
+        }
+        self.arm_timer(now);
         std::mem::take(&mut self.out)
     }
+
+    // ---- plumbing -------------------------------------------------------------------------
 
     fn log(&mut self, level: Level, text: String) {
         self.out.push(Action::Log { level, text });
@@ -223,21 +334,110 @@ impl Arbiter {
     fn send(&mut self, conn: ConnId, msg: Message) {
         self.out.push(Action::Send { conn, msg });
     }
-    fn close(&mut self, conn: ConnId, reason: String) {
+    fn close(&mut self, now: Millis, conn: ConnId, reason: String) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
         self.log(Level::Warn, format!("conn {conn}: closing: {reason}"));
-        self.conns.remove(&conn);
+        self.drop_conn(now, conn, false);
         self.out.push(Action::Close { conn, reason });
     }
 
-    /// TLS / certificate rules of corosync-qnetd for every message after PREINIT.
-    /// Ok(true) = go on; Ok(false) = error sent, stop; Err = closed.
-    fn check_tls(&mut self, conn: ConnId, seq: Option<u32>) -> bool {
+    /// Forget a connection; its holds stay until released by the rule.
+    fn drop_conn(&mut self, now: Millis, conn: ConnId, by_peer: bool) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        let Some(name) = c.cluster.filter(|_| c.init) else { return };
+        if let Some(cl) = self.clusters.get_mut(&name) {
+            cl.conns.remove(&conn);
+            for h in cl.holds.iter_mut().filter(|h| h.conn == conn) {
+                h.conn_alive = false;
+                if by_peer {
+                    h.closed_by_peer = Some(now);
+                }
+            }
+        }
+        self.evaluate(now, &name);
+    }
+
+    /// Dead-peer detection, once a second.
+    fn scan(&mut self, now: Millis) {
+        self.next_scan = now + 1000;
+        let dpd = self.cfg.dpd_coefficient;
+        let dead: Vec<(ConnId, Millis)> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| {
+                let limit = if c.init { (c.hb as f64 * dpd).ceil() as Millis } else { 30_000 };
+                (now.saturating_sub(c.last_rx) > limit).then_some((*id, now - c.last_rx))
+            })
+            .collect();
+        for (id, silent) in dead {
+            self.close(now, id, format!("no message for {silent} ms (dead peer)"));
+        }
+    }
+
+    fn arm_timer(&mut self, now: Millis) {
+        let mut at = if self.conns.is_empty() { None } else { Some(self.next_scan) };
+        for name in &self.pending {
+            if let Some(t) = self.clusters.get(name).and_then(|cl| self.wake_time(cl, now)) {
+                at = Some(at.map_or(t, |a: Millis| a.min(t)));
+            }
+        }
+        if at != self.timer {
+            self.timer = at;
+            if let Some(at) = at {
+                self.out.push(Action::SetTimer { at: at.max(now) });
+            }
+        }
+    }
+
+    /// Earliest time a blocking hold (or the restart hold) of this cluster may end.
+    fn wake_time(&self, cl: &Cluster, now: Millis) -> Option<Millis> {
+        let target = cl.target?;
+        let mut t: Option<Millis> = None;
+        for h in cl.holds.iter().filter(|h| h.ring != target) {
+            if let Some(end) = self.lease_end(h) {
+                t = Some(t.map_or(end, |x: Millis| x.min(end)));
+            }
+        }
+        if now < self.startup_hold_until {
+            t = Some(t.map_or(self.startup_hold_until, |x| x.max(self.startup_hold_until)));
+        }
+        t
+    }
+
+    /// When a hold certainly ends by itself (`None`: only by ring change or NACK reply).
+    fn lease_end(&self, h: &Hold) -> Option<Millis> {
+        match self.cfg.policy {
+            Policy::QnetdLike => {
+                return if h.conn_alive { None } else { Some(0) };
+            }
+            Policy::Lease => {}
+        }
+        if h.lms {
+            return None;
+        }
+        let r = 1.0 + self.cfg.clock_drift.max(0.0);
+        let hb = h.hb_max as f64;
+        let e = self.cfg.vote_expiry_factor.max(0.0) * hb;
+        let silent = h.last_rx + ((2.0 * hb + e) * r).ceil() as Millis;
+        let end = match h.closed_by_peer {
+            Some(c) => silent.min((h.last_rx + (2.0 * hb * r).ceil() as Millis).max(c + (e * r).ceil() as Millis)),
+            None => silent,
+        };
+        Some(end + self.cfg.lease_margin_ms)
+    }
+
+    // ---- TLS rules ------------------------------------------------------------------------
+
+    /// corosync-qnetd's TLS / certificate rules for every message after PREINIT.
+    /// true = go on; false = error sent or connection closed.
+    fn check_tls(&mut self, now: Millis, conn: ConnId, seq: Option<u32>) -> bool {
         let (tls_on, cn, cluster, cert_ok) = match self.conns.get(&conn) {
             Some(c) => (c.tls, c.tls_cn.clone(), c.cluster.clone(), c.cert_ok),
             None => return false,
         };
-        let required = self.cfg.tls == TlsSupported::Required;
-        if required && !tls_on {
+        if self.cfg.tls == TlsSupported::Required && !tls_on {
             self.send(conn, Message::server_error(seq, ReplyErrorCode::TlsRequired));
             return false;
         }
@@ -250,14 +450,12 @@ impl Arbiter {
                     }
                 }
                 (None, _) => {
-                    self.close(conn, "client sent no valid certificate".into());
+                    self.close(now, conn, "client sent no valid certificate".into());
                     return false;
                 }
                 (Some(cn), cl) => {
-                    self.close(
-                        conn,
-                        format!("client certificate CN {cn:?} is not the cluster name {:?}", cl.unwrap_or_default()),
-                    );
+                    let cl = cl.unwrap_or_default();
+                    self.close(now, conn, format!("client certificate CN {cn:?} is not the cluster name {cl:?}"));
                     return false;
                 }
             }
@@ -265,9 +463,31 @@ impl Arbiter {
         true
     }
 
+    /// TLS check + INIT required. Returns the cluster name when the message may be processed.
+    fn ready(&mut self, now: Millis, conn: ConnId, seq: Option<u32>) -> Option<String> {
+        if !self.check_tls(now, conn, seq) {
+            return None;
+        }
+        match self.conns.get(&conn) {
+            Some(c) if c.init => c.cluster.clone(),
+            Some(_) => {
+                self.send(conn, Message::server_error(seq, ReplyErrorCode::InitRequired));
+                None
+            }
+            None => None,
+        }
+    }
+
+    // ---- messages -------------------------------------------------------------------------
+
     fn on_message(&mut self, now: Millis, conn: ConnId, msg: Message) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
         c.last_rx = now;
+        if let Some(cl) = c.cluster.as_ref().filter(|_| c.init).and_then(|n| self.clusters.get_mut(n)) {
+            for h in cl.holds.iter_mut().filter(|h| h.conn == conn) {
+                h.last_rx = now;
+            }
+        }
         let seq = msg.seq();
         match msg {
             Message::Preinit { cluster_name, .. } => {
@@ -275,8 +495,20 @@ impl Arbiter {
                     self.send(conn, Message::server_error(seq, ReplyErrorCode::DoesntContainRequiredOption));
                     return;
                 };
-                c.cluster = Some(name);
-                c.preinit = true;
+                if !self.cfg.allowed_clusters.is_empty() && !self.cfg.allowed_clusters.contains(&name) {
+                    self.send(conn, Message::server_error(seq, ReplyErrorCode::UnexpectedMessage));
+                    self.close(now, conn, format!("cluster {name:?} is not in allowed_clusters"));
+                    return;
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    if c.init {
+                        // a second PREINIT after INIT: refuse, keep the client as it is
+                        self.send(conn, Message::server_error(seq, ReplyErrorCode::UnexpectedMessage));
+                        return;
+                    }
+                    c.cluster = Some(name);
+                    c.preinit = true;
+                }
                 let reply = Message::PreinitReply {
                     seq,
                     tls: Some(self.cfg.tls),
@@ -285,9 +517,10 @@ impl Arbiter {
                 self.send(conn, reply);
             }
             Message::StartTls { .. } => {
-                if !c.preinit {
+                let (pre, tls) = self.conns.get(&conn).map(|c| (c.preinit, c.tls)).unwrap_or((false, false));
+                if !pre {
                     self.send(conn, Message::server_error(seq, ReplyErrorCode::PreinitRequired));
-                } else if self.cfg.tls == TlsSupported::Unsupported {
+                } else if self.cfg.tls == TlsSupported::Unsupported || tls {
                     self.send(conn, Message::server_error(seq, ReplyErrorCode::UnexpectedMessage));
                 } else {
                     self.out.push(Action::StartTls { conn });
@@ -295,48 +528,164 @@ impl Arbiter {
             }
             Message::Init(init) => self.on_init(now, conn, init),
             Message::EchoRequest { .. } => {
-                if !self.check_tls(conn, seq) {
+                if self.ready(now, conn, seq).is_some() {
+                    self.send(conn, Message::EchoReply { seq });
+                }
+            }
+            Message::SetOption { heartbeat_interval, keep_active_partition, .. } => {
+                if self.ready(now, conn, seq).is_none() {
                     return;
                 }
-                if !self.conns.get(&conn).is_some_and(|c| c.init) {
-                    self.send(conn, Message::server_error(seq, ReplyErrorCode::InitRequired));
+                if let Some(hb) = heartbeat_interval {
+                    if hb < self.cfg.heartbeat_min_ms || hb > self.cfg.heartbeat_max_ms {
+                        self.send(conn, Message::server_error(seq, ReplyErrorCode::InvalidHeartbeatInterval));
+                        return;
+                    }
+                }
+                let Some(c) = self.conns.get_mut(&conn) else { return };
+                if let Some(hb) = heartbeat_interval {
+                    c.hb = hb;
+                    c.hb_max = c.hb_max.max(hb);
+                }
+                if let Some(k) = keep_active_partition {
+                    c.kap = k;
+                }
+                let reply = Message::SetOptionReply {
+                    seq,
+                    heartbeat_interval: heartbeat_interval.map(|_| c.hb),
+                    keep_active_partition: keep_active_partition.map(|_| c.kap),
+                };
+                let hbm = c.hb_max;
+                if let Some(cl) = c.cluster.clone().and_then(|n| self.clusters.get_mut(&n)) {
+                    for h in cl.holds.iter_mut().filter(|h| h.conn == conn) {
+                        h.hb_max = h.hb_max.max(hbm);
+                    }
+                }
+                self.send(conn, reply);
+            }
+            Message::NodeList(nl) => self.on_node_list(now, conn, nl),
+            Message::AskForVote { .. } => {
+                let Some(name) = self.ready(now, conn, seq) else { return };
+                let Some(c) = self.conns.get(&conn) else { return };
+                if seq.is_none() {
+                    self.send(conn, Message::server_error(seq, ReplyErrorCode::DoesntContainRequiredOption));
                     return;
                 }
-                self.send(conn, Message::EchoReply { seq });
+                if c.algorithm == DecisionAlgorithm::Ffsplit {
+                    self.send(conn, Message::server_error(seq, ReplyErrorCode::UnsupportedDecisionAlgorithmMessage));
+                    return;
+                }
+                self.evaluate(now, &name);
+                let Some(c) = self.conns.get(&conn) else { return };
+                let vote = if c.acked_ring.is_some() && c.acked_ring == c.ring {
+                    Vote::Ack
+                } else if self.clusters.get(&name).is_some_and(|cl| cl.target.is_some() && cl.target != c.ring) {
+                    Vote::Nack
+                } else {
+                    Vote::WaitForReply
+                };
+                let ring = c.ring;
+                self.send(conn, Message::AskForVoteReply { seq, ring_id: ring, vote: Some(vote) });
+            }
+            Message::VoteInfoReply { .. } => {
+                let Some(name) = self.ready(now, conn, seq) else { return };
+                if let (Some(s), Some(cl)) = (seq, self.clusters.get_mut(&name)) {
+                    let before = cl.holds.len();
+                    cl.holds.retain(|h| !(h.conn == conn && h.nack_seq == Some(s)));
+                    if cl.holds.len() != before {
+                        self.log(Level::Info, format!("cluster {name}: conn {conn} confirmed NACK; its vote is released"));
+                    }
+                }
+                self.evaluate(now, &name);
+            }
+            Message::HeuristicsChange { heuristics, .. } => {
+                let Some(name) = self.ready(now, conn, seq) else { return };
+                if heuristics.is_none() || seq.is_none() {
+                    self.send(conn, Message::server_error(seq, ReplyErrorCode::DoesntContainRequiredOption));
+                    return;
+                }
+                let Some(c) = self.conns.get_mut(&conn) else { return };
+                c.heuristics = heuristics;
+                let vote = if c.config_nodes.is_empty() || !c.membership_known { Vote::AskLater } else { Vote::NoChange };
+                let ring = c.ring;
+                self.send(conn, Message::HeuristicsChangeReply { seq, ring_id: ring, heuristics, vote: Some(vote) });
+                self.evaluate(now, &name);
             }
             other => {
                 let t = other.msg_type();
-                self.log(Level::Warn, format!("conn {conn}: unexpected {t} message"));
+                self.log(Level::Warn, format!("conn {conn}: unexpected {t} message from a client"));
                 self.send(conn, Message::server_error(seq, ReplyErrorCode::UnexpectedMessage));
             }
         }
     }
 
-    fn on_init(&mut self, _now: Millis, conn: ConnId, init: Init) {
-        if !self.check_tls(conn, init.seq) {
+    fn on_init(&mut self, now: Millis, conn: ConnId, init: Init) {
+        if !self.check_tls(now, conn, init.seq) {
             return;
         }
+        let Some(c) = self.conns.get(&conn) else { return };
         let mut code = ReplyErrorCode::NoError;
-        let preinit = self.conns.get(&conn).is_some_and(|c| c.preinit);
-        if !preinit {
+        let algorithm = init.decision_algorithm.and_then(DecisionAlgorithm::from_u16);
+        if !c.preinit {
             code = ReplyErrorCode::PreinitRequired;
-        } else if init.node_id.is_none() || init.ring_id.is_none() || init.heartbeat_interval.is_none() || init.tie_breaker.is_none() {
+        } else if c.init {
+            code = ReplyErrorCode::UnexpectedMessage;
+        } else if init.node_id.is_none()
+            || init.ring_id.is_none()
+            || init.heartbeat_interval.is_none()
+            || init.tie_breaker.is_none()
+            || init.decision_algorithm.is_none()
+        {
             code = ReplyErrorCode::DoesntContainRequiredOption;
-        } else if let Some(hb) = init.heartbeat_interval.filter(|hb| *hb < self.cfg.heartbeat_min_ms || *hb > self.cfg.heartbeat_max_ms) {
-            let _ = hb;
+        } else if init
+            .heartbeat_interval
+            .is_some_and(|hb| hb < self.cfg.heartbeat_min_ms || hb > self.cfg.heartbeat_max_ms)
+        {
             code = ReplyErrorCode::InvalidHeartbeatInterval;
-        } else {
-            match init.decision_algorithm.and_then(DecisionAlgorithm::from_u16) {
-                None if init.decision_algorithm.is_none() => code = ReplyErrorCode::DoesntContainRequiredOption,
-                Some(DecisionAlgorithm::Ffsplit) | Some(DecisionAlgorithm::Lms) => {}
-                _ => code = ReplyErrorCode::UnsupportedDecisionAlgorithm,
+        } else if !matches!(algorithm, Some(DecisionAlgorithm::Ffsplit) | Some(DecisionAlgorithm::Lms)) {
+            code = ReplyErrorCode::UnsupportedDecisionAlgorithm;
+        }
+        let name = c.cluster.clone().unwrap_or_default();
+        let node_id = init.node_id.unwrap_or(0);
+        let tb = init.tie_breaker.unwrap_or(TieBreaker::Lowest);
+        let mut replaced = None;
+        if code == ReplyErrorCode::NoError {
+            if let Some(cl) = self.clusters.get(&name) {
+                for other in cl.conns.iter().filter_map(|id| self.conns.get(id).map(|o| (id, o))) {
+                    if other.1.tie_breaker != tb {
+                        code = ReplyErrorCode::TieBreakerDiffersFromOtherNodes;
+                    } else if Some(other.1.algorithm) != algorithm {
+                        code = ReplyErrorCode::AlgorithmDiffersFromOtherNodes;
+                    } else if other.1.node_id == node_id {
+                        // a qdevice has one connection: the old one is dead (its holds stay)
+                        replaced = Some(*other.0);
+                    }
+                }
             }
         }
+        if let Some(old) = replaced.filter(|_| code == ReplyErrorCode::NoError) {
+            self.close(now, old, format!("node {node_id} of cluster {name} reconnected as conn {conn}"));
+        }
         if code == ReplyErrorCode::NoError {
+            let kap_default = self.cfg.keep_active_partition;
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.init = true;
-                c.node_id = init.node_id.unwrap_or(0);
+                c.node_id = node_id;
+                c.hb = init.heartbeat_interval.unwrap_or(8000);
+                c.hb_max = c.hb;
+                c.algorithm = algorithm.unwrap_or(DecisionAlgorithm::Ffsplit);
+                c.tie_breaker = tb;
+                c.kap = kap_default;
+                c.ring = init.ring_id;
             }
+            let cl = self.clusters.entry(name.clone()).or_default();
+            cl.conns.insert(conn);
+            if let Some(r) = init.ring_id {
+                note_ring(cl, node_id, r);
+            }
+            self.log(Level::Info, format!("cluster {name}: node {node_id} joined (conn {conn})"));
+        } else {
+            self.log(Level::Warn, format!("conn {conn}: INIT refused: {code:?}"));
         }
         let reply = InitReply {
             seq: init.seq,
@@ -348,22 +697,457 @@ impl Arbiter {
             supported_decision_algorithms: Some(vec![DecisionAlgorithm::Ffsplit.as_u16(), DecisionAlgorithm::Lms.as_u16()]),
         };
         self.send(conn, Message::InitReply(reply));
+        if code == ReplyErrorCode::NoError {
+            self.evaluate(now, &name);
+        }
+    }
+
+    fn on_node_list(&mut self, now: Millis, conn: ConnId, nl: NodeList) {
+        let seq = nl.seq;
+        let Some(name) = self.ready(now, conn, seq) else { return };
+        let (Some(list_type), Some(_)) = (nl.list_type, seq) else {
+            self.send(conn, Message::server_error(seq, ReplyErrorCode::DoesntContainRequiredOption));
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let ids: Vec<u32> = nl.nodes.iter().map(|n| n.node_id).collect();
+        let vote = match list_type {
+            NodeListType::InitialConfig | NodeListType::ChangedConfig => {
+                if ids.is_empty() || !ids.contains(&c.node_id) {
+                    self.send(conn, Message::server_error(seq, ReplyErrorCode::InvalidConfigNodeList));
+                    return;
+                }
+                c.config_nodes = ids;
+                if list_type == NodeListType::InitialConfig || !c.membership_known {
+                    Vote::AskLater
+                } else {
+                    Vote::NoChange
+                }
+            }
+            NodeListType::Membership => {
+                let Some(ring) = nl.ring_id else {
+                    self.send(conn, Message::server_error(seq, ReplyErrorCode::DoesntContainRequiredOption));
+                    return;
+                };
+                if ids.is_empty() || !ids.contains(&c.node_id) {
+                    self.send(conn, Message::server_error(seq, ReplyErrorCode::InvalidMembershipNodeList));
+                    return;
+                }
+                c.members = ids;
+                c.membership_known = true;
+                c.ring = Some(ring);
+                c.heuristics = nl.heuristics;
+                if c.acked_ring != Some(ring) {
+                    c.acked_ring = None;
+                }
+                let node = c.node_id;
+                if let Some(cl) = self.clusters.get_mut(&name) {
+                    note_ring(cl, node, ring);
+                }
+                let Some(c) = self.conns.get(&conn) else { return };
+                if c.config_nodes.is_empty() {
+                    Vote::AskLater
+                } else {
+                    Vote::NoChange
+                }
+            }
+            NodeListType::Quorum => {
+                if nl.quorate.is_none() {
+                    self.send(conn, Message::server_error(seq, ReplyErrorCode::DoesntContainRequiredOption));
+                    return;
+                }
+                Vote::NoChange
+            }
+        };
+        let ring = self.conns.get(&conn).and_then(|c| c.ring);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if matches!(vote, Vote::AskLater) {
+                c.last_vote = Some(vote);
+            }
+        }
+        self.send(conn, Message::NodeListReply { seq, list_type: Some(list_type), ring_id: ring, vote: Some(vote) });
+        self.evaluate(now, &name);
+    }
+
+    // ---- the decision -----------------------------------------------------------------------
+
+    /// Release what the rule allows, choose the partition, send NACKs, and ACKs when safe.
+    fn evaluate(&mut self, now: Millis, name: &str) {
+        self.release(now, name);
+        let Some(cl) = self.clusters.get(name) else { return };
+        if cl.conns.is_empty() && cl.holds.is_empty() {
+            self.clusters.remove(name);
+            self.pending.remove(name);
+            return;
+        }
+        // Clients that told us everything we need, and whose ring is not known to be dissolved
+        // already (such a client is between rings; its next membership list will say where).
+        let ready: Vec<ConnId> = cl
+            .conns
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.conns.get(id).is_some_and(|c| {
+                    c.membership_known
+                        && !c.config_nodes.is_empty()
+                        && c.ring.is_some_and(|r| !c.members.iter().any(|m| cl.node_rings.get(m).is_some_and(|x| x.seq > r.seq)))
+                })
+            })
+            .collect();
+        if ready.is_empty() {
+            if let Some(cl) = self.clusters.get_mut(name) {
+                cl.target = None;
+            }
+            self.pending.remove(name);
+            return;
+        }
+        if !self.stable(&ready) {
+            return;
+        }
+        let winner = self.choose(name, &ready);
+        // NACK everyone outside the winner.
+        let mut nacks = Vec::new();
+        for id in &ready {
+            let Some(c) = self.conns.get(id) else { continue };
+            if c.ring == winner {
+                continue;
+            }
+            let held = self
+                .clusters
+                .get(name)
+                .is_some_and(|cl| cl.holds.iter().any(|h| h.conn == *id && h.nack_seq.is_none()));
+            if held || c.last_vote != Some(Vote::Nack) {
+                nacks.push(*id);
+            }
+        }
+        for id in nacks {
+            let Some(c) = self.conns.get_mut(&id) else { continue };
+            c.vote_seq = c.vote_seq.wrapping_add(1);
+            let s = c.vote_seq;
+            c.last_vote = Some(Vote::Nack);
+            c.acked_ring = None;
+            let ring = c.ring.unwrap_or_default();
+            let node = c.node_id;
+            if let Some(cl) = self.clusters.get_mut(name) {
+                for h in cl.holds.iter_mut().filter(|h| h.conn == id && h.nack_seq.is_none()) {
+                    h.nack_seq = Some(s);
+                }
+            }
+            self.log(Level::Info, format!("cluster {name}: NACK to node {node} (ring {}/{})", ring.node_id, ring.seq));
+            self.send(id, Message::vote_info(s, ring, Vote::Nack));
+        }
+        let Some(w) = winner else {
+            if let Some(cl) = self.clusters.get_mut(name) {
+                cl.target = None;
+                cl.waiting_since = None;
+            }
+            self.pending.remove(name);
+            return;
+        };
+        let members: Vec<u32> = ready
+            .iter()
+            .filter_map(|id| self.conns.get(id))
+            .find(|c| c.ring == Some(w))
+            .map(|c| c.members.clone())
+            .unwrap_or_default();
+        let complete = self.complete(name, &ready, w);
+        let Some(cl) = self.clusters.get_mut(name) else { return };
+        if cl.target != Some(w) {
+            cl.target = Some(w);
+            cl.waiting_since = Some(now);
+        }
+        let blockers: Vec<(u32, RingId)> = cl.holds.iter().filter(|h| h.ring != w).map(|h| (h.node_id, h.ring)).collect();
+        let restart_block = now < self.startup_hold_until && !complete;
+        if !blockers.is_empty() || restart_block {
+            if self.pending.insert(name.to_string()) {
+                let why = if restart_block && blockers.is_empty() {
+                    format!("arbiter restart hold ({} ms left)", self.startup_hold_until - now)
+                } else {
+                    format!("vote still possibly held by node(s) {:?}", blockers.iter().map(|b| b.0).collect::<Vec<_>>())
+                };
+                self.log(Level::Info, format!("cluster {name}: partition {}/{} chosen, waiting: {why}", w.node_id, w.seq));
+            }
+            return;
+        }
+        self.pending.remove(name);
+        cl.quorate_partition = members.clone();
+        cl.waiting_since = None;
+        let lms_cluster;
+        let mut acks = Vec::new();
+        for id in &ready {
+            let Some(c) = self.conns.get(id) else { continue };
+            if c.ring == Some(w) && c.acked_ring != Some(w) {
+                acks.push(*id);
+            }
+        }
+        lms_cluster = ready.iter().filter_map(|id| self.conns.get(id)).any(|c| c.algorithm == DecisionAlgorithm::Lms);
+        for id in acks {
+            let Some(c) = self.conns.get_mut(&id) else { continue };
+            c.vote_seq = c.vote_seq.wrapping_add(1);
+            let s = c.vote_seq;
+            c.last_vote = Some(Vote::Ack);
+            c.acked_ring = Some(w);
+            let hold = Hold {
+                node_id: c.node_id,
+                conn: id,
+                conn_alive: true,
+                ring: w,
+                members: members.clone(),
+                last_rx: c.last_rx,
+                hb_max: c.hb_max,
+                closed_by_peer: None,
+                nack_seq: None,
+                lms: lms_cluster,
+                granted_at: now,
+            };
+            let node = c.node_id;
+            if let Some(cl) = self.clusters.get_mut(name) {
+                cl.holds.push(hold);
+            }
+            self.log(Level::Info, format!("cluster {name}: ACK to node {node} (ring {}/{})", w.node_id, w.seq));
+            self.send(id, Message::vote_info(s, w, Vote::Ack));
+        }
+    }
+
+    /// Apply release rules 1 (ring dissolved) and 3 (lease expired). Rule 2 is in the
+    /// VOTE_INFO_REPLY handler.
+    fn release(&mut self, now: Millis, name: &str) {
+        let Some(cl) = self.clusters.get(name) else { return };
+        let mut keep = Vec::with_capacity(cl.holds.len());
+        let mut released = Vec::new();
+        for h in &cl.holds {
+            let dissolved = h.members.iter().any(|m| cl.node_rings.get(m).is_some_and(|r| r.seq > h.ring.seq));
+            let expired = self.lease_end(h).is_some_and(|end| now >= end);
+            if dissolved || expired {
+                released.push((h.node_id, if dissolved { "its ring dissolved" } else { "its lease expired" }));
+            } else {
+                keep.push(h.clone());
+            }
+        }
+        if let Some(cl) = self.clusters.get_mut(name) {
+            cl.holds = keep;
+        }
+        for (node, why) in released {
+            self.log(Level::Info, format!("cluster {name}: vote of node {node} released: {why}"));
+        }
+    }
+
+    /// qnetd's "membership stable": every connected member of a client's membership reports
+    /// the same ring and the same members; and all clients share one config node list.
+    fn stable(&self, ready: &[ConnId]) -> bool {
+        let by_node: HashMap<u32, &Conn> = ready.iter().filter_map(|id| self.conns.get(id)).map(|c| (c.node_id, c)).collect();
+        let mut cfg0: Option<Vec<u32>> = None;
+        for c in by_node.values() {
+            let mut cfg = c.config_nodes.clone();
+            cfg.sort_unstable();
+            match &cfg0 {
+                None => cfg0 = Some(cfg),
+                Some(x) if *x != cfg => return false,
+                _ => {}
+            }
+            for m in &c.members {
+                if let Some(o) = by_node.get(m) {
+                    if o.ring != c.ring || sorted(&o.members) != sorted(&c.members) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether partition `w` holds every configured node, all connected and reporting `w`.
+    fn complete(&self, _name: &str, ready: &[ConnId], w: RingId) -> bool {
+        let Some(cfg) = ready.iter().filter_map(|id| self.conns.get(id)).map(|c| c.config_nodes.clone()).next() else {
+            return false;
+        };
+        cfg.iter().all(|n| ready.iter().filter_map(|id| self.conns.get(id)).any(|c| c.node_id == *n && c.ring == Some(w)))
+    }
+
+    /// The algorithm: which partition (ring) should have the vote.
+    fn choose(&self, name: &str, ready: &[ConnId]) -> Option<RingId> {
+        let clients: Vec<&Conn> = ready.iter().filter_map(|id| self.conns.get(id)).collect();
+        let first = clients.first()?;
+        let mut parts: BTreeMap<RingId, Vec<&Conn>> = BTreeMap::new();
+        for c in &clients {
+            if let Some(r) = c.ring {
+                parts.entry(r).or_default().push(c);
+            }
+        }
+        let n = first.config_nodes.len();
+        let tb_node = match first.tie_breaker {
+            TieBreaker::Lowest => first.config_nodes.iter().copied().min(),
+            TieBreaker::Highest => first.config_nodes.iter().copied().max(),
+            TieBreaker::NodeId(id) => Some(id),
+        };
+        let preferred = |members: &[u32]| tb_node.is_some_and(|t| members.contains(&t));
+        if first.algorithm == DecisionAlgorithm::Lms {
+            if parts.len() == 1 {
+                return parts.keys().next().copied();
+            }
+            // largest partition wins; equal sizes: the tie-breaker's partition
+            let mut best: Vec<(usize, bool, RingId)> =
+                parts.iter().map(|(r, cs)| (cs[0].members.len(), preferred(&cs[0].members), *r)).collect();
+            best.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+            if best.len() > 1 && (best[0].0, best[0].1) == (best[1].0, best[1].1) {
+                return None;
+            }
+            return best.first().map(|b| b.2);
+        }
+        // ffsplit
+        let kap = clients.iter().all(|c| c.kap);
+        let quorate_partition = self.clusters.get(name).map(|cl| cl.quorate_partition.clone()).unwrap_or_default();
+        #[derive(PartialEq, Eq, PartialOrd, Ord)]
+        struct Key {
+            score: i64,
+            active: usize,
+            kap: bool,
+            preferred: bool,
+        }
+        let mut best: Option<(Key, RingId)> = None;
+        for (r, cs) in &parts {
+            let members = &cs[0].members;
+            if members.len() * 2 > n {
+                return Some(*r);
+            }
+            if n % 2 == 1 || members.len() * 2 < n {
+                continue;
+            }
+            let active = cs.len() as i64;
+            let pass = cs.iter().filter(|c| c.heuristics == Some(Heuristics::Pass)).count() as i64;
+            let fail = cs.iter().filter(|c| c.heuristics == Some(Heuristics::Fail)).count() as i64;
+            let key = Key {
+                score: active + pass - fail,
+                active: cs.len(),
+                kap: kap && cs.iter().any(|c| quorate_partition.contains(&c.node_id)),
+                preferred: preferred(members),
+            };
+            if best.as_ref().is_none_or(|(k, _)| key > *k) {
+                best = Some((key, *r));
+            }
+        }
+        best.map(|b| b.1)
+    }
+
+    // ---- status ---------------------------------------------------------------------------
+
+    /// A snapshot of clusters, nodes, votes and lease ages.
+    pub fn status(&self, now: Millis) -> Status {
+        let mut st = Status {
+            now_ms: now,
+            startup_hold_remaining_ms: self.startup_hold_until.checked_sub(now).filter(|d| *d > 0),
+            connections: self.conns.len(),
+            clusters: Vec::new(),
+        };
+        for (name, cl) in &self.clusters {
+            let mut cs = ClusterStatus { name: name.clone(), ..ClusterStatus::default() };
+            if let Some(c) = cl.conns.iter().filter_map(|id| self.conns.get(id)).next() {
+                cs.algorithm = format!("{:?}", c.algorithm).to_lowercase();
+                cs.tie_breaker = match c.tie_breaker {
+                    TieBreaker::Lowest => "lowest".into(),
+                    TieBreaker::Highest => "highest".into(),
+                    TieBreaker::NodeId(n) => n.to_string(),
+                };
+            }
+            cs.waiting_for_lease_ms = cl.waiting_since.filter(|_| self.pending.contains(name)).map(|t| now.saturating_sub(t));
+            for id in &cl.conns {
+                let Some(c) = self.conns.get(id) else { continue };
+                let hold = cl.holds.iter().filter(|h| h.conn == *id).max_by_key(|h| h.granted_at);
+                cs.nodes.push(NodeStatus {
+                    node_id: c.node_id,
+                    conn: Some(*id),
+                    peer: c.peer.clone(),
+                    tls: c.tls,
+                    ring_id: c.ring,
+                    heartbeat_ms: c.hb,
+                    vote: c.last_vote.map(|v| format!("{v:?}").to_uppercase()),
+                    holds_lease: hold.is_some(),
+                    last_seen_ms_ago: now.saturating_sub(c.last_rx),
+                    lease_remaining_ms: 0,
+                    heuristics: c.heuristics.map(|h| format!("{h:?}").to_lowercase()),
+                    connected_for_ms: now.saturating_sub(c.connected_at),
+                });
+            }
+            for h in cl.holds.iter().filter(|h| !h.conn_alive) {
+                cs.nodes.push(NodeStatus {
+                    node_id: h.node_id,
+                    conn: None,
+                    peer: "(disconnected)".into(),
+                    ring_id: Some(h.ring),
+                    heartbeat_ms: h.hb_max,
+                    vote: Some("ACK".into()),
+                    holds_lease: true,
+                    last_seen_ms_ago: now.saturating_sub(h.last_rx),
+                    lease_remaining_ms: self.lease_end(h).map_or(Millis::MAX, |e| e.saturating_sub(now)),
+                    ..NodeStatus::default()
+                });
+            }
+            cs.nodes.sort_by_key(|n| (n.node_id, n.conn.is_none()));
+            st.clusters.push(cs);
+        }
+        st
     }
 }
 
-/// Length of the lease a client with heartbeat interval `hb_ms` holds after the last message the
-/// arbiter received from it: 2 × heartbeat (corosync-qdevice's echo timer), stretched by the clock
-/// drift bound, plus the margin.
+impl Conn {
+    fn new(peer: String, now: Millis, cfg: &Config) -> Conn {
+        Conn {
+            peer,
+            cluster: None,
+            preinit: false,
+            tls: false,
+            tls_cn: None,
+            cert_ok: false,
+            init: false,
+            node_id: 0,
+            last_rx: now,
+            connected_at: now,
+            hb: 8000,
+            hb_max: 8000,
+            algorithm: DecisionAlgorithm::Ffsplit,
+            tie_breaker: TieBreaker::Lowest,
+            kap: cfg.keep_active_partition,
+            config_nodes: Vec::new(),
+            members: Vec::new(),
+            membership_known: false,
+            ring: None,
+            heuristics: None,
+            vote_seq: 0,
+            last_vote: None,
+            acked_ring: None,
+        }
+    }
+}
+
+fn note_ring(cl: &mut Cluster, node: u32, ring: RingId) {
+    let e = cl.node_rings.entry(node).or_insert(ring);
+    if ring.seq > e.seq {
+        *e = ring;
+    }
+}
+
+fn sorted(v: &[u32]) -> Vec<u32> {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v
+}
+
+/// Lease length after the last message for heartbeat `hb_ms` (the silent case of rule 3).
 pub fn lease_len(cfg: &Config, hb_ms: u32) -> Millis {
-    let base = 2.0 * hb_ms as f64 * (1.0 + cfg.clock_drift);
-    base.ceil() as Millis + cfg.lease_margin_ms
+    lease_span(cfg, hb_ms, hb_ms)
+}
+
+fn lease_span(cfg: &Config, hb_ms: u32, expiry_hb_ms: u32) -> Millis {
+    let r = 1.0 + cfg.clock_drift.max(0.0);
+    let span = (2.0 * hb_ms as f64 + cfg.vote_expiry_factor.max(0.0) * expiry_hb_ms as f64) * r;
+    span.ceil() as Millis + cfg.lease_margin_ms
 }
 
 /// A snapshot for `twonode arbiter status` (like `corosync-qnetd-tool -lv`).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Status {
     pub now_ms: Millis,
-    /// Until this time no vote is granted (restart hold); `None` once passed.
+    /// Time left before an incomplete partition can get a vote after a restart.
     pub startup_hold_remaining_ms: Option<Millis>,
     pub connections: usize,
     pub clusters: Vec<ClusterStatus>,
@@ -375,28 +1159,299 @@ pub struct ClusterStatus {
     pub name: String,
     pub algorithm: String,
     pub tie_breaker: String,
+    /// How long the chosen partition has been waiting for an old lease to run out.
+    pub waiting_for_lease_ms: Option<Millis>,
     pub nodes: Vec<NodeStatus>,
 }
 
-/// One connected node in [`ClusterStatus`].
+/// One node (connection, or a disconnected node whose lease still runs) in [`ClusterStatus`].
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct NodeStatus {
     pub node_id: u32,
-    pub conn: ConnId,
+    /// `None` for a disconnected node whose vote lease still runs.
+    pub conn: Option<ConnId>,
     pub peer: String,
     pub tls: bool,
     pub ring_id: Option<RingId>,
     pub heartbeat_ms: u32,
-    /// Last vote sent (ACK/NACK/...), `None` before any.
+    /// Last vote sent (ACK/NACK/ASKLATER...), `None` before any.
     pub vote: Option<String>,
-    /// Whether the arbiter still counts this node as possibly holding an ACK (its lease).
+    /// Whether the arbiter counts this node as possibly holding an ACK.
     pub holds_lease: bool,
-    /// Milliseconds since the last message from this node.
     pub last_seen_ms_ago: Millis,
-    /// Milliseconds until the lease this node may hold has certainly expired (0 = none).
+    /// For a disconnected holder: ms until its lease has certainly expired (u64::MAX: never, lms).
     pub lease_remaining_ms: Millis,
     pub heuristics: Option<String>,
+    pub connected_for_ms: Millis,
 }
 
-#[allow(dead_code)]
-fn _unused(_: NodeInfo, _: NodeListType, _: RingId, _: TieBreaker, _: Vote, _: Heuristics) {}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quorum::arbiter::wire::{NodeInfo, NodeList};
+
+    fn cfg() -> Config {
+        Config { tls: TlsSupported::Unsupported, client_cert_required: false, ..Config::default() }
+    }
+
+    struct H {
+        a: Arbiter,
+        now: Millis,
+        seq: u32,
+    }
+
+    fn ring(id: u32, seq: u64) -> RingId {
+        RingId { node_id: id, seq }
+    }
+
+    impl H {
+        fn new(cfg: Config) -> H {
+            H { a: Arbiter::new(cfg, 0), now: 0, seq: 100 }
+        }
+        fn at(&mut self, t: Millis) -> &mut Self {
+            self.now = t;
+            self
+        }
+        fn ev(&mut self, e: Event) -> Vec<Action> {
+            self.a.handle(self.now, e)
+        }
+        fn msg(&mut self, conn: ConnId, m: Message) -> Vec<Action> {
+            self.ev(Event::Message { conn, msg: m })
+        }
+        fn s(&mut self) -> Option<u32> {
+            self.seq += 1;
+            Some(self.seq)
+        }
+        fn join(&mut self, conn: ConnId, node: u32, r: RingId, members: &[u32]) -> Vec<Action> {
+            let mut out = self.ev(Event::ClientConnected { conn, peer: format!("n{node}") });
+            let s = self.s();
+            out.extend(self.msg(conn, Message::Preinit { seq: s, cluster_name: Some("c1".into()) }));
+            let s = self.s();
+            out.extend(self.msg(
+                conn,
+                Message::Init(Init {
+                    seq: s,
+                    node_id: Some(node),
+                    ring_id: Some(r),
+                    heartbeat_interval: Some(8000),
+                    tie_breaker: Some(TieBreaker::Lowest),
+                    decision_algorithm: Some(1),
+                    ..Init::default()
+                }),
+            ));
+            let s = self.s();
+            out.extend(self.msg(conn, Message::SetOption { seq: s, heartbeat_interval: None, keep_active_partition: Some(true) }));
+            let s = self.s();
+            out.extend(self.msg(conn, nl(s, NodeListType::InitialConfig, None, &[1, 2], None)));
+            out.extend(self.membership(conn, r, members, None));
+            out
+        }
+        fn membership(&mut self, conn: ConnId, r: RingId, members: &[u32], h: Option<Heuristics>) -> Vec<Action> {
+            let s = self.s();
+            self.msg(conn, nl(s, NodeListType::Membership, Some(r), members, h))
+        }
+        fn echo(&mut self, conn: ConnId) -> Vec<Action> {
+            let s = self.s();
+            self.msg(conn, Message::EchoRequest { seq: s })
+        }
+    }
+
+    fn nl(seq: Option<u32>, t: NodeListType, r: Option<RingId>, ids: &[u32], h: Option<Heuristics>) -> Message {
+        Message::NodeList(NodeList {
+            seq,
+            list_type: Some(t),
+            ring_id: r,
+            nodes: ids.iter().map(|i| NodeInfo { node_id: *i, data_center_id: 0, node_state: None }).collect(),
+            heuristics: h,
+            ..NodeList::default()
+        })
+    }
+
+    fn votes(acts: &[Action]) -> Vec<(ConnId, Vote, u32)> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::Send { conn, msg: Message::VoteInfo { vote: Some(v), seq: Some(s), .. } } => Some((*conn, *v, *s)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Two nodes, already split (rings 1/8 and 2/8), node 1 holds the vote.
+    fn split_with_holder(cfg: Config) -> H {
+        let mut h = H::new(cfg);
+        h.at(0);
+        let mut acts = h.join(1, 1, ring(1, 4), &[1, 2]);
+        acts.extend(h.join(2, 2, ring(1, 4), &[1, 2]));
+        let v = votes(&acts);
+        assert!(v.contains(&(1, Vote::Ack, 1)) && v.iter().any(|x| x.0 == 2 && x.1 == Vote::Ack), "healthy cluster: both ACK at once even during the restart hold: {v:?}");
+        h.at(1000);
+        let mut acts = h.membership(1, ring(1, 8), &[1], None);
+        acts.extend(h.membership(2, ring(2, 8), &[2], None));
+        let v = votes(&acts);
+        assert!(v.iter().any(|x| x.0 == 1 && x.1 == Vote::Ack), "tie_breaker lowest: node 1 wins: {v:?}");
+        assert!(v.iter().any(|x| x.0 == 2 && x.1 == Vote::Nack), "{v:?}");
+        h
+    }
+
+    fn no_restart_hold() -> Config {
+        Config { restart_hold_heartbeat_ms: 0, lease_margin_ms: 1000, ..cfg() }
+    }
+
+    #[test]
+    fn holder_losing_the_arbiter_keeps_the_vote_for_the_full_lease() {
+        let c = no_restart_hold();
+        let lease = lease_len(&c, 8000);
+        assert!((27_260..=27_261).contains(&lease), "(2 + 1.25) × 8000 × 1.01 + 1000 = {lease}");
+        let mut h = split_with_holder(c);
+        // node 1's link to the arbiter is cut right after its last message at t=1000.
+        let mut first_ack = None;
+        let mut t = 1000;
+        while t < 60_000 && first_ack.is_none() {
+            t += 500;
+            h.at(t);
+            let mut acts = h.echo(2);
+            acts.extend(h.ev(Event::Tick));
+            if votes(&acts).iter().any(|x| x.0 == 2 && x.1 == Vote::Ack) {
+                first_ack = Some(t);
+            }
+            if acts.iter().any(|a| matches!(a, Action::Close { conn: 1, .. })) {
+                assert!(t >= 1000 + 12_000, "dead-peer drop at 1.5 × heartbeat");
+            }
+        }
+        let got = first_ack.expect("node 2 gets the vote eventually");
+        assert!(got >= 1000 + lease, "ACK to node 2 at {got} before node 1's lease ended at {}", 1000 + lease);
+        assert!(got <= 1000 + lease + 1000, "and not much later: {got}");
+    }
+
+    #[test]
+    fn qnetd_like_policy_regrants_at_the_dead_peer_timer() {
+        let c = Config { policy: Policy::QnetdLike, ..no_restart_hold() };
+        let mut h = split_with_holder(c);
+        let mut t = 1000;
+        let mut first_ack = None;
+        while t < 60_000 && first_ack.is_none() {
+            t += 500;
+            h.at(t);
+            let mut acts = h.echo(2);
+            acts.extend(h.ev(Event::Tick));
+            if votes(&acts).iter().any(|x| x.0 == 2 && x.1 == Vote::Ack) {
+                first_ack = Some(t);
+            }
+        }
+        let got = first_ack.unwrap_or(0);
+        assert!((13_000..=14_500).contains(&got), "qnetd-like: re-grant right after 1.5 × hb: {got}");
+    }
+
+    #[test]
+    fn moving_the_vote_waits_for_the_nack_to_be_confirmed() {
+        let mut h = split_with_holder(no_restart_hold());
+        h.at(2000);
+        // heuristics now favour node 2
+        let mut acts = h.membership(1, ring(1, 8), &[1], Some(Heuristics::Fail));
+        acts.extend(h.membership(2, ring(2, 8), &[2], Some(Heuristics::Pass)));
+        let v = votes(&acts);
+        let nack = v.iter().find(|x| x.0 == 1 && x.1 == Vote::Nack).copied().expect("NACK to the old holder");
+        assert!(!v.iter().any(|x| x.0 == 2 && x.1 == Vote::Ack), "no ACK before the holder confirmed: {v:?}");
+        h.at(2100);
+        let acts = h.msg(1, Message::VoteInfoReply { seq: Some(nack.2) });
+        let v = votes(&acts);
+        assert!(v.iter().any(|x| x.0 == 2 && x.1 == Vote::Ack), "ACK right after the confirmation: {v:?}");
+    }
+
+    #[test]
+    fn node_death_fails_over_at_once() {
+        let mut h = H::new(no_restart_hold());
+        h.join(1, 1, ring(1, 4), &[1, 2]);
+        h.join(2, 2, ring(1, 4), &[1, 2]);
+        // node 1 dies silently; node 2 reports its new ring
+        h.at(5000);
+        let acts = h.membership(2, ring(2, 8), &[2], None);
+        assert!(votes(&acts).iter().any(|x| x.0 == 2 && x.1 == Vote::Ack), "ring {{1,2}} dissolved: node 1's ACK counts nowhere");
+    }
+
+    #[test]
+    fn crashed_holder_seen_closing_costs_the_vote_expiry() {
+        let c = no_restart_hold();
+        let mut h = split_with_holder(c.clone());
+        h.at(3000);
+        h.ev(Event::ClientClosed { conn: 1 });
+        let mut t = 3000;
+        let mut first = None;
+        while first.is_none() && t < 60_000 {
+            t += 250;
+            h.at(t);
+            let mut acts = h.echo(2);
+            acts.extend(h.ev(Event::Tick));
+            if votes(&acts).iter().any(|x| x.0 == 2 && x.1 == Vote::Ack) {
+                first = Some(t);
+            }
+        }
+        // max(last_rx + 2hb·1.01, close + 1.25hb·1.01) + margin = max(1000+16160, 3000+10100) + 1000
+        let expect = 1000 + 16_160 + 1000;
+        let got = first.unwrap_or(0);
+        assert!(got >= expect && got < expect + 600, "{got} vs {expect}");
+    }
+
+    #[test]
+    fn restarted_arbiter_waits_a_full_lease_for_a_split_cluster() {
+        let c = cfg();
+        let hold = lease_len(&c, 24_000);
+        let mut h = H::new(c);
+        let mut acts = h.join(1, 1, ring(1, 8), &[1]);
+        acts.extend(h.join(2, 2, ring(2, 8), &[2]));
+        assert!(!votes(&acts).iter().any(|x| x.1 == Vote::Ack));
+        let st = h.a.status(0);
+        assert!(st.startup_hold_remaining_ms.is_some());
+        let mut t = 0;
+        let mut first = None;
+        while first.is_none() && t < 200_000 {
+            t += 1000;
+            h.at(t);
+            let mut acts = h.echo(1);
+            acts.extend(h.echo(2));
+            acts.extend(h.ev(Event::Tick));
+            if votes(&acts).iter().any(|x| x.1 == Vote::Ack) {
+                first = Some(t);
+            }
+        }
+        assert!(first.unwrap_or(0) >= hold, "{first:?} vs hold {hold}");
+    }
+
+    #[test]
+    fn bad_clients_get_errors_and_no_vote() {
+        let mut h = H::new(Config { tls: TlsSupported::Required, client_cert_required: true, ..Config::default() });
+        h.ev(Event::ClientConnected { conn: 7, peer: "x".into() });
+        // INIT before PREINIT and without TLS
+        let acts = h.msg(7, Message::Init(Init { seq: Some(1), ..Init::default() }));
+        assert!(acts.iter().any(|a| matches!(a, Action::Send { msg: Message::ServerError { error: Some(ReplyErrorCode::TlsRequired), .. }, .. })), "{acts:?}");
+        let acts = h.msg(7, Message::StartTls { seq: Some(1) });
+        assert!(acts.iter().any(|a| matches!(a, Action::Send { msg: Message::ServerError { error: Some(ReplyErrorCode::PreinitRequired), .. }, .. })), "{acts:?}");
+        h.msg(7, Message::Preinit { seq: Some(2), cluster_name: Some("c1".into()) });
+        // TLS required
+        let acts = h.msg(7, Message::EchoRequest { seq: Some(3) });
+        assert!(acts.iter().any(|a| matches!(a, Action::Send { msg: Message::ServerError { error: Some(ReplyErrorCode::TlsRequired), .. }, .. })));
+        let acts = h.msg(7, Message::StartTls { seq: Some(4) });
+        assert!(acts.contains(&Action::StartTls { conn: 7 }));
+        h.ev(Event::TlsEstablished { conn: 7, peer_cn: Some("other".into()) });
+        let acts = h.msg(7, Message::EchoRequest { seq: Some(5) });
+        assert!(acts.iter().any(|a| matches!(a, Action::Close { conn: 7, .. })), "wrong certificate CN closes: {acts:?}");
+        // garbage frame
+        h.ev(Event::ClientConnected { conn: 8, peer: "y".into() });
+        let acts = h.ev(Event::BadFrame { conn: 8, error: WireError::Truncated { need: 6, have: 2 } });
+        assert!(acts.iter().any(|a| matches!(a, Action::Close { conn: 8, .. })));
+        assert!(h.a.status(0).clusters.is_empty());
+    }
+
+    #[test]
+    fn status_lists_nodes_and_leases() {
+        let mut h = split_with_holder(no_restart_hold());
+        h.at(4000);
+        h.ev(Event::ClientClosed { conn: 1 });
+        let st = h.a.status(5000);
+        let c = &st.clusters[0];
+        assert_eq!(c.name, "c1");
+        let gone = c.nodes.iter().find(|n| n.node_id == 1 && n.conn.is_none()).expect("disconnected holder listed");
+        assert!(gone.holds_lease && gone.lease_remaining_ms > 0);
+        assert!(c.waiting_for_lease_ms.is_some());
+    }
+}
