@@ -3,6 +3,8 @@
 use super::Global;
 use std::path::PathBuf;
 
+pub mod ilo;
+
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  twonode lab demo                 the guided tour, non-interactive\n  twonode lab demo --keep /tmp/lab keep the lab's files to explore them afterwards")]
 pub struct Args {
@@ -21,10 +23,16 @@ pub enum LabCmd {
         #[arg(long)]
         log: Option<PathBuf>,
     },
+    /// Run a simulated HP iLO (RIBCL over TLS, raw and HTTP) on loopback.
+    IloSim(ilo::IloSimArgs),
+    /// Drive one power device (RIBCL iLO or Redfish) once; key=value parameters on stdin.
+    Power(ilo::PowerArgs),
 }
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
     match args.cmd {
         LabCmd::Demo { keep, log } => crate::lab::demo::run(keep, log, g.json),
+        LabCmd::IloSim(a) => ilo::run_sim(a, g),
+        LabCmd::Power(a) => ilo::run_power(a, g),
     }
 }

@@ -9,3 +9,6 @@ pub mod drivers;
 pub mod agent;
 pub mod audit;
 pub mod test;
+pub mod ribcl;
+pub mod tls;
+pub mod redfish;

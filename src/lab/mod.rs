@@ -1,2 +1,3 @@
 //! Simulators admins rehearse with, and the lab that ties them together.
 pub mod demo;
+pub mod ilo_sim;
