@@ -241,6 +241,11 @@ impl PowerDevice for RedfishDevice {
         )
     }
 
+    /// Find the system and authenticate (the fence test times this apart).
+    fn connect(&mut self) -> Result<(), PowerError> {
+        self.system().map(|_| ())
+    }
+
     fn status(&mut self) -> Result<PowerState, PowerError> {
         let sys = self.system()?;
         let s = sys

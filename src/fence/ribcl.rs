@@ -643,7 +643,7 @@ impl RibclDevice {
         format!("iLO {}:{}", self.host, self.port)
     }
 
-    fn connect(&self, io_timeout: Duration) -> Result<tls::TlsStream, PowerError> {
+    fn open_tls(&self, io_timeout: Duration) -> Result<tls::TlsStream, PowerError> {
         tls::connect(&self.host, self.port, &self.tls, self.login_timeout, io_timeout)
     }
 
@@ -661,7 +661,7 @@ impl RibclDevice {
     /// HTTP probe (python-hpilo's protocol detection): 200 → HTTP transport; 404 or a raw
     /// RIBCL answer → raw stream. Returns (http, ribcl version if the reply told it).
     fn probe_http(&self) -> Result<(bool, Option<String>), PowerError> {
-        let mut s = self.connect(self.login_timeout)?;
+        let mut s = self.open_tls(self.login_timeout)?;
         let body = "<?xml version=\"1.0\"?>\r\n<RIBCL VERSION=\"2.0\"></RIBCL>\r\n";
         let req = format!(
             "POST /ribcl HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: Close\r\n\r\n{body}",
@@ -698,7 +698,7 @@ impl RibclDevice {
                 http
             }
         };
-        let mut s = self.connect(io_timeout)?;
+        let mut s = self.open_tls(io_timeout)?;
         let deadline = Instant::now() + io_timeout;
         let mut raw = Vec::new();
         let header_version: Option<String>;
@@ -849,6 +849,11 @@ impl PowerDevice for RibclDevice {
             None => String::new(),
         };
         format!("iLO (RIBCL) {}:{} as {}{fw}; {}", self.host, self.port, self.login, self.tls_desc)
+    }
+
+    /// Log in and read the firmware version (the fence test times this apart).
+    fn connect(&mut self) -> Result<(), PowerError> {
+        self.discover().map(|_| ())
     }
 
     fn status(&mut self) -> Result<PowerState, PowerError> {
