@@ -1,0 +1,92 @@
+//! `twonode fence test` against two real ipmi_sim BMCs on loopback.
+mod fence_support;
+use fence_support::*;
+
+#[test]
+fn fence_test_checks_every_device_and_destructive_run_confirms_each_state() {
+    let a = IpmiSim::start();
+    let b = IpmiSim::start();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(
+        dir.path(),
+        &conf_nodes(&[("node1", a.port, "delay=\"2\""), ("node2", b.port, "")]),
+    );
+    let audit = dir.path().join("audit.log").display().to_string();
+
+    let r = twonode(&["fence", "test", "--file", &conf, "--json"], None);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    let checks = v["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 2);
+    for c in checks {
+        assert_eq!(c["reachable"], true);
+        assert_eq!(c["login"], true);
+        assert_eq!(c["status"], "on");
+    }
+    // a delay on one node: no fence-race warning; single BMC level is only a warning
+    let codes: Vec<&str> = v["risks"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
+    assert!(!codes.contains(&"fence_race"), "{codes:?}");
+    assert!(!r.stdout.contains("secret"));
+
+    // destructive: one node at a time, off and on confirmed, report kept
+    let report = dir.path().join("evidence.json");
+    let r = twonode(
+        &["fence", "test", "--file", &conf, "--destructive", "--yes", "--audit-log", &audit, "--report", report.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("confirmed"), "{}", r.stdout);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let pts = v["power_tests"].as_array().unwrap();
+    assert_eq!(pts.len(), 2);
+    for p in pts {
+        assert_eq!(p["off_ok"], true);
+        assert_eq!(p["on_ok"], true);
+        assert!(p["off_ms"].as_u64().unwrap() >= 900, "power_wait 1 s: {p}"); // and no delay in the test
+        assert!(p["off_ms"].as_u64().unwrap() < 2000, "the fence delay must not apply in the test: {p}");
+    }
+    assert!(a.power() && b.power());
+    let log_a = a.chassis_log();
+    assert!(log_a.contains("set power 0") && log_a.contains("set power 1"));
+    assert!(std::fs::read_to_string(&audit).unwrap().lines().count() >= 4);
+
+    // destructive without --yes and without a terminal: refused, nothing switched
+    let before = b.chassis_log().len();
+    let r = twonode(&["fence", "test", "--file", &conf, "--destructive", "--audit-log", &audit], None);
+    assert_ne!(r.code, 0);
+    assert_eq!(b.chassis_log().len(), before);
+}
+
+#[test]
+fn fence_test_flags_failures_and_risks() {
+    let a = IpmiSim::start();
+    let dir = tempfile::tempdir().unwrap();
+    let dead = free_udp_port();
+    // node2's device: wrong password; node3's: nothing listening. No delay anywhere.
+    let conf = conf_nodes(&[("node1", a.port, ""), ("node2", a.port, ""), ("node3", dead, "")]);
+    let conf = conf.replacen("passwd=\"secret\"", "passwd=\"secret\"", 1);
+    let conf = {
+        // second device gets a wrong password
+        let i = conf.match_indices("passwd=\"secret\"").nth(1).unwrap().0;
+        format!("{}passwd=\"bad\"{}", &conf[..i], &conf[i + "passwd=\"secret\"".len()..])
+    };
+    let conf = write_conf(dir.path(), &conf);
+    let report = dir.path().join("r.json");
+    let r = twonode(&["fence", "test", "--file", &conf, "--report", report.to_str().unwrap()], None);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("result: FAIL"));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let c = v["checks"].as_array().unwrap();
+    assert_eq!(c[0]["status"], "on");
+    assert_eq!((c[1]["reachable"].as_bool(), c[1]["login"].as_bool(), c[1]["exit_code"].as_i64()), (Some(true), Some(false), Some(3)));
+    assert_eq!((c[2]["reachable"].as_bool(), c[2]["exit_code"].as_i64()), (Some(false), Some(4)));
+    let codes: Vec<&str> = v["risks"].as_array().unwrap().iter().map(|r| r["code"].as_str().unwrap()).collect();
+    assert!(codes.contains(&"fence_race"), "{codes:?}");
+    assert!(codes.contains(&"shared_device"), "{codes:?}");
+    // --destructive refuses to switch anything when a device failed its check
+    let before = a.chassis_log().len();
+    let r = twonode(&["fence", "test", "--file", &conf, "--destructive", "--yes", "--audit-log", dir.path().join("a.log").to_str().unwrap()], None);
+    assert_eq!(r.code, 1);
+    assert_eq!(a.chassis_log().len(), before);
+}
