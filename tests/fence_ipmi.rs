@@ -22,7 +22,7 @@ fn cfg(sim: &IpmiSim, password: &str) -> IpmiConfig {
 
 struct Setup {
     sim: IpmiSim,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     conf: String,
     audit: String,
 }
@@ -32,7 +32,7 @@ fn setup(attrs: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let conf = write_conf(dir.path(), &conf_nodes(&[("node1", sim.port, "delay=\"1\""), ("node2", sim.port, attrs)]));
     let audit = dir.path().join("audit.log").display().to_string();
-    Setup { sim, dir, conf, audit }
+    Setup { sim, _dir: dir, conf, audit }
 }
 
 impl Setup {
