@@ -90,3 +90,48 @@ fn fence_test_flags_failures_and_risks() {
     assert_eq!(r.code, 1);
     assert_eq!(a.chassis_log().len(), before);
 }
+
+/// Dispatch by agent= and the cascade through real drivers: node1's first method is an iLO (RIBCL,
+/// the project's iLO simulator), its second an IPMI BMC (ipmi_sim).
+#[test]
+fn cascade_over_real_drivers_ribcl_then_ipmi() {
+    use twonode::lab::ilo_sim::{IloSim, IloSimConfig, Profile};
+    let ilo_dir = tempfile::tempdir().unwrap();
+    let bmc = IloSim::start(IloSimConfig::new(Profile::Ilo4, ilo_dir.path())).expect("ilo sim");
+    let ipmi = IpmiSim::start();
+    let dir = tempfile::tempdir().unwrap();
+    let conf_for = |ilo_port: u16| {
+        format!(
+            r#"<?xml version="1.0"?>
+<cluster name="c" config_version="1">
+  <clusternodes>
+    <clusternode name="node1" nodeid="1"><fence>
+      <method name="ilo"><device name="ilo1"/></method>
+      <method name="ipmi"><device name="ipmi1"/></method>
+    </fence></clusternode>
+  </clusternodes>
+  <fencedevices>
+    <fencedevice name="ilo1" agent="fence_ilo" ipaddr="127.0.0.1" ipport="{ilo_port}" login="admin" passwd="secret" ssl_insecure="1" login_timeout="3" power_wait="0"/>
+    <fencedevice name="ipmi1" agent="fence_ipmilan" ipaddr="127.0.0.1" ipport="{}" login="admin" passwd="secret" cipher="3" power_wait="0"/>
+  </fencedevices>
+</cluster>
+"#,
+            ipmi.port
+        )
+    };
+    let audit = dir.path().join("a.log").display().to_string();
+    let conf = write_conf(dir.path(), &conf_for(bmc.port()));
+    let r = twonode(&["fence", "node1", "--action", "off", "--yes", "--json", "--file", &conf, "--audit-log", &audit], None);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["method"], "ilo");
+    assert!(!bmc.power_on());
+    assert!(ipmi.power(), "the second method must not be used when the first succeeds");
+    // iLO unreachable: the cascade falls through to IPMI.
+    let conf = write_conf(dir.path(), &conf_for(free_udp_port()));
+    let r = twonode(&["fence", "node1", "--action", "off", "--yes", "--json", "--file", &conf, "--audit-log", &audit], None);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["method"], "ipmi");
+    assert!(!ipmi.power());
+}

@@ -63,8 +63,9 @@ const PARAMS: &[Param] = &[
     Param { name: "cipher", getopt: "-C, --cipher=[cipher]", ty: "string", default: Some("3"), required: false, deprecated: false, desc: "IPMI cipher suite (the native driver supports 3)" },
     Param { name: "privlvl", getopt: "-L, --privlvl=[level]", ty: "select", default: Some("administrator"), required: false, deprecated: false, desc: "IPMI privilege level" },
     Param { name: "method", getopt: "-m, --method=[method]", ty: "select", default: Some("onoff"), required: false, deprecated: false, desc: "Method to fence (onoff|cycle)" },
-    Param { name: "twonode_driver", getopt: "--driver=[driver]", ty: "select", default: Some("ipmi"), required: false, deprecated: false, desc: "Driver: ipmi (native), external (run the agent named by agent=)" },
-    Param { name: "agent", getopt: "--agent=[agent]", ty: "string", default: None, required: false, deprecated: false, desc: "Fence agent to run when the driver is external" },
+    Param { name: "twonode_driver", getopt: "--driver=[driver]", ty: "select", default: Some("ipmi"), required: false, deprecated: false, desc: "Driver: ipmi, ribcl, redfish (native) or external (run the agent named by agent=); default from agent=, else ipmi" },
+    Param { name: "agent", getopt: "--agent=[agent]", ty: "string", default: None, required: false, deprecated: false, desc: "Device type as a fence agent name (fence_ipmilan, fence_ilo, fence_redfish, or any agent to run)" },
+    Param { name: "ssl_insecure", getopt: "--ssl-insecure", ty: "boolean", default: None, required: false, deprecated: false, desc: "Do not verify the TLS certificate (iLO, Redfish)" },
     Param { name: "delay", getopt: "--delay=[seconds]", ty: "second", default: Some("0"), required: false, deprecated: false, desc: "Wait X seconds before fencing is started" },
     Param { name: "power_wait", getopt: "--power-wait=[seconds]", ty: "second", default: Some("2"), required: false, deprecated: false, desc: "Wait X seconds after issuing ON/OFF" },
     Param { name: "power_timeout", getopt: "--power-timeout=[seconds]", ty: "second", default: Some("20"), required: false, deprecated: false, desc: "Test X seconds for status change after ON/OFF" },
@@ -97,7 +98,7 @@ pub fn metadata() -> String {
             let opts: &[&str] = match p.name {
                 "privlvl" => &["callback", "user", "operator", "administrator"],
                 "method" => &["onoff", "cycle"],
-                _ => &["ipmi", "external"],
+                _ => &["ipmi", "ribcl", "redfish", "external"],
             };
             x.push_str(&format!("\t\t<content type=\"select\"{default} >\n"));
             for o in opts {
@@ -197,7 +198,7 @@ pub fn parse_args(args: &[String]) -> Result<(BTreeMap<String, String>, Vec<Stri
             if !PARAMS.iter().any(|p| p.name == key) {
                 return Err(format!("unknown option --{name}"));
             }
-            let flag = matches!(key.as_str(), "lanplus" | "verbose");
+            let flag = matches!(key.as_str(), "lanplus" | "verbose" | "ssl_insecure");
             (key, !flag, inline)
         } else if let Some(s) = a.strip_prefix('-').filter(|s| !s.is_empty()) {
             let mut chars = s.chars();
@@ -235,9 +236,11 @@ pub fn device_from_params(params: &BTreeMap<String, String>) -> DeviceSpec {
     let mut p = params.clone();
     p.remove("action");
     p.remove("verbose");
-    if !p.contains_key("twonode_driver") {
-        let external = p.get("agent").map(|a| a != "fence_twonode" && !a.is_empty()).unwrap_or(false);
-        p.insert("twonode_driver".into(), if external { "external" } else { "ipmi" }.into());
+    // Without a driver, `agent=` decides (fence_ilo → RIBCL, fence_redfish → Redfish, other → that
+    // agent); with neither, the native IPMI driver.
+    let named = p.get("agent").map(|a| a != "fence_twonode" && !a.is_empty()).unwrap_or(false);
+    if !p.contains_key("twonode_driver") && !named {
+        p.insert("twonode_driver".into(), "ipmi".into());
     }
     if !p.contains_key("agent") && p.get("twonode_driver").map(|d| d == "ipmi") == Some(true) {
         // fence_ipmilan's timing defaults (power_wait 2) for the native IPMI driver.
@@ -254,9 +257,9 @@ pub fn validate(dev: &DeviceSpec) -> Result<(), String> {
             let cfg = super::drivers::ipmi_config(dev, &timing).map_err(|e| e.to_string())?;
             cfg.check().map_err(|e| e.to_string())
         }
-        DriverKind::External | DriverKind::Ribcl | DriverKind::Redfish => {
-            super::external::find_agent(dev.agent()).map(|_| ()).map_err(|e| e.to_string())
-        }
+        DriverKind::Ribcl => super::ribcl::RibclDevice::from_params(&dev.params).map(|_| ()).map_err(|e| e.to_string()),
+        DriverKind::Redfish => super::redfish::RedfishDevice::from_params(&dev.params).map(|_| ()).map_err(|e| e.to_string()),
+        DriverKind::External => super::external::find_agent(dev.agent()).map(|_| ()).map_err(|e| e.to_string()),
     }
 }
 

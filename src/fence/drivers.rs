@@ -43,6 +43,15 @@ pub fn ipmi_config(dev: &DeviceSpec, timing: &Timing) -> Result<IpmiConfig, Powe
     })
 }
 
+/// The device's parameters with the engine's effective login/power timeouts filled in, so the
+/// RIBCL and Redfish drivers (which read them from their parameters) use the same values.
+fn with_timing(dev: &DeviceSpec, timing: &Timing) -> std::collections::BTreeMap<String, String> {
+    let mut p = dev.params.clone();
+    p.entry("login_timeout".into()).or_insert_with(|| format!("{}", timing.login_timeout.as_secs_f64()));
+    p.entry("power_timeout".into()).or_insert_with(|| format!("{}", timing.power_timeout.as_secs_f64()));
+    p
+}
+
 #[derive(Default)]
 pub struct RealOpener;
 
@@ -51,11 +60,8 @@ impl DeviceOpener for RealOpener {
         match driver_kind(dev)? {
             DriverKind::Ipmi => Ok(Box::new(IpmiDevice::new(ipmi_config(dev, timing)?)?)),
             DriverKind::External => Ok(Box::new(ExternalAgent::new(dev, timing)?)),
-            // Native RIBCL and Redfish drivers are not wired in yet: use the installed agent.
-            DriverKind::Ribcl | DriverKind::Redfish => {
-                tracing::info!("device {}: using the installed agent {} (native driver not available)", dev.name, dev.agent());
-                Ok(Box::new(ExternalAgent::new(dev, timing)?))
-            }
+            DriverKind::Ribcl => Ok(Box::new(super::ribcl::RibclDevice::from_params(&with_timing(dev, timing))?)),
+            DriverKind::Redfish => Ok(Box::new(super::redfish::RedfishDevice::from_params(&with_timing(dev, timing))?)),
         }
     }
 }
