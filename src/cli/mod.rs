@@ -3,6 +3,7 @@
 use clap::{CommandFactory, Parser, Subcommand};
 
 pub mod arbiter;
+pub mod arbiter_server;
 pub mod conf;
 pub mod drbd;
 pub mod fence;

@@ -2,5 +2,9 @@
 //!
 //! * [`wire`]: the qdevice ⇄ qnetd TLV protocol (framing, typed messages);
 //! * [`core`]: the sans-IO state machine (events + time in, messages + timers out).
+//! * [`server`]: the tokio + OpenSSL driver (`twonode arbiter serve`), config file, status socket;
+//! * [`certs`]: certificates corosync-qdevice accepts (`twonode arbiter certs`).
+pub mod certs;
 pub mod core;
+pub mod server;
 pub mod wire;

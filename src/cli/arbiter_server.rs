@@ -1,0 +1,171 @@
+//! `twonode arbiter serve | status | certs`: the arbiter daemon's command-line surface.
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::Global;
+use crate::quorum::arbiter::{certs, server};
+
+/// Run the arbiter daemon (a corosync-qnetd replacement) in the foreground.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Config file (TOML, every key optional; defaults shown):
+  listen = \"::\"            port = 5403        max_clients = 0
+  status_socket = \"/run/twonode-arbiter/status.sock\"
+  lease_margin_ms = 1000     # extra margin on every vote lease
+  [tls]
+  mode = \"on\"              # on | required | off   (corosync-qnetd -s on|req|off)
+  client_cert_required = true
+  cert = \"/etc/twonode/arbiter/server.crt\"   key = \"/etc/twonode/arbiter/server.key\"
+  ca = \"/etc/twonode/arbiter/ca.crt\"
+  [arbiter]                # core settings: clock_drift, dpd_coefficient, heartbeat_min_ms, ...
+Signals: SIGTERM/SIGINT stop the daemon cleanly (clients are closed; a restarted arbiter grants
+no vote until every lease a previous instance may have granted has expired).
+Logs: structured, on stderr (TWONODE_LOG=info|debug, or -v/-vv).")]
+pub struct ServeArgs {
+    /// Config file; a missing default file means defaults.
+    #[arg(long, short = 'c', default_value = server::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Override `listen` (address).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Override `port`.
+    #[arg(long, short = 'p')]
+    pub port: Option<u16>,
+    /// Override `tls.mode` (on | required | off).
+    #[arg(long)]
+    pub tls: Option<String>,
+    /// Override `status_socket`.
+    #[arg(long)]
+    pub status_socket: Option<PathBuf>,
+    /// Print the effective configuration and exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// Show clusters, nodes, votes and lease ages of a running arbiter (like corosync-qnetd-tool -lv).
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// The arbiter's status socket.
+    #[arg(long, short = 's', default_value = server::DEFAULT_STATUS_SOCKET)]
+    pub socket: PathBuf,
+}
+
+/// Certificates corosync-qdevice accepts (replaces corosync-qnetd-certutil on the arbiter).
+#[derive(clap::Subcommand, Debug)]
+#[command(after_help = "\
+Walk-through (cluster name = totem.cluster_name, here \"mycluster\"):
+  arbiter# twonode arbiter certs init --dir /etc/twonode/arbiter
+  arbiter# scp /etc/twonode/arbiter/qnetd-cacert.crt node1:/tmp/ ; same for node2
+  node1#   corosync-qdevice-net-certutil -i -c /tmp/qnetd-cacert.crt
+  node1#   corosync-qdevice-net-certutil -r -n mycluster
+  node1#   scp /etc/corosync/qdevice/net/nssdb/qdevice-net-node.crq arbiter:/tmp/
+  arbiter# twonode arbiter certs sign --dir /etc/twonode/arbiter --csr /tmp/qdevice-net-node.crq \\
+             --cluster mycluster --out /tmp/cluster-mycluster.crt
+  node1#   corosync-qdevice-net-certutil -M -c /tmp/cluster-mycluster.crt   (writes qdevice-net-node.p12)
+  node2#   corosync-qdevice-net-certutil -i -c /tmp/qnetd-cacert.crt
+  node2#   corosync-qdevice-net-certutil -m -c /tmp/qdevice-net-node.p12   (copied from node1)
+Replacing an existing corosync-qnetd: `twonode arbiter certs import-nssdb` exports its CA and
+server key, so the nodes keep their certificates. Restart corosync-qdevice after new certificates.")]
+pub enum CertsCmd {
+    /// Create a CA and the server certificate (CN \"Qnetd Server\") as PEM files in DIR.
+    Init {
+        #[arg(long, default_value = "/etc/twonode/arbiter")]
+        dir: PathBuf,
+    },
+    /// Sign a node's request (qdevice-net-node.crq) for CLUSTER with the CA in DIR.
+    Sign {
+        #[arg(long, default_value = "/etc/twonode/arbiter")]
+        dir: PathBuf,
+        #[arg(long)]
+        csr: PathBuf,
+        #[arg(long)]
+        cluster: String,
+        /// Where to write the signed certificate (default: cluster-CLUSTER.crt in the current directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Export an existing corosync-qnetd NSS database's CA and server key to PEM files in DIR.
+    ImportNssdb {
+        #[arg(long, default_value = "/etc/corosync/qnetd/nssdb")]
+        nssdb: PathBuf,
+        #[arg(long, default_value = "/etc/twonode/arbiter")]
+        dir: PathBuf,
+    },
+}
+
+pub fn serve(a: ServeArgs, g: &Global) -> anyhow::Result<i32> {
+    let mut cfg = if a.config.exists() || a.config.as_os_str() != server::DEFAULT_CONFIG {
+        server::ServerConfig::load(&a.config)?
+    } else {
+        server::ServerConfig::default()
+    };
+    if let Some(l) = a.listen {
+        cfg.listen = l;
+    }
+    if let Some(p) = a.port {
+        cfg.port = p;
+    }
+    if let Some(t) = a.tls {
+        cfg.tls.mode = t;
+    }
+    if let Some(s) = a.status_socket {
+        cfg.status_socket = s;
+    }
+    cfg.finish()?;
+    if a.check {
+        if g.json {
+            println!("{}", serde_json::to_string_pretty(&cfg)?);
+        } else {
+            print!("{}", toml::to_string(&cfg).context("rendering the config")?);
+        }
+        return Ok(0);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(server::serve(cfg, None, None))?;
+    Ok(0)
+}
+
+pub fn status(a: StatusArgs, g: &Global) -> anyhow::Result<i32> {
+    let v = server::query_status(&a.socket)?;
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", server::render_status(&v));
+    }
+    Ok(0)
+}
+
+pub fn certs(c: CertsCmd, g: &Global) -> anyhow::Result<i32> {
+    let out = match c {
+        CertsCmd::Init { dir } => {
+            let r = certs::init(&certs::CertDir::new(&dir))?;
+            if !g.json {
+                println!("CA:                 {} (key {}, keep it private)", r.ca_cert.display(), r.ca_key.display());
+                println!("server certificate: {} (key {})", r.server_cert.display(), r.server_key.display());
+                println!("for the nodes:      {}  ->  corosync-qdevice-net-certutil -i -c qnetd-cacert.crt", r.qnetd_cacert.display());
+            }
+            serde_json::to_value(r)?
+        }
+        CertsCmd::Sign { dir, csr, cluster, out } => {
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("cluster-{cluster}.crt")));
+            let r = certs::sign(&certs::CertDir::new(&dir), &csr, &cluster, &out)?;
+            if !g.json {
+                println!("signed certificate for cluster {:?}: {}", r.cluster, r.certificate.display());
+                println!("next, on the node that made the request: corosync-qdevice-net-certutil -M -c {}", r.certificate.display());
+            }
+            serde_json::to_value(r)?
+        }
+        CertsCmd::ImportNssdb { nssdb, dir } => {
+            let r = certs::import_nssdb(&nssdb, &certs::CertDir::new(&dir))?;
+            if !g.json {
+                println!("CA {} / server certificate {} / key {}", r.ca_cert.display(), r.server_cert.display(), r.server_key.display());
+            }
+            serde_json::to_value(r)?
+        }
+    };
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(0)
+}

@@ -1,0 +1,362 @@
+//! The arbiter daemon (`twonode arbiter serve`) against raw TCP / TLS clients on loopback:
+//! framing, the 32 KiB cap, malformed input, STARTTLS + client certificate rules, the status
+//! socket and SIGTERM. The server runs in-process (tokio) on 127.0.0.1 with an OS-chosen port,
+//! or as the real binary for the signal test.
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+use twonode::quorum::arbiter::certs::{self, CertDir};
+use twonode::quorum::arbiter::server::{self, ServerConfig};
+use twonode::quorum::arbiter::wire::{self, Init, Message, ReplyErrorCode, RingId, TieBreaker};
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    fn start(cfg: ServerConfig) -> Running {
+        let (rtx, rrx) = std::sync::mpsc::channel();
+        let (stx, srx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(async move {
+                let (atx, arx) = tokio::sync::oneshot::channel();
+                let h = tokio::spawn(server::serve(cfg, Some(atx), Some(srx)));
+                match arx.await {
+                    Ok(a) => {
+                        let _ = rtx.send(Ok(a));
+                    }
+                    Err(_) => {
+                        let r = h.await;
+                        let _ = rtx.send(Err(format!("{r:?}")));
+                        return Ok(());
+                    }
+                }
+                h.await?
+            })
+        });
+        let addr = rrx.recv_timeout(Duration::from_secs(10)).expect("server start").expect("server bound");
+        Running { addr, stop: Some(stx), thread: Some(thread) }
+    }
+    /// Still serving: a fresh client gets a PREINIT_REPLY.
+    fn alive(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(self.addr) else { return false };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        send(&mut s, &preinit(1, "alive"));
+        matches!(recv(&mut s), Some(Message::PreinitReply { .. }))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn preinit(seq: u32, cluster: &str) -> Message {
+    Message::Preinit { seq: Some(seq), cluster_name: Some(cluster.into()) }
+}
+
+fn init(seq: u32, node: u32) -> Message {
+    Message::Init(Init {
+        seq: Some(seq),
+        supported_messages: Some(wire::all_msg_types()),
+        supported_options: Some(wire::all_opt_types()),
+        node_id: Some(node),
+        decision_algorithm: Some(1),
+        heartbeat_interval: Some(8000),
+        tie_breaker: Some(TieBreaker::Lowest),
+        ring_id: Some(RingId { node_id: 1, seq: 4 }),
+    })
+}
+
+fn send<W: Write>(s: &mut W, m: &Message) {
+    s.write_all(&m.encode().unwrap()).unwrap();
+    s.flush().unwrap();
+}
+
+/// One message, or None on EOF / error / timeout.
+fn recv<R: Read>(s: &mut R) -> Option<Message> {
+    let mut hdr = [0u8; 6];
+    s.read_exact(&mut hdr).ok()?;
+    let len = u32::from_be_bytes([hdr[2], hdr[3], hdr[4], hdr[5]]) as usize;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    let mut all = hdr.to_vec();
+    all.extend(body);
+    Message::decode(&all).ok()
+}
+
+fn tls_off() -> ServerConfig {
+    server::loopback_config()
+}
+
+fn tls_on(dir: &Path) -> ServerConfig {
+    certs::init(&CertDir::new(dir)).unwrap();
+    let mut c = server::loopback_config();
+    c.tls.mode = "on".into();
+    c.tls.client_cert_required = true;
+    c.tls.cert = dir.join(certs::SERVER_CERT);
+    c.tls.key = dir.join(certs::SERVER_KEY);
+    c.tls.ca = dir.join(certs::CA_CERT);
+    c.finish().unwrap();
+    c
+}
+
+fn error_of(m: &Option<Message>) -> Option<ReplyErrorCode> {
+    match m {
+        Some(Message::ServerError { error, .. }) => *error,
+        Some(Message::InitReply(r)) => r.error,
+        _ => None,
+    }
+}
+
+#[test]
+fn preinit_and_init_in_clear_text_when_tls_is_off() {
+    let srv = Running::start(tls_off());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    send(&mut s, &preinit(1, "qlab"));
+    match recv(&mut s) {
+        Some(Message::PreinitReply { seq, tls, .. }) => {
+            assert_eq!(seq, Some(1));
+            assert_eq!(tls, Some(wire::TlsSupported::Unsupported));
+        }
+        other => panic!("expected PREINIT_REPLY, got {other:?}"),
+    }
+    send(&mut s, &init(2, 1));
+    let r = recv(&mut s);
+    assert_eq!(error_of(&r), Some(ReplyErrorCode::NoError), "{r:?}");
+    send(&mut s, &Message::EchoRequest { seq: Some(3) });
+    assert!(matches!(recv(&mut s), Some(Message::EchoReply { seq: Some(3) })));
+}
+
+#[test]
+fn garbage_and_truncated_frames_never_crash_the_server() {
+    let srv = Running::start(tls_off());
+    // random garbage
+    for junk in [&b"\xff\xff\xff\xff\xff\xff\x00\x01"[..], b"GET / HTTP/1.0\r\n\r\n", &[0u8; 3][..]] {
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(junk).unwrap();
+        let _ = recv(&mut s);
+    }
+    // a known type whose TLV length runs past the frame
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&[0, 0, 0, 0, 0, 6, 0, 0, 0, 9, 1, 2]).unwrap();
+    let r = recv(&mut s);
+    assert!(matches!(r, Some(Message::ServerError { .. }) | None), "{r:?}");
+    // half a frame, then hang up
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.write_all(&[0, 3, 0, 0, 1, 0, 0, 0]).unwrap();
+    drop(s);
+    // an unknown message type gets an error reply, the connection stays usable
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&[0x12, 0x34, 0, 0, 0, 0]).unwrap();
+    assert_eq!(error_of(&recv(&mut s)), Some(ReplyErrorCode::UnsupportedMessage));
+    send(&mut s, &preinit(1, "qlab"));
+    assert!(matches!(recv(&mut s), Some(Message::PreinitReply { .. })));
+    assert!(srv.alive());
+}
+
+#[test]
+fn oversized_message_is_skipped_and_answered_not_buffered() {
+    let srv = Running::start(tls_off());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // 1 MiB body announced and sent: far over the 32 KiB cap
+    let len: u32 = 1 << 20;
+    let mut big = vec![0u8, 0];
+    big.extend(len.to_be_bytes());
+    big.extend(std::iter::repeat(0xAAu8).take(len as usize));
+    s.write_all(&big).unwrap();
+    assert_eq!(error_of(&recv(&mut s)), Some(ReplyErrorCode::MessageTooLong));
+    // the stream is back in sync afterwards
+    send(&mut s, &preinit(7, "qlab"));
+    match recv(&mut s) {
+        Some(Message::PreinitReply { seq, .. }) => assert_eq!(seq, Some(7)),
+        other => panic!("expected PREINIT_REPLY after the skipped message, got {other:?}"),
+    }
+    // a 4 GiB announcement is not waited for in memory either: the server answers at once
+    let mut s2 = TcpStream::connect(srv.addr).unwrap();
+    s2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s2.write_all(&[0, 0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]).unwrap();
+    assert_eq!(error_of(&recv(&mut s2)), Some(ReplyErrorCode::MessageTooLong));
+    assert!(srv.alive());
+}
+
+#[test]
+fn init_before_preinit_and_tls_required_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let mut cfg = tls_on(t.path());
+    cfg.tls.mode = "required".into();
+    cfg.finish().unwrap();
+    let srv = Running::start(cfg);
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    send(&mut s, &preinit(1, "qlab"));
+    assert!(matches!(recv(&mut s), Some(Message::PreinitReply { tls: Some(wire::TlsSupported::Required), .. })));
+    // INIT without TLS when TLS is required: refused, no vote machinery reached
+    send(&mut s, &init(2, 1));
+    assert_eq!(error_of(&recv(&mut s)), Some(ReplyErrorCode::TlsRequired));
+}
+
+// ---- TLS clients (OpenSSL), the way corosync-qdevice talks: PREINIT, STARTTLS, TLS on the socket ----
+
+fn client_files(dir: &Path, cluster: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = certs::client_pem(&CertDir::new(dir), cluster).unwrap();
+    let c = dir.join(format!("client-{cluster}.crt"));
+    let k = dir.join(format!("client-{cluster}.key"));
+    std::fs::write(&c, cert).unwrap();
+    std::fs::write(&k, key).unwrap();
+    (c, k)
+}
+
+fn starttls(
+    addr: SocketAddr,
+    cluster: &str,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Result<openssl::ssl::SslStream<TcpStream>, String> {
+    use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    send(&mut s, &preinit(1, cluster));
+    let r = recv(&mut s);
+    assert!(matches!(r, Some(Message::PreinitReply { .. })), "{r:?}");
+    send(&mut s, &Message::StartTls { seq: Some(2) });
+    let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    b.set_ca_file(ca).unwrap();
+    b.set_verify(SslVerifyMode::PEER);
+    if let Some((c, k)) = client {
+        b.set_certificate_file(c, SslFiletype::PEM).unwrap();
+        b.set_private_key_file(k, SslFiletype::PEM).unwrap();
+    }
+    let mut conf = b.build().configure().unwrap();
+    conf.set_verify_hostname(false);
+    conf.set_use_server_name_indication(false);
+    let mut t = conf.connect("Qnetd Server", s).map_err(|e| e.to_string())?;
+    // the server certificate is the one corosync-qdevice expects
+    let cn = t.ssl().peer_certificate().and_then(|c| c.to_der().ok()).and_then(|d| certs::cert_common_name(&d));
+    assert_eq!(cn.as_deref(), Some(certs::SERVER_CN));
+    // TLS 1.3 may report a rejected client certificate only at the first read or write
+    t.write_all(&init(3, 1).encode().unwrap()).map_err(|e| format!("write after handshake: {e}"))?;
+    match recv(&mut t) {
+        Some(Message::InitReply(r)) if r.error == Some(ReplyErrorCode::NoError) => Ok(t),
+        other => Err(format!("no successful INIT_REPLY: {other:?}")),
+    }
+}
+
+#[test]
+fn tls_with_the_cluster_certificate_works() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = Running::start(tls_on(t.path()));
+    let (c, k) = client_files(t.path(), "qlab");
+    let mut tls = starttls(srv.addr, "qlab", &t.path().join(certs::CA_CERT), Some((&c, &k))).expect("TLS session");
+    send(&mut tls, &Message::EchoRequest { seq: Some(9) });
+    assert!(matches!(recv(&mut tls), Some(Message::EchoReply { seq: Some(9) })));
+}
+
+#[test]
+fn wrong_cluster_name_unknown_ca_or_no_certificate_is_rejected() {
+    let t = tempfile::tempdir().unwrap();
+    let srv = Running::start(tls_on(t.path()));
+    let ca = t.path().join(certs::CA_CERT);
+    // certificate for another cluster than the one announced in PREINIT
+    let (c, k) = client_files(t.path(), "other");
+    let r = starttls(srv.addr, "qlab", &ca, Some((&c, &k)));
+    assert!(r.is_err(), "a certificate for cluster 'other' must not serve cluster 'qlab'");
+    // certificate signed by a different CA
+    let other = tempfile::tempdir().unwrap();
+    certs::init(&CertDir::new(other.path())).unwrap();
+    let (c2, k2) = client_files(other.path(), "qlab");
+    assert!(starttls(srv.addr, "qlab", &ca, Some((&c2, &k2))).is_err(), "a foreign CA's certificate must be refused");
+    // no certificate at all
+    assert!(starttls(srv.addr, "qlab", &ca, None).is_err(), "no client certificate must be refused");
+    assert!(srv.alive());
+}
+
+#[test]
+fn status_socket_lists_connected_clusters() {
+    let t = tempfile::tempdir().unwrap();
+    let mut cfg = tls_off();
+    cfg.status_socket = t.path().join("status.sock");
+    let sock = cfg.status_socket.clone();
+    let srv = Running::start(cfg);
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    send(&mut s, &preinit(1, "qlab"));
+    recv(&mut s).unwrap();
+    send(&mut s, &init(2, 1));
+    recv(&mut s).unwrap();
+    let v = server::query_status(&sock).unwrap();
+    let clusters = v["arbiter"]["clusters"].as_array().cloned().unwrap_or_default();
+    assert!(clusters.iter().any(|c| c["name"] == "qlab"), "{v}");
+    let text = server::render_status(&v);
+    assert!(text.contains("Cluster \"qlab\""), "{text}");
+    assert!(text.contains("Node ID 1"), "{text}");
+}
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly() {
+    let t = tempfile::tempdir().unwrap();
+    let sock = t.path().join("status.sock");
+    let conf = t.path().join("arbiter.toml");
+    // port 0: the OS picks; the test only needs the process to come up and go down
+    std::fs::write(
+        &conf,
+        format!("listen = \"127.0.0.1\"\nport = 0\nstatus_socket = \"{}\"\n[tls]\nmode = \"off\"\n", sock.display()),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_twonode"))
+        .args(["arbiter", "serve", "--config"])
+        .arg(&conf)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    for _ in 0..100 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sock.exists(), "status socket never appeared");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twonode"))
+        .args(["arbiter", "status", "--socket"])
+        .arg(&sock)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("twonode arbiter"));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut code = None;
+    for _ in 0..100 {
+        if let Some(st) = child.try_wait().unwrap() {
+            code = Some(st);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _guard = Kill(child);
+    let st = code.expect("arbiter did not stop within 5 s of SIGTERM");
+    assert!(st.success(), "{st:?}");
+    assert!(!sock.exists(), "status socket left behind");
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
