@@ -1,3 +1,4 @@
 //! Simulators admins rehearse with, and the lab that ties them together.
 pub mod demo;
+pub mod drbd_sim;
 pub mod ilo_sim;
