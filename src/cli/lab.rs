@@ -27,6 +27,8 @@ pub enum LabCmd {
     IloSim(ilo::IloSimArgs),
     /// Drive one power device (RIBCL iLO or Redfish) once; key=value parameters on stdin.
     Power(ilo::PowerArgs),
+    /// The simulated DRBD kernel side (drbdsetup/drbdmeta stand-in driven by the real drbdadm).
+    DrbdKernel(super::drbd_kernel::Args),
 }
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
@@ -34,5 +36,6 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
         LabCmd::Demo { keep, log } => crate::lab::demo::run(keep, log, g.json),
         LabCmd::IloSim(a) => ilo::run_sim(a, g),
         LabCmd::Power(a) => ilo::run_power(a, g),
+        LabCmd::DrbdKernel(a) => super::drbd_kernel::run(a),
     }
 }

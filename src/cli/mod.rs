@@ -6,6 +6,7 @@ pub mod arbiter;
 pub mod arbiter_server;
 pub mod conf;
 pub mod drbd;
+pub mod drbd_kernel;
 pub mod fence;
 pub mod lab;
 pub mod quorum;

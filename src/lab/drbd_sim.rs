@@ -203,7 +203,7 @@ impl World {
                     n.clone(),
                     SimNode {
                         node_id: ni as u32,
-                        address: format!("127.0.0.{}:{}", ni + 1, 7789 + ri),
+                        address: format!("127.0.0.1:{}", 7789 + 2 * ri + ni),
                         role: Role::Secondary,
                         net: Some(NetConf { discard_my_data: false }),
                         volumes,
@@ -335,7 +335,7 @@ impl World {
     }
 
     /// Per-volume resync progress (done fraction 0..1), if one runs.
-    pub fn resync_of(&self, r: &SimResource, vnr: u32, now_ms: u64) -> Option<(&Resync, f64, u64)> {
+    pub fn resync_of<'a>(&self, r: &'a SimResource, vnr: u32, now_ms: u64) -> Option<(&'a Resync, f64, u64)> {
         let rs = r.resyncs.iter().find(|x| x.vnr == vnr)?;
         let rate = self.resync_kib_per_sec.max(1) as f64;
         let total_kib = (rs.total_bits * 4) as f64;
@@ -567,32 +567,33 @@ impl World {
         let mut split = false;
         let mut unrelated = false;
         for (va, vb) in a.volumes.iter().zip(b.volumes.iter()) {
-            let (ac, ab, ah1, ah2) = (va.gi[0] & MASK, va.gi[1] & MASK, va.gi[2] & MASK, va.gi[3] & MASK);
-            let (bc, bb, bh1, bh2) = (vb.gi[0] & MASK, vb.gi[1] & MASK, vb.gi[2] & MASK, vb.gi[3] & MASK);
+            use crate::drbd::state::{Gi, GiRelation};
+            let ga = Gi::new(va.gi[0], va.gi[1], va.gi[2], va.gi[3]);
+            let gb = Gi::new(vb.gi[0], vb.gi[1], vb.gi[2], vb.gi[3]);
             let both_bits = va.bits + vb.bits;
             let full = va.size_kib / 4;
-            let decision = if ac == bc {
-                if both_bits > 0 { Some((if va.bits >= vb.bits { initiator.to_string() } else { peer.clone() }, both_bits)) } else { None }
-            } else if ab != 0 && ab == bc {
-                Some((initiator.to_string(), va.bits))
-            } else if bb != 0 && bb == ac {
-                Some((peer.clone(), vb.bits))
-            } else if ab != 0 && ab == bb {
-                if an.discard_my_data {
-                    Some((peer.clone(), both_bits))
-                } else if bn.discard_my_data {
-                    Some((initiator.to_string(), both_bits))
-                } else {
-                    split = true;
+            let me = initiator.to_string();
+            let decision = match ga.compare(&gb).relation {
+                GiRelation::InSync | GiRelation::BothJustCreated => {
+                    if both_bits > 0 { Some((if va.bits >= vb.bits { me } else { peer.clone() }, both_bits)) } else { None }
+                }
+                GiRelation::LocalIsSource { full: f } => Some((me, if f { full } else { va.bits })),
+                GiRelation::PeerIsSource { full: f } => Some((peer.clone(), if f { full } else { vb.bits })),
+                GiRelation::SplitBrain { bitmap_based } => {
+                    let n = if bitmap_based { both_bits } else { full };
+                    if an.discard_my_data {
+                        Some((peer.clone(), n))
+                    } else if bn.discard_my_data {
+                        Some((me, n))
+                    } else {
+                        split = true;
+                        None
+                    }
+                }
+                GiRelation::Unrelated => {
+                    unrelated = true;
                     None
                 }
-            } else if ac == bh1 || ac == bh2 || ab == bh1 {
-                Some((peer.clone(), full))
-            } else if bc == ah1 || bc == ah2 || bb == ah1 {
-                Some((initiator.to_string(), full))
-            } else {
-                unrelated = true;
-                None
             };
             plan.push((va.vnr, decision));
         }
@@ -949,7 +950,7 @@ impl World {
                 let proto = if n.net.is_some() { "C" } else { " " };
                 let mut row = format!(" {}: cs:{cs} ro:{:?}/{prole} ds:{l}/{p} {proto} r-----\n", v.minor, n.role);
                 let (oos, prog) = match self.resync_of(res, v.vnr, now) {
-                    Some((_, frac, left)) if connected => (left * 4, Some((frac, left * 4, v.size_kib))),
+                    Some((rs, frac, left)) if connected => (left * 4, Some((frac, left * 4, rs.total_bits * 4))),
                     _ => (if connected { 0 } else { v.bits * 4 }, None),
                 };
                 let _ = writeln!(
