@@ -7,6 +7,7 @@ pub mod arbiter_server;
 pub mod conf;
 pub mod drbd;
 pub mod drbd_kernel;
+pub mod drbd_recover;
 pub mod fence;
 pub mod lab;
 pub mod quorum;
