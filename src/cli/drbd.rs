@@ -26,6 +26,11 @@ pub enum Cmd {
     /// Classify each resource from both nodes' outputs: healthy, syncing, disconnected, split
     /// brain, unrelated data, unknown; show the evidence and a recommended victim.
     SplitBrain(SplitBrainArgs),
+    /// Recover RESOURCE from a split brain on both nodes, discarding NODE's changes: plan, confirm,
+    /// execute step by step with checks read back from DRBD, journal, resume.
+    Recover(super::drbd_recover::RecoverArgs),
+    /// Show the state of each resource and volume on both nodes (locally and over SSH).
+    Status(super::drbd_recover::StatusArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +65,8 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
     match args.command {
         Cmd::Parse(a) => run_parse(a, g),
         Cmd::SplitBrain(a) => run_split_brain(a, g),
+        Cmd::Recover(a) => super::drbd_recover::run_recover(a, g),
+        Cmd::Status(a) => super::drbd_recover::run_status(a, g),
     }
 }
 
