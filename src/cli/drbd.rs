@@ -25,6 +25,13 @@ pub enum Cmd {
     Parse(ParseArgs),
     /// Classify each resource from both nodes' outputs: healthy, syncing, disconnected, split
     /// brain, unrelated data, unknown; show the evidence and a recommended victim.
+    ///
+    /// Offline mode: each file holds one node's pasted outputs, each after its prompt line, e.g.
+    /// "# drbdadm status", "# drbdadm get-gi r0", "# dmesg | grep drbd", "# cat /proc/mounts",
+    /// "# fuser -vm /dev/drbd0", "# clustat". It never picks a victim for you: the recommendation
+    /// is advice; `drbd recover --discard NODE` needs the node named.
+    /// Exit 0: no split brain (healthy, syncing or disconnected); 2: split brain; 3: unrelated
+    /// data; 4: undecidable (unknown); 1: input unreadable.
     SplitBrain(SplitBrainArgs),
     /// Recover RESOURCE from a split brain on both nodes, discarding NODE's changes: plan, confirm,
     /// execute step by step with checks read back from DRBD, journal, resume.
@@ -116,6 +123,30 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
-fn run_split_brain(_a: SplitBrainArgs, _g: &Global) -> anyhow::Result<i32> {
-    anyhow::bail!("`twonode drbd split-brain` is not implemented yet")
+fn run_split_brain(a: SplitBrainArgs, g: &Global) -> anyhow::Result<i32> {
+    use drbd::splitbrain::{classify, node_names, NodeInput, Options, Verdict};
+    let (lt, ln) = read_input(Some(&a.local_file))?;
+    let (pt, pn) = read_input(Some(&a.peer_file))?;
+    let lp = drbd::parse::paste::parse_drbd_paste(&lt).map_err(|e| parse_failure(&ln, &e, g))?;
+    let pp = drbd::parse::paste::parse_drbd_paste(&pt).map_err(|e| parse_failure(&pn, &e, g))?;
+    let (guess_local, guess_peer) = node_names(&lp.state, &pp.state);
+    let local_name = a.local_name.or(guess_local).unwrap_or_else(|| "local".into());
+    let peer_name = a.peer_name.or(guess_peer).unwrap_or_else(|| "peer".into());
+    let local = NodeInput::from_paste(local_name, lp);
+    let peer = NodeInput::from_paste(peer_name, pp);
+    let report = classify(&local, &peer, &Options { service_on: a.service_on, resource: a.resource.clone() });
+    if let (Some(r), true) = (&a.resource, report.resources.is_empty()) {
+        return Err(anyhow::Error::new(Failure::new(
+            1,
+            format!("resource {r:?} is in neither node's output; fix: check the name, or paste `drbdadm status {r}` from both nodes"),
+        )));
+    }
+    let text = if g.json { serde_json::to_string_pretty(&report)? + "\n" } else { drbd::splitbrain::render(&report) };
+    write_stdout(&text)?;
+    Ok(match report.worst() {
+        Some(Verdict::SplitBrain) => 2,
+        Some(Verdict::UnrelatedData) => 3,
+        Some(Verdict::Unknown) => 4,
+        _ => 0,
+    })
 }

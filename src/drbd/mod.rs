@@ -3,4 +3,5 @@ pub mod journal;
 pub mod parse;
 pub mod recover;
 pub mod render;
+pub mod splitbrain;
 pub mod state;

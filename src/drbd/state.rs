@@ -832,8 +832,16 @@ impl DrbdState {
         for r in other.resources {
             let target = if !r.name.is_empty() {
                 self.resources.iter().position(|x| x.name == r.name).or_else(|| {
-                    // an unnamed resource already here with a matching minor, or the only unnamed one
-                    self.resources.iter().position(|x| x.name.is_empty() && shares_minor(x, &r))
+                    // an unnamed resource already here with a matching minor, or — when the new
+                    // one names no minor (get-gi r0 after /proc/drbd) — the only configured one
+                    self.resources.iter().position(|x| x.name.is_empty() && shares_minor(x, &r)).or_else(|| {
+                        let no_minor = r.volumes.iter().all(|v| v.minor.is_none());
+                        let unnamed: Vec<usize> = (0..self.resources.len())
+                            .filter(|i| self.resources[*i].name.is_empty() && !self.resources[*i].unconfigured)
+                            .collect();
+                        (no_minor && unnamed.len() == 1 && self.resources.iter().all(|x| x.name.is_empty()))
+                            .then(|| unnamed[0])
+                    })
                 })
             } else {
                 self.resources.iter().position(|x| shares_minor(x, &r)).or_else(|| {

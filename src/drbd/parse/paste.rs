@@ -164,10 +164,14 @@ pub fn parse_paste(text: &str) -> Result<Paste, ParseError> {
     let mut any = false;
     for (cmd, body) in sections {
         let non_blank = body.iter().any(|l| !l.1.trim().is_empty());
-        if !non_blank {
-            continue; // a prompt with no output (e.g. a command that printed nothing)
-        }
         let (fmt, hints) = cmd.map(command_format).unwrap_or_default();
+        if !non_blank {
+            // a prompt with no output: for fuser/lsof/mount that says "nothing", which is evidence
+            if let (Some(f @ (Format::Holders | Format::Mounts)), Some(c)) = (fmt, cmd) {
+                out.sections.push(SectionInfo { first_line: body.first().map_or(1, |l| l.0), format: f, command: Some(c.to_string()) });
+            }
+            continue;
+        }
         let fmt = match fmt {
             Some(f) => f,
             None => detect(&body)?,
