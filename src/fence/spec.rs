@@ -1,10 +1,10 @@
 //! What the fencing engine is asked to work with: a node, its fence methods in order, and for each
-//! method the devices with their merged key=value parameters (the `<fencedevice>` attributes
-//! overridden by the `<device>` attributes, as fenced passes them to an agent).
+//! method the devices with their merged key=value parameters, as fenced passes them to an agent
+//! (the node's `<device>` attributes, then the `<fencedevice>` ones; on stdin the later line wins).
 //!
-//! `from_cluster_conf` is a small reader for the fencing part of a cman cluster.conf, used until the
-//! cluster.conf model (`clusterconf`) offers `fencing_for(node)`.
-use quick_xml::events::{BytesStart, Event};
+//! `from_cluster_conf` reads them through the cluster.conf model (`clusterconf::model`,
+//! `Model::fencing_for`), so the parameters are merged exactly as fenced merges them.
+use crate::clusterconf::model::{Model, NodeFencing};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -204,7 +204,7 @@ impl Timing {
     }
 }
 
-/// Parse error with the line number in cluster.conf.
+/// A configuration problem found while reading the fencing part of cluster.conf.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{path}:{line}: {message}")]
 pub struct ConfError {
@@ -213,99 +213,46 @@ pub struct ConfError {
     pub message: String,
 }
 
-fn attrs(e: &BytesStart<'_>) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|e| format!("bad attribute: {e}"))?;
-        let k = String::from_utf8_lossy(a.key.as_ref()).to_string();
-        let v = a.unescape_value().map_err(|e| format!("bad attribute value: {e}"))?.to_string();
-        out.push((k, v));
+/// Adapter from the cluster.conf model: the methods, devices and merged parameters exactly as
+/// fenced would pass them (`clusterconf::model::NodeFencing`).
+pub fn from_node_fencing(f: &NodeFencing, path: &str) -> Result<FenceTarget, ConfError> {
+    let mut methods = Vec::new();
+    for m in &f.methods {
+        let mut devices = Vec::new();
+        for call in &m.devices {
+            if !call.defined {
+                return Err(ConfError {
+                    path: path.into(),
+                    line: call.line,
+                    message: format!(
+                        "node {} method {}: device \"{}\" is not defined in <fencedevices>",
+                        f.node, m.name, call.device
+                    ),
+                });
+            }
+            let params = call
+                .params
+                .iter()
+                .filter(|(k, _)| k != "nodename")
+                .map(|(k, v)| (normalise_key(k), v.clone()))
+                .collect();
+            devices.push(DeviceSpec { name: call.device.clone(), params });
+        }
+        methods.push(Method { name: m.name.clone(), devices });
     }
-    Ok(out)
+    Ok(FenceTarget { node: f.node.clone(), nodeid: f.nodeid.map(|n| n.to_string()), methods })
 }
 
 /// Every node's fencing from a cluster.conf text, in document order.
 pub fn from_cluster_conf(xml: &str, path: &str) -> Result<Vec<FenceTarget>, ConfError> {
-    let line_of = |pos: usize| xml[..pos.min(xml.len())].matches('\n').count() + 1;
-    let mut reader = quick_xml::Reader::from_str(xml);
-    let mut stack: Vec<String> = Vec::new();
-    let mut nodes: Vec<(FenceTarget, Vec<Vec<(String, Vec<(String, String)>, usize)>>)> = Vec::new();
-    let mut devices: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    loop {
-        let pos = reader.buffer_position() as usize;
-        let ev = reader
-            .read_event()
-            .map_err(|e| ConfError { path: path.into(), line: line_of(pos), message: format!("XML error: {e}") })?;
-        let (e, empty) = match &ev {
-            Event::Start(e) => (e, false),
-            Event::Empty(e) => (e, true),
-            Event::End(_) => {
-                stack.pop();
-                continue;
-            }
-            Event::Eof => break,
-            _ => continue,
-        };
-        let name = String::from_utf8_lossy(e.name().as_ref()).to_string();
-        let a = attrs(e).map_err(|m| ConfError { path: path.into(), line: line_of(pos), message: m })?;
-        let get = |k: &str| a.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let parent = stack.last().map(|s| s.as_str()).unwrap_or("");
-        match (parent, name.as_str()) {
-            ("clusternodes", "clusternode") => {
-                let node = get("name").ok_or_else(|| ConfError {
-                    path: path.into(),
-                    line: line_of(pos),
-                    message: "<clusternode> without name".into(),
-                })?;
-                nodes.push((FenceTarget { node, nodeid: get("nodeid"), methods: vec![] }, vec![]));
-            }
-            ("fence", "method") => {
-                if let Some((t, devs)) = nodes.last_mut() {
-                    t.methods.push(Method { name: get("name").unwrap_or_default(), devices: vec![] });
-                    devs.push(vec![]);
-                }
-            }
-            ("method", "device") => {
-                if let Some((_, devs)) = nodes.last_mut() {
-                    if let Some(m) = devs.last_mut() {
-                        let n = get("name").unwrap_or_default();
-                        m.push((n, a.clone(), line_of(pos)));
-                    }
-                }
-            }
-            ("fencedevices", "fencedevice") => {
-                if let Some(n) = get("name") {
-                    devices.insert(n, a.clone());
-                }
-            }
-            _ => {}
-        }
-        if !empty {
-            stack.push(name);
-        }
-    }
+    let (_doc, model) = Model::parse(xml.as_bytes())
+        .map_err(|e| ConfError { path: path.into(), line: e.line, message: e.msg.clone() })?;
     let mut out = Vec::new();
-    for (mut t, devs) in nodes {
-        for (m, ds) in t.methods.iter_mut().zip(devs) {
-            for (name, dattrs, line) in ds {
-                let base = devices.get(&name).ok_or_else(|| ConfError {
-                    path: path.into(),
-                    line,
-                    message: format!(
-                        "node {} method {}: device \"{name}\" is not defined in <fencedevices>",
-                        t.node, m.name
-                    ),
-                })?;
-                let mut params: BTreeMap<String, String> = BTreeMap::new();
-                for (k, v) in base.iter().chain(dattrs.iter()) {
-                    if k != "name" {
-                        params.insert(normalise_key(k), v.clone());
-                    }
-                }
-                m.devices.push(DeviceSpec { name: name.clone(), params });
-            }
+    for n in &model.nodes {
+        let Some(name) = n.name.as_deref() else { continue };
+        if let Some(f) = model.fencing_for(name) {
+            out.push(from_node_fencing(&f, path)?);
         }
-        out.push(t);
     }
     Ok(out)
 }
@@ -351,6 +298,7 @@ mod tests {
         let d = &t[0].methods[0].devices[0];
         assert_eq!(d.agent(), "fence_ipmilan");
         assert_eq!(d.get(&["delay"]), Some("15"));
+        assert!(d.get(&["nodename"]).is_none());
         assert_eq!(d.get(&["power_wait"]), Some("3"));
         assert_eq!(t[0].methods[1].devices.len(), 2);
         assert_eq!(t[0].methods[1].devices[0].plug(), Some("1"));
