@@ -14,6 +14,8 @@ pub struct Step {
     pub args: Vec<String>,
     /// Exit code the step must end with for the tour to go on.
     pub expect: i32,
+    /// Standard input for the step (how secrets reach twonode without argv).
+    pub stdin: Option<String>,
 }
 
 impl Step {
@@ -23,24 +25,87 @@ impl Step {
             why: why.into(),
             args: args.split_whitespace().map(String::from).collect(),
             expect,
+            stdin: None,
         }
+    }
+
+    fn stdin(mut self, input: &str) -> Step {
+        self.stdin = Some(input.into());
+        self
     }
 }
 
 /// The cluster.conf part of the tour.
 pub fn conf_steps() -> Vec<Step> {
+    let f = "--file $LAB/cluster.conf";
     vec![
         Step::new(
             "Create a two-node cluster.conf",
-            "A skeleton with two nodes of one vote each, two_node=1 and expected_votes=1.",
-            "conf init --file $LAB/cluster.conf --name lab --node node1 --node node2",
+            "A skeleton: two nodes of one vote each, two_node=1 and expected_votes=1, written in place.",
+            &format!("conf init --name lab --node node1 --node node2 --in-place {f}"),
             0,
         ),
         Step::new(
             "Validate it",
-            "No fence devices yet: the validator says what a real cluster would die of.",
-            "conf validate --file $LAB/cluster.conf",
+            "Valid XML and schema, but no fence method: fenced would retry forever when a node fails.",
+            &format!("conf validate {f}"),
+            0,
+        ),
+        Step::new(
+            "Add node1's IPMI BMC (password on stdin)",
+            "The edit goes to cluster.conf.new with config_version+1; a password with & < \" is escaped, never shown.",
+            &format!("conf device add ipmi-node1 --agent fence_ipmilan ipaddr=127.0.0.1 ipport=9623 login=admin lanplus=1 cipher=3 --secret-stdin passwd {f}"),
+            0,
+        )
+        .stdin("s3cr&t<\"x\n"),
+        Step::new(
+            "Add node2's iLO the RHEL 5 way (hostname=)",
+            "Staging allows it, but the validator flags it: fence-agents 4.x ignores hostname= and fencing breaks.",
+            &format!("conf device add ilo-node2 --agent fence_ilo hostname=ilo-node2.example ipport=8443 login=admin ssl_insecure=1 --secret-stdin passwd {f}"),
+            0,
+        )
+        .stdin("secret\n"),
+        Step::new(
+            "Bind node1 to its BMC, with a delay",
+            "The delay on ONE node decides the two-node fence race: node1 survives a split.",
+            &format!("conf bind node1 ipmi-node1 --method ipmi delay=15 {f}"),
+            0,
+        ),
+        Step::new(
+            "Bind node2 to its iLO",
+            "Each node gets a method; methods are tried in order (cascade).",
+            &format!("conf bind node2 ilo-node2 --method ilo {f}"),
+            0,
+        ),
+        Step::new(
+            "Try to activate",
+            "apply validates first: with an error nothing is changed.",
+            &format!("conf apply {f}"),
             1,
+        ),
+        Step::new(
+            "Fix the iLO address",
+            "Only the bytes of that one attribute (and config_version) change.",
+            &format!("conf device set ilo-node2 ipaddr=127.0.0.1 --unset hostname {f}"),
+            0,
+        ),
+        Step::new(
+            "Review live against staged",
+            "What `cman_tool version -r` would load; passwords are masked on both sides.",
+            &format!("conf diff {f}"),
+            0,
+        ),
+        Step::new(
+            "Activate",
+            "Validates, checks the version is higher, keeps cluster.conf.old, replaces the file atomically.",
+            &format!("conf apply {f}"),
+            0,
+        ),
+        Step::new(
+            "Show what fenced will do",
+            "The typed view of the live file.",
+            &format!("conf show {f}"),
+            0,
         ),
     ]
 }
@@ -70,7 +135,7 @@ pub fn run(keep: Option<PathBuf>, log: Option<PathBuf>, json: bool) -> anyhow::R
     for (i, step) in tour().iter().enumerate() {
         let args: Vec<String> = step.args.iter().map(|a| a.replace("$LAB", &lab.to_string_lossy())).collect();
         let started = Instant::now();
-        let out = Command::new(&exe).args(&args).current_dir(&lab).output()
+        let out = run_child(&exe, &args, &lab, step.stdin.as_deref())
             .with_context(|| format!("running step {}: twonode {}", i + 1, args.join(" ")))?;
         let code = out.status.code().unwrap_or(-1);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -111,6 +176,23 @@ pub fn run(keep: Option<PathBuf>, log: Option<PathBuf>, json: bool) -> anyhow::R
         }
     }
     Ok(if failed.is_some() { 1 } else { 0 })
+}
+
+fn run_child(exe: &Path, args: &[String], dir: &Path, stdin: Option<&str>) -> std::io::Result<std::process::Output> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(exe)
+        .args(args)
+        .current_dir(dir)
+        .env("TWONODE_AUDIT_LOG", dir.join("fence-audit.log"))
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes())?;
+    }
+    child.wait_with_output()
 }
 
 fn indent(text: &str) -> String {
