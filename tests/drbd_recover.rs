@@ -168,16 +168,20 @@ impl Lab {
             keygen(&hk);
             let port = free_port();
             let bin = sim.join(node).join("bin");
+            // the node's own HOME: the login shell reads no rc files of the user running the tests
+            let home = dir.path().join(format!("home_{node}"));
+            std::fs::create_dir_all(&home).expect("home");
             let cfg = dir.path().join(format!("sshd_{node}.conf"));
             std::fs::write(
                 &cfg,
                 format!(
                     "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPasswordAuthentication no\n\
                      KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile none\n\
-                     LogLevel ERROR\nSetEnv PATH={bin}:/usr/sbin:/usr/bin:/sbin:/bin\n",
+                     LogLevel ERROR\nSetEnv PATH={bin}:/usr/sbin:/usr/bin:/sbin:/bin HOME={home}\n",
                     hk = hk.display(),
                     ak = dir.path().join("authorized_keys").display(),
-                    bin = bin.display()
+                    bin = bin.display(),
+                    home = home.display()
                 ),
             )
             .expect("write sshd config");
