@@ -378,3 +378,99 @@ fn no_password_in_argv_of_processes_twonode_starts() {
     }
     assert!(agents >= 1, "fence_ipmilan was not seen running under twonode: {seen:?}");
 }
+
+/// A fake BMC that completes the RMCP+ handshake up to RAKP 2 but picks authentication algorithm
+/// RAKP-none, a path ipmi-rs 0.6 leaves as `todo!()` (a panic). twonode must report a protocol
+/// error (exit 6) and never show a panic.
+fn fake_bmc_choosing_rakp_none() -> (u16, std::thread::JoinHandle<()>) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        let ipmb_chk = |b: &[u8]| (0u8).wrapping_sub(b.iter().fold(0u8, |a, x| a.wrapping_add(*x)));
+        // Serve up to two clients (the driver retries once with a fresh session).
+        for _ in 0..8 {
+            let Ok((n, peer)) = sock.recv_from(&mut buf) else { return };
+            let m = &buf[..n];
+            let reply: Vec<u8> = if m[3] == 0x06 {
+                // ASF presence ping -> pong (IPMI supported)
+                let mut r = vec![0x06, 0x00, 0xff, 0x06, 0x00, 0x00, 0x11, 0xbe, 0x40, m[9], 0x00, 0x10];
+                r.extend([0x00, 0x00, 0x11, 0xbe, 0, 0, 0, 0, 0x81, 0x00, 0, 0, 0, 0, 0, 0]);
+                r
+            } else if m[4] == 0x00 {
+                // IPMI 1.5 session-less: Get Channel Authentication Capabilities -> IPMI 2.0 supported
+                let rqseq = m[14 + 4];
+                let mut ipmb = vec![0x81, 0x1c];
+                ipmb.push(ipmb_chk(&ipmb));
+                let body = [0x20, rqseq, 0x38, 0x00, 0x01, 0x84, 0x04, 0x02, 0, 0, 0, 0];
+                ipmb.extend(body);
+                ipmb.push(ipmb_chk(&body));
+                let mut r = vec![0x06, 0x00, 0xff, 0x07, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, ipmb.len() as u8];
+                r.extend(ipmb);
+                r
+            } else if m[4] == 0x06 && m[5] == 0x10 {
+                // Open Session Request -> response choosing RAKP-none / none / none
+                let p = &m[16..];
+                let mut pl = vec![p[0], 0x00, 0x04, 0x00];
+                pl.extend(&p[4..8]);
+                pl.extend([0x78, 0x56, 0x34, 0x12]);
+                pl.extend([0x00, 0, 0, 0x08, 0x00, 0, 0, 0]);
+                pl.extend([0x01, 0, 0, 0x08, 0x00, 0, 0, 0]);
+                pl.extend([0x02, 0, 0, 0x08, 0x00, 0, 0, 0]);
+                let mut r = vec![0x06, 0x00, 0xff, 0x07, 0x06, 0x11, 0, 0, 0, 0, 0, 0, 0, 0];
+                r.extend((pl.len() as u16).to_le_bytes());
+                r.extend(pl);
+                r.extend([0u8; 0]);
+                // remember the console session id for RAKP 2
+                REMOTE_SID.with(|s| s.set(u32::from_le_bytes([p[4], p[5], p[6], p[7]])));
+                r
+            } else if m[4] == 0x06 && m[5] == 0x12 {
+                // RAKP 1 -> RAKP 2 with an empty key exchange code (RAKP-none)
+                let tag = m[16];
+                let mut pl = vec![tag, 0x00, 0, 0];
+                pl.extend(REMOTE_SID.with(|s| s.get()).to_le_bytes());
+                pl.extend([0x11u8; 16]);
+                pl.extend([0x22u8; 16]);
+                let mut r = vec![0x06, 0x00, 0xff, 0x07, 0x06, 0x13, 0, 0, 0, 0, 0, 0, 0, 0];
+                r.extend((pl.len() as u16).to_le_bytes());
+                r.extend(pl);
+                r
+            } else {
+                continue;
+            };
+            let _ = sock.send_to(&reply, peer);
+        }
+    });
+    (port, h)
+}
+
+thread_local! {
+    static REMOTE_SID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+#[test]
+fn a_panic_inside_ipmi_rs_becomes_a_protocol_error() {
+    let (port, _h) = fake_bmc_choosing_rakp_none();
+    let mut dev = IpmiDevice::new(IpmiConfig {
+        host: "127.0.0.1".into(),
+        port,
+        username: "admin".into(),
+        password: "secret".into(),
+        cipher: 3,
+        privilege: Privilege::Administrator,
+        timeout: Duration::from_secs(2),
+        retries: 0,
+    })
+    .unwrap();
+    let e = dev.status().unwrap_err();
+    assert!(matches!(e, PowerError::Protocol(ref m) if m.contains("IPMI library failed")), "{e}");
+
+    let (port, _h) = fake_bmc_choosing_rakp_none();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), &conf_nodes(&[("node2", port, "")]));
+    let r = twonode(&["fence", "node2", "--action", "status", "--file", &conf], None);
+    assert_eq!(r.code, 6, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert!(r.stderr.contains("protocol error"), "{}", r.stderr);
+}

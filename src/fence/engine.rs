@@ -738,6 +738,34 @@ mod tests {
     use std::rc::Rc;
 
     #[test]
+    fn dual_psu_written_the_cman_way_with_action_attributes() {
+        // <device name="psu1" action="off"/><device name="psu2" action="off"/>
+        // <device name="psu1" action="on"/><device name="psu2" action="on"/>
+        let clock = SimClock::new();
+        let mut op = SimOpener::new(clock.clone());
+        let a = op.add("psu1", On);
+        let b = op.add("psu2", On);
+        let t = target(vec![(
+            "psu",
+            vec![
+                dev("psu1", &[("action", "off")]),
+                dev("psu2", &[("action", "off")]),
+                dev("psu1", &[("action", "on")]),
+                dev("psu2", &[("action", "on")]),
+            ],
+        )]);
+        let r = run(&mut op, &clock, &t, Action::Reboot);
+        assert!(matches!(r.verdict, Verdict::Done), "{r:?}");
+        let cmds: Vec<String> =
+            r.steps.iter().filter(|s| s.op == "on" || s.op == "off").map(|s| format!("{} {}", s.device, s.op)).collect();
+        assert_eq!(cmds, vec!["psu1 off", "psu2 off", "psu1 on", "psu2 on"]);
+        assert_eq!((a.borrow().power, b.borrow().power), (On, On));
+        let r = run(&mut op, &clock, &t, Action::Off);
+        assert!(matches!(r.verdict, Verdict::Done));
+        assert_eq!((a.borrow().power, b.borrow().power), (Off, Off));
+    }
+
+    #[test]
     fn dual_psu_one_failing_off_fails_the_method() {
         let clock = SimClock::new();
         let mut op = SimOpener::new(clock.clone());

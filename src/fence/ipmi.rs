@@ -246,10 +246,16 @@ fn guarded<T>(target: &str, f: impl FnOnce() -> Result<T, PowerError>) -> Result
     let _quiet = QuietPanics::enter();
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(p) => Err(PowerError::Protocol(format!(
-            "{target}: the IPMI library failed on an unexpected reply ({}); nothing more was sent",
-            panic_text(p)
-        ))),
+        Err(p) => {
+            let text = panic_text(p);
+            // ipmi-rs unwraps socket send errors: a BMC gone mid-session shows up this way.
+            if text.contains("ConnectionRefused") || text.contains("NetworkUnreachable") || text.contains("HostUnreachable") {
+                return Err(PowerError::Unreachable(format!("{target}: the BMC stopped answering ({text})")));
+            }
+            Err(PowerError::Protocol(format!(
+                "{target}: the IPMI library failed on an unexpected reply ({text}); nothing more was sent"
+            )))
+        }
     }
 }
 
