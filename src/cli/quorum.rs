@@ -1,9 +1,109 @@
-//! `twonode quorum`: command-line surface; logic lives in the library.
+//! `twonode quorum`: command-line surface; logic lives in `crate::quorum::votequorum`.
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
 use super::Global;
+use crate::quorum::votequorum::{Live, QuorumConfig, Severity};
+use crate::util::Failure;
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
 
-pub fn run(_args: Args, _g: &Global) -> anyhow::Result<i32> {
-    anyhow::bail!("`twonode quorum` is not implemented yet")
+#[derive(clap::Subcommand, Debug)]
+pub enum Cmd {
+    /// Votequorum state like `corosync-quorumtool -s`: expected/total votes, quorum, flags,
+    /// per-node votes, and the configuration rules corosync would refuse at start.
+    ///
+    /// Exit codes: 0 quorate and no configuration error; 1 configuration error(s); 2 input
+    /// unreadable; 3 not quorate (or activity blocked).
+    #[command(after_help = "Examples:\n  twonode quorum status\n  twonode quorum status --file /etc/corosync/corosync.conf --json\n  corosync-quorumtool -s > qt.txt; twonode quorum status --file corosync.conf --live qt.txt")]
+    Status {
+        /// cluster.conf or corosync.conf (default: /etc/cluster/cluster.conf, then
+        /// /etc/pve/corosync.conf, then /etc/corosync/corosync.conf). Given a file, live
+        /// membership is only used with --live.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Saved output of `corosync-quorumtool -s` / `pvecm status` / `cman_tool status`
+        /// ("-" = stdin). Without --file the local corosync-quorumtool is asked, if present.
+        #[arg(long)]
+        live: Option<PathBuf>,
+    },
+}
+
+const DEFAULTS: &[&str] = &["/etc/cluster/cluster.conf", "/etc/pve/corosync.conf", "/etc/corosync/corosync.conf"];
+
+pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
+    match args.cmd {
+        Cmd::Status { file, live } => status(file, live, g),
+    }
+}
+
+fn status(file: Option<PathBuf>, live: Option<PathBuf>, g: &Global) -> anyhow::Result<i32> {
+    let explicit = file.is_some();
+    let path = match file {
+        Some(p) => p,
+        None => DEFAULTS.iter().map(PathBuf::from).find(|p| p.exists()).ok_or_else(|| {
+            Failure::new(2, format!("no cluster configuration found (looked at {}); pass --file PATH", DEFAULTS.join(", ")))
+        })?,
+    };
+    let cfg = load_config(&path)?;
+    let live = match live {
+        Some(p) => Some(load_live(&p)?),
+        None if !explicit => ask_quorumtool(),
+        None => None,
+    };
+    let view = cfg.compute(live.as_ref());
+    if g.json {
+        crate::util::print_json(&view)?;
+    } else {
+        print!("{}", view.render());
+    }
+    if view.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        return Ok(1);
+    }
+    Ok(if view.quorate { 0 } else { 3 })
+}
+
+/// Read cluster.conf (XML) or corosync.conf, by content.
+pub fn load_config(path: &Path) -> anyhow::Result<QuorumConfig> {
+    let bytes = std::fs::read(path).map_err(|e| Failure::new(2, format!("cannot read {}: {e}", path.display())))?;
+    let shown = path.display().to_string();
+    let text = String::from_utf8_lossy(&bytes);
+    if text.trim_start().starts_with('<') {
+        let (_doc, model) = crate::clusterconf::model::Model::parse(&bytes)
+            .map_err(|e| Failure::new(2, format!("{shown}: not a readable cluster.conf: {e}")))?;
+        Ok(QuorumConfig::from_cluster_conf(&model, &format!("{shown} (cluster.conf)")))
+    } else {
+        QuorumConfig::from_corosync_conf(&text, &shown).map_err(|e| Failure::new(2, e).into())
+    }
+}
+
+fn load_live(p: &Path) -> anyhow::Result<Live> {
+    let text = if p == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading membership from stdin")?;
+        s
+    } else {
+        std::fs::read_to_string(p).map_err(|e| Failure::new(2, format!("cannot read {}: {e}", p.display())))?
+    };
+    let parsed = if text.contains("Nodes:") && text.contains("Membership state") {
+        Live::from_cman_tool(&text)
+    } else {
+        Live::from_quorumtool(&text)
+    };
+    parsed.map_err(|e| Failure::new(2, format!("{}: {e}", p.display())).into())
+}
+
+/// Ask the local corosync (exit 0 quorate, 2 not quorate are both answers).
+fn ask_quorumtool() -> Option<Live> {
+    let out = std::process::Command::new("corosync-quorumtool").arg("-s").output().ok()?;
+    if !matches!(out.status.code(), Some(0) | Some(2)) {
+        tracing::info!("corosync-quorumtool -s failed ({}); using the configuration only", out.status);
+        return None;
+    }
+    Live::from_quorumtool(&String::from_utf8_lossy(&out.stdout)).ok()
 }

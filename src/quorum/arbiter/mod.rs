@@ -3,8 +3,10 @@
 //! * [`wire`]: the qdevice ⇄ qnetd TLV protocol (framing, typed messages);
 //! * [`core`]: the sans-IO state machine (events + time in, messages + timers out).
 //! * [`server`]: the tokio + OpenSSL driver (`twonode arbiter serve`), config file, status socket;
+//! * [`sim`]: deterministic simulator of clusters, networks and faults around the core;
 //! * [`certs`]: certificates corosync-qdevice accepts (`twonode arbiter certs`).
 pub mod certs;
 pub mod core;
 pub mod server;
+pub mod sim;
 pub mod wire;
