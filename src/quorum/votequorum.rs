@@ -382,15 +382,15 @@ impl QuorumConfig {
                 if name.is_empty() {
                     return Err(format!("{source}:{ln}: a section needs a name before '{{'"));
                 }
-                let p = format!("{}.{}", path.join("."), name);
-                if p == ".nodelist.node" {
+                let p = if path.is_empty() { name.clone() } else { format!("{}.{}", path.join("."), name) };
+                if p == "nodelist.node" {
                     node = Some(NodeConf { name: None, nodeid: None, votes: 1 });
                 }
-                if p == ".quorum.device" {
+                if p == "quorum.device" {
                     dev = Some(DeviceConf::default());
                     c.lines.push(("device".into(), ln));
                 }
-                if p == ".nodelist" {
+                if p == "nodelist" {
                     c.lines.push(("nodelist".into(), ln));
                 }
                 path.push(name);

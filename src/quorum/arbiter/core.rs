@@ -121,6 +121,11 @@ pub struct Config {
     pub max_msg_size: u32,
     /// Lease (safe, default) or QnetdLike (unsafe, for comparison).
     pub policy: Policy,
+    /// A client whose last membership is known to be outdated (another member of its ring
+    /// reported a newer ring) is waited for this long before the decision goes on without it,
+    /// so that both halves of a fresh split are compared (tie-breaker) rather than the first to
+    /// report winning.
+    pub stale_membership_grace_ms: u64,
 }
 
 impl Default for Config {
@@ -139,6 +144,7 @@ impl Default for Config {
             allowed_clusters: Vec::new(),
             max_msg_size: wire::MAX_MSG_SIZE as u32,
             policy: Policy::Lease,
+            stale_membership_grace_ms: 2000,
         }
     }
 }
@@ -219,6 +225,7 @@ struct Conn {
     vote_seq: u32,
     last_vote: Option<Vote>,
     acked_ring: Option<RingId>,
+    stale_since: Option<Millis>,
 }
 
 #[derive(Debug, Clone)]
@@ -247,6 +254,8 @@ struct Cluster {
     /// The partition the algorithm chose last, and since when it waits for the lease.
     target: Option<RingId>,
     waiting_since: Option<Millis>,
+    /// Re-evaluate then (a stale client's grace ends).
+    stale_wake: Option<Millis>,
 }
 
 impl Arbiter {
@@ -393,6 +402,9 @@ impl Arbiter {
 
     /// Earliest time a blocking hold (or the restart hold) of this cluster may end.
     fn wake_time(&self, cl: &Cluster, now: Millis) -> Option<Millis> {
+        if let Some(w) = cl.stale_wake {
+            return Some(w);
+        }
         let target = cl.target?;
         let mut t: Option<Millis> = None;
         for h in cl.holds.iter().filter(|h| h.ring != target) {
@@ -735,6 +747,7 @@ impl Arbiter {
                 }
                 c.members = ids;
                 c.membership_known = true;
+                c.stale_since = None;
                 c.ring = Some(ring);
                 c.heuristics = nl.heuristics;
                 if c.acked_ring != Some(ring) {
@@ -780,20 +793,44 @@ impl Arbiter {
             self.pending.remove(name);
             return;
         }
-        // Clients that told us everything we need, and whose ring is not known to be dissolved
-        // already (such a client is between rings; its next membership list will say where).
-        let ready: Vec<ConnId> = cl
-            .conns
-            .iter()
-            .copied()
-            .filter(|id| {
-                self.conns.get(id).is_some_and(|c| {
-                    c.membership_known
-                        && !c.config_nodes.is_empty()
-                        && c.ring.is_some_and(|r| !c.members.iter().any(|m| cl.node_rings.get(m).is_some_and(|x| x.seq > r.seq)))
-                })
-            })
-            .collect();
+        // Clients that told us everything we need. A client whose ring is known to be dissolved
+        // (another member reported a newer ring) is between rings: wait a little for its new
+        // membership, then decide without it.
+        let grace = self.cfg.stale_membership_grace_ms;
+        let mut ready = Vec::new();
+        let mut stale_wake: Option<Millis> = None;
+        let mut newly_stale = Vec::new();
+        for id in cl.conns.iter().copied() {
+            let Some(c) = self.conns.get(&id) else { continue };
+            if !c.membership_known || c.config_nodes.is_empty() {
+                continue;
+            }
+            let Some(r) = c.ring else { continue };
+            let stale = c.members.iter().any(|m| cl.node_rings.get(m).is_some_and(|x| x.seq > r.seq));
+            if !stale {
+                ready.push(id);
+                continue;
+            }
+            let since = c.stale_since.unwrap_or(now);
+            if c.stale_since.is_none() {
+                newly_stale.push(id);
+            }
+            if now < since + grace {
+                stale_wake = Some(stale_wake.map_or(since + grace, |w: Millis| w.min(since + grace)));
+            }
+        }
+        for id in newly_stale {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.stale_since = Some(now);
+            }
+        }
+        if let Some(cl) = self.clusters.get_mut(name) {
+            cl.stale_wake = stale_wake;
+        }
+        if stale_wake.is_some() {
+            self.pending.insert(name.to_string());
+            return;
+        }
         if ready.is_empty() {
             if let Some(cl) = self.clusters.get_mut(name) {
                 cl.target = None;
@@ -1115,6 +1152,7 @@ impl Conn {
             vote_seq: 0,
             last_vote: None,
             acked_ring: None,
+            stale_since: None,
         }
     }
 }
@@ -1366,7 +1404,10 @@ mod tests {
         // node 1 dies silently; node 2 reports its new ring
         h.at(5000);
         let acts = h.membership(2, ring(2, 8), &[2], None);
-        assert!(votes(&acts).iter().any(|x| x.0 == 2 && x.1 == Vote::Ack), "ring {{1,2}} dissolved: node 1's ACK counts nowhere");
+        assert!(!votes(&acts).iter().any(|x| x.1 == Vote::Ack), "node 1 gets the grace to report its own new ring");
+        h.at(7000);
+        let acts = h.ev(Event::Tick);
+        assert!(votes(&acts).iter().any(|x| x.0 == 2 && x.1 == Vote::Ack), "ring {{1,2}} dissolved: node 1's ACK counts nowhere: {acts:?}");
     }
 
     #[test]

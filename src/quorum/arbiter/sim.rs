@@ -191,6 +191,8 @@ enum Fault {
     ArbiterCrash,
     ArbiterStart,
     Storm(usize, u64),
+    /// Cut the arbiter link of whichever node currently counts the device vote.
+    HolderArbLink,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,6 +228,8 @@ struct Node {
     seq: u32,
     arb_link: bool,
     storm_until: u64,
+    /// Powered on, corosync not yet in a ring (qdevice starts once it is).
+    booting: bool,
 }
 
 #[derive(Debug)]
@@ -287,6 +291,7 @@ pub fn run_schedule(seed: u64, cfg: &SimConfig) -> Outcome {
         seq: 0,
         arb_link: true,
         storm_until: 0,
+        booting: false,
     };
     let n1 = mk(1, &mut rng, cfg.drift);
     let n2 = mk(2, &mut rng, cfg.drift);
@@ -381,11 +386,11 @@ impl World {
         let d = self.cfg.duration_ms;
         if self.cfg.scenario_f_only {
             // the ring splits, later the vote holder (node 1, tie-breaker lowest) loses the arbiter
-            let t0 = self.rng.gen_range(20_000..40_000);
+            let t0 = self.rng.gen_range(90_000..110_000); // after the arbiter's own start hold
             let t1 = t0 + self.rng.gen_range(15_000..30_000);
             self.at(t0, Ev::Fault(Fault::RingLink(false)));
-            self.at(t1, Ev::Fault(Fault::ArbLink(0, false)));
-            self.out.faults.push(format!("ring cut @{t0}, node1-arbiter cut @{t1}"));
+            self.at(t1, Ev::Fault(Fault::HolderArbLink));
+            self.out.faults.push(format!("ring cut @{t0}, vote holder's arbiter link cut @{t1}"));
             return;
         }
         let n = self.rng.gen_range(1..=self.cfg.max_faults);
@@ -693,6 +698,13 @@ impl World {
             self.ring_seq += 4;
             let ring = RingId { node_id: ids[0], seq: self.ring_seq };
             for i in g {
+                if self.nodes[i].booting {
+                    self.nodes[i].booting = false;
+                    self.nodes[i].ring = ring;
+                    self.nodes[i].members = ids.clone();
+                    self.qdevice_start(i);
+                    continue;
+                }
                 let n = &mut self.nodes[i];
                 n.ring = ring;
                 n.members = ids.clone();
@@ -726,6 +738,12 @@ impl World {
                 }
             }
             Fault::Storm(i, dur) => self.nodes[i].storm_until = self.now + dur,
+            Fault::HolderArbLink => {
+                let holder = (0..2).find(|i| self.nodes[*i].vq_cast && self.now < self.nodes[*i].vq_until);
+                if let Some(i) = holder {
+                    self.nodes[i].arb_link = false;
+                }
+            }
             Fault::QdeviceCrash(i) => {
                 if !self.nodes[i].qd_alive {
                     return;
@@ -766,13 +784,12 @@ impl World {
                         }
                     }
                 } else {
-                    self.ring_seq += 4;
+                    // corosync needs its join/consensus time before it is in any ring
                     let n = &mut self.nodes[i];
                     n.power = true;
-                    n.ring = RingId { node_id: n.id, seq: self.ring_seq };
-                    n.members = vec![n.id];
+                    n.booting = true;
+                    n.members = Vec::new();
                     n.vq_cast = false;
-                    self.qdevice_start(i);
                 }
                 let d = self.cfg.token_ms;
                 self.after(d, Ev::Topology);
