@@ -2,3 +2,4 @@
 pub mod demo;
 pub mod drbd_sim;
 pub mod ilo_sim;
+pub mod services;
