@@ -297,6 +297,22 @@ fn agent_mode_stdin_getopt_and_metadata() {
     let r = twonode(&["fence", "agent"], Some(&format!("{base}cipher=17\naction=validate-all\n")));
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("cipher suite 17"), "{}", r.stderr);
+    // invoked as fence_twonode (a symlink), it is the agent
+    let link = dir.path().join("fence_twonode");
+    std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("twonode"), &link).unwrap();
+    let out = {
+        use std::io::Write;
+        let mut c = Command::new(&link)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(format!("{base}action=status\n").as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Status: ON");
     // metadata valid against fence-agents' schema
     let r = twonode(&["fence", "agent", "-o", "metadata"], None);
     assert_eq!(r.code, 0);

@@ -61,13 +61,15 @@ pub struct ActArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Append every action and outcome as a JSON line here.
-    #[arg(long, default_value = crate::fence::audit::DEFAULT_PATH)]
+    #[arg(long, env = "TWONODE_FENCE_AUDIT_LOG", default_value = crate::fence::audit::DEFAULT_PATH)]
     pub audit_log: PathBuf,
 }
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Sub {
     /// Pre-production test of every fence device of every node (non-destructive unless --destructive).
+    #[command(after_help = "Exit codes: 0 every device passed (and every power test, with --destructive);\n\
+                            1 a device or power test failed, or a DANGER configuration risk was found.")]
     Test(TestArgs),
     /// Run as a fence agent for fenced/pacemaker (key=value on stdin, or getopt options).
     #[command(disable_help_flag = true)]
@@ -99,7 +101,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// Audit log for destructive actions.
-    #[arg(long, default_value = crate::fence::audit::DEFAULT_PATH)]
+    #[arg(long, env = "TWONODE_FENCE_AUDIT_LOG", default_value = crate::fence::audit::DEFAULT_PATH)]
     pub audit_log: PathBuf,
 }
 

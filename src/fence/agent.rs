@@ -326,6 +326,8 @@ pub fn run(args: &[String], stdin: &mut dyn std::io::Read, audit_path: Option<&s
         nodeid: None,
         methods: vec![Method { name: "agent".into(), devices: vec![dev] }],
     };
+    let env_path = std::env::var_os("TWONODE_FENCE_AUDIT_LOG").map(std::path::PathBuf::from);
+    let audit_path = audit_path.or(env_path.as_deref());
     let audit = if power_action.is_destructive() { Some(super::audit::AuditLog::open(audit_path)) } else { None };
     if let Some(a) = &audit {
         a.append("start", serde_json::json!({"mode": "agent", "node": target.node, "action": power_action.as_str()}));

@@ -176,8 +176,11 @@ pub fn twonode(args: &[&str], stdin: Option<&str>) -> Run {
     use std::io::Write;
     let bin = assert_cmd::cargo::cargo_bin("twonode");
     let start = Instant::now();
+    // Never the system audit log from tests (an explicit --audit-log still wins).
+    let audit = std::env::temp_dir().join(format!("twonode-test-audit-{}.log", std::process::id()));
     let mut child = Command::new(bin)
         .args(args)
+        .env("TWONODE_FENCE_AUDIT_LOG", audit)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
