@@ -25,6 +25,9 @@ pub enum Cmd {
     /// failover_p99_ms: Y`. Exit 1 if V > 0.
     #[command(after_help = "Examples:\n  twonode arbiter simulate --schedules 20000 --seed 7\n  twonode arbiter simulate --schedules 200 --policy qnetd-like --scenario split-then-holder-cut")]
     Simulate(SimulateArgs),
+    /// Load generator for bench/arbiter-bench (simulated clusters speaking the protocol).
+    #[command(hide = true)]
+    Loadgen(arbiter_server::LoadgenArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -68,6 +71,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
         Cmd::Status(a) => arbiter_server::status(a, g),
         Cmd::Certs(c) => arbiter_server::certs(c, g),
         Cmd::Simulate(a) => simulate(a, g),
+        Cmd::Loadgen(a) => arbiter_server::loadgen(a, g),
     }
 }
 

@@ -169,3 +169,65 @@ pub fn certs(c: CertsCmd, g: &Global) -> anyhow::Result<i32> {
     }
     Ok(0)
 }
+
+/// Load generator: N simulated two-node clusters against an arbiter (TLS off), for bench/arbiter-bench.
+#[derive(clap::Args, Debug)]
+pub struct LoadgenArgs {
+    /// Arbiter address (host:port).
+    #[arg(long)]
+    pub target: std::net::SocketAddr,
+    #[arg(long, default_value_t = 1000)]
+    pub clusters: usize,
+    #[arg(long, default_value_t = 8000)]
+    pub heartbeat_ms: u32,
+    /// Seconds of heartbeats after every cluster got its vote.
+    #[arg(long, default_value_t = 10)]
+    pub hold_s: u64,
+    /// Split every cluster 1:1 after the hold and time the decision.
+    #[arg(long)]
+    pub split: bool,
+    /// Arbiter process id to sample CPU and memory from /proc.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    #[arg(long, default_value = "lg")]
+    pub prefix: String,
+    #[arg(long, default_value_t = 60)]
+    pub vote_timeout_s: u64,
+    /// Clusters joining at the same time.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+}
+
+pub fn loadgen(a: LoadgenArgs, g: &Global) -> anyhow::Result<i32> {
+    use crate::quorum::arbiter::loadgen;
+    let spec = loadgen::LoadSpec {
+        target: a.target,
+        clusters: a.clusters,
+        heartbeat_ms: a.heartbeat_ms,
+        hold: std::time::Duration::from_secs(a.hold_s),
+        split: a.split,
+        pid: a.pid,
+        prefix: a.prefix,
+        vote_timeout: std::time::Duration::from_secs(a.vote_timeout_s),
+        concurrency: a.concurrency,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let r = rt.block_on(loadgen::run(spec))?;
+    if g.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "clusters: {} connections_ok: {} votes: {} vote_p50_ms: {:.1} vote_p99_ms: {:.1} vote_max_ms: {:.1} \
+             split_votes: {} split_p50_ms: {:.1} split_p99_ms: {:.1} errors: {} cpu_hold_pct: {} cpu_total_s: {} rss_kb: {}",
+            r.clusters, r.connections_ok, r.votes, r.vote_p50_ms, r.vote_p99_ms, r.vote_max_ms, r.split_votes,
+            r.split_p50_ms, r.split_p99_ms, r.errors,
+            r.cpu_hold_pct.map(|v| format!("{v:.1}")).unwrap_or("-".into()),
+            r.cpu_total_s.map(|v| format!("{v:.2}")).unwrap_or("-".into()),
+            r.rss_kb.map(|v| v.to_string()).unwrap_or("-".into()),
+        );
+        if let Some(e) = &r.first_error {
+            println!("first error: {e}");
+        }
+    }
+    Ok(if r.errors > 0 { 1 } else { 0 })
+}

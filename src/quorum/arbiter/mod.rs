@@ -7,6 +7,7 @@
 //! * [`certs`]: certificates corosync-qdevice accepts (`twonode arbiter certs`).
 pub mod certs;
 pub mod core;
+pub mod loadgen;
 pub mod server;
 pub mod sim;
 pub mod wire;

@@ -1,0 +1,359 @@
+//! Load generator for arbiters speaking the corosync-qnetd protocol (twonode's or the real
+//! corosync-qnetd, TLS off): N simulated two-node clusters, each node one TCP connection doing what
+//! corosync-qdevice does (PREINIT, INIT, SET_OPTION, config and membership node lists, echo
+//! heartbeats, VOTE_INFO replies). Measures the time from the membership list to the vote (ACK),
+//! then optionally splits every cluster 1:1 and measures the time until the winner holds the vote
+//! for its new ring; samples the arbiter process's CPU and memory from /proc.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+use super::wire::{self, Init, Message, NodeInfo, NodeList, NodeListType, RingId, TieBreaker, Vote};
+
+/// Load parameters.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub target: SocketAddr,
+    pub clusters: usize,
+    pub heartbeat_ms: u32,
+    /// Heartbeat phase after every cluster has its vote.
+    pub hold: Duration,
+    /// Split every cluster after the hold and time the new vote.
+    pub split: bool,
+    /// Arbiter process to sample (CPU, RSS).
+    pub pid: Option<u32>,
+    pub prefix: String,
+    /// Give up on a vote after this long.
+    pub vote_timeout: Duration,
+    /// Clusters joining at the same time.
+    pub concurrency: usize,
+}
+
+/// What was measured.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LoadReport {
+    pub clusters: usize,
+    pub connections_ok: usize,
+    pub votes: usize,
+    pub vote_p50_ms: f64,
+    pub vote_p99_ms: f64,
+    pub vote_max_ms: f64,
+    pub split_votes: usize,
+    pub split_p50_ms: f64,
+    pub split_p99_ms: f64,
+    pub errors: usize,
+    pub first_error: Option<String>,
+    /// Arbiter CPU use during the heartbeat hold, percent of one core.
+    pub cpu_hold_pct: Option<f64>,
+    /// Arbiter CPU seconds for the whole run.
+    pub cpu_total_s: Option<f64>,
+    pub rss_kb: Option<u64>,
+}
+
+struct Node {
+    rd: tokio::net::tcp::OwnedReadHalf,
+    wr: tokio::net::tcp::OwnedWriteHalf,
+    buf: Vec<u8>,
+    seq: u32,
+}
+
+impl Node {
+    async fn send(&mut self, m: Message) -> anyhow::Result<()> {
+        let b = m.encode()?;
+        self.wr.write_all(&b).await?;
+        Ok(())
+    }
+    fn next_seq(&mut self) -> u32 {
+        self.seq += 1;
+        self.seq
+    }
+    async fn recv(&mut self) -> anyhow::Result<Message> {
+        loop {
+            if let Some(n) = wire::frame_len(&self.buf)? {
+                let f: Vec<u8> = self.buf.drain(..n).collect();
+                return Ok(Message::decode(&f)?);
+            }
+            let n = self.rd.read_buf(&mut self.buf).await?;
+            if n == 0 {
+                bail!("arbiter closed the connection");
+            }
+        }
+    }
+    /// Wait for the vote for `ring`; answers VOTE_INFO and skips echo replies.
+    async fn wait_vote(&mut self, ring: RingId) -> anyhow::Result<Vote> {
+        loop {
+            match self.recv().await? {
+                Message::NodeListReply { vote: Some(v), ring_id, .. } if ring_id.is_none_or(|r| r == ring) => {
+                    if matches!(v, Vote::Ack | Vote::Nack) {
+                        return Ok(v);
+                    }
+                }
+                Message::VoteInfo { seq, vote, ring_id } => {
+                    self.send(Message::VoteInfoReply { seq }).await?;
+                    if let Some(v @ (Vote::Ack | Vote::Nack)) = vote {
+                        if ring_id.is_none_or(|r| r == ring) {
+                            return Ok(v);
+                        }
+                    }
+                }
+                Message::ServerError { error, .. } => bail!("server error {error:?}"),
+                _ => {}
+            }
+        }
+    }
+}
+
+async fn connect(spec: &LoadSpec, cluster: &str, node_id: u32, ring: RingId) -> anyhow::Result<Node> {
+    let s = TcpStream::connect(spec.target).await.context("connect")?;
+    let _ = s.set_nodelay(true);
+    let (rd, wr) = s.into_split();
+    let mut n = Node { rd, wr, buf: Vec::with_capacity(1024), seq: 0 };
+    let seq = n.next_seq();
+    n.send(Message::Preinit { seq: Some(seq), cluster_name: Some(cluster.into()) }).await?;
+    match n.recv().await? {
+        Message::PreinitReply { tls: Some(wire::TlsSupported::Required), .. } => {
+            bail!("the arbiter requires TLS; run it with TLS off for the load test")
+        }
+        Message::PreinitReply { .. } => {}
+        other => bail!("unexpected reply to PREINIT: {other:?}"),
+    }
+    let seq = n.next_seq();
+    n.send(Message::Init(Init {
+        seq: Some(seq),
+        supported_messages: Some(wire::all_msg_types()),
+        supported_options: Some(wire::all_opt_types()),
+        node_id: Some(node_id),
+        decision_algorithm: Some(1),
+        heartbeat_interval: Some(spec.heartbeat_ms),
+        tie_breaker: Some(TieBreaker::Lowest),
+        ring_id: Some(ring),
+    }))
+    .await?;
+    match n.recv().await? {
+        Message::InitReply(r) if r.error.is_none_or(|e| e == wire::ReplyErrorCode::NoError) => {}
+        other => bail!("INIT refused: {other:?}"),
+    }
+    let seq = n.next_seq();
+    n.send(Message::SetOption { seq: Some(seq), heartbeat_interval: Some(spec.heartbeat_ms), keep_active_partition: Some(true) })
+        .await?;
+    match n.recv().await? {
+        Message::SetOptionReply { .. } => {}
+        other => bail!("SET_OPTION refused: {other:?}"),
+    }
+    let seq = n.next_seq();
+    n.send(Message::NodeList(NodeList {
+        seq: Some(seq),
+        list_type: Some(NodeListType::InitialConfig),
+        nodes: vec![node(1), node(2)],
+        ..NodeList::default()
+    }))
+    .await?;
+    Ok(n)
+}
+
+fn node(id: u32) -> NodeInfo {
+    NodeInfo { node_id: id, data_center_id: 0, node_state: None }
+}
+
+async fn membership(n: &mut Node, ring: RingId, members: &[u32]) -> anyhow::Result<()> {
+    let seq = n.next_seq();
+    n.send(Message::NodeList(NodeList {
+        seq: Some(seq),
+        list_type: Some(NodeListType::Membership),
+        ring_id: Some(ring),
+        nodes: members.iter().map(|m| node(*m)).collect(),
+        heuristics: None,
+        ..NodeList::default()
+    }))
+    .await
+}
+
+#[derive(Default)]
+struct Shared {
+    vote_ms: Vec<f64>,
+    split_ms: Vec<f64>,
+    ok: usize,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+fn err(sh: &mut Shared, e: impl std::fmt::Display) {
+    sh.errors += 1;
+    if sh.first_error.is_none() {
+        sh.first_error = Some(e.to_string());
+    }
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// CPU ticks (utime + stime) and RSS (kB) of a process.
+fn proc_sample(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some((ticks, rss))
+}
+
+fn clk_tck() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().map(|v| v as f64).unwrap_or(100.0)
+}
+
+/// Run the load and report.
+pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let start_sample = spec.pid.and_then(proc_sample);
+    let (split_tx, split_rx) = tokio::sync::watch::channel(false);
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let done_note = Arc::new(tokio::sync::Notify::new());
+    // clusters join a few at a time, like real ones (and within a listen backlog)
+    let gate = Arc::new(tokio::sync::Semaphore::new(spec.concurrency.max(1)));
+    let mut tasks = Vec::new();
+    for k in 0..spec.clusters {
+        let spec = spec.clone();
+        let shared = shared.clone();
+        let mut split_rx = split_rx.clone();
+        let gate = gate.clone();
+        let done = done.clone();
+        let done_note = done_note.clone();
+        let mark_done = move || {
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            done_note.notify_one();
+        };
+        tasks.push(tokio::spawn(async move {
+            let name = format!("{}{k}", spec.prefix);
+            let ring = RingId { node_id: 1, seq: 4 };
+            let permit = gate.acquire_owned().await;
+            let r = async {
+                let mut a = connect(&spec, &name, 1, ring).await?;
+                let mut b = connect(&spec, &name, 2, ring).await?;
+                let t = Instant::now();
+                membership(&mut a, ring, &[1, 2]).await?;
+                membership(&mut b, ring, &[1, 2]).await?;
+                let (va, vb) = tokio::time::timeout(spec.vote_timeout, async {
+                    tokio::try_join!(a.wait_vote(ring), b.wait_vote(ring))
+                })
+                .await
+                .context("no vote within the timeout")??;
+                if va != Vote::Ack || vb != Vote::Ack {
+                    bail!("cluster {name}: votes {va:?}/{vb:?} for a full membership");
+                }
+                anyhow::Ok((a, b, t.elapsed()))
+            }
+            .await;
+            drop(permit);
+            let (mut a, mut b) = match r {
+                Ok((a, b, d)) => {
+                    let mut sh = shared.lock().await;
+                    sh.vote_ms.push(d.as_secs_f64() * 1000.0);
+                    sh.ok += 2;
+                    (a, b)
+                }
+                Err(e) => {
+                    err(&mut *shared.lock().await, e);
+                    mark_done();
+                    return;
+                }
+            };
+            mark_done();
+            // heartbeats until the split (or the end)
+            let hb = Duration::from_millis(spec.heartbeat_ms as u64);
+            let mut tick = tokio::time::interval(hb);
+            let res: anyhow::Result<()> = async {
+                loop {
+                    tokio::select! {
+                        r = split_rx.changed() => { if r.is_err() || *split_rx.borrow() { break } }
+                        _ = tick.tick() => {
+                            let s = a.next_seq();
+                            a.send(Message::EchoRequest { seq: Some(s) }).await?;
+                            let s = b.next_seq();
+                            b.send(Message::EchoRequest { seq: Some(s) }).await?;
+                        }
+                        m = a.recv() => { if let Message::VoteInfo { seq, .. } = m? { a.send(Message::VoteInfoReply { seq }).await?; } }
+                        m = b.recv() => { if let Message::VoteInfo { seq, .. } = m? { b.send(Message::VoteInfoReply { seq }).await?; } }
+                    }
+                }
+                if !spec.split {
+                    return Ok(());
+                }
+                let ra = RingId { node_id: 1, seq: 8 };
+                let rb = RingId { node_id: 2, seq: 8 };
+                let t = Instant::now();
+                membership(&mut a, ra, &[1]).await?;
+                membership(&mut b, rb, &[2]).await?;
+                let (va, vb) = tokio::time::timeout(spec.vote_timeout, async {
+                    tokio::try_join!(a.wait_vote(ra), b.wait_vote(rb))
+                })
+                .await
+                .context("no split decision within the timeout")??;
+                let d = t.elapsed();
+                if va == Vote::Ack && vb == Vote::Ack {
+                    bail!("cluster {name}: BOTH halves got ACK after the split");
+                }
+                if va == Vote::Ack || vb == Vote::Ack {
+                    shared.lock().await.split_ms.push(d.as_secs_f64() * 1000.0);
+                }
+                // keep the winner's lease fed briefly so the arbiter is not left mid-protocol
+                Ok(())
+            }
+            .await;
+            if let Err(e) = res {
+                err(&mut *shared.lock().await, e);
+            }
+        }));
+    }
+    let deadline = Instant::now() + spec.vote_timeout + Duration::from_secs(30);
+    while done.load(std::sync::atomic::Ordering::SeqCst) < spec.clusters && Instant::now() < deadline {
+        let _ = tokio::time::timeout(Duration::from_millis(200), done_note.notified()).await;
+    }
+    let hold_sample = spec.pid.and_then(proc_sample);
+    let hold_start = Instant::now();
+    tokio::time::sleep(spec.hold).await;
+    let hold_end = spec.pid.and_then(proc_sample);
+    let hold_secs = hold_start.elapsed().as_secs_f64();
+    let _ = split_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let end_sample = spec.pid.and_then(proc_sample);
+    let mut sh = shared.lock().await;
+    let mut votes = std::mem::take(&mut sh.vote_ms);
+    let mut splits = std::mem::take(&mut sh.split_ms);
+    let tck = clk_tck();
+    Ok(LoadReport {
+        clusters: spec.clusters,
+        connections_ok: sh.ok,
+        votes: votes.len(),
+        vote_p50_ms: pct(&mut votes, 0.5),
+        vote_p99_ms: pct(&mut votes, 0.99),
+        vote_max_ms: pct(&mut votes, 1.0),
+        split_votes: splits.len(),
+        split_p50_ms: pct(&mut splits, 0.5),
+        split_p99_ms: pct(&mut splits, 0.99),
+        errors: sh.errors,
+        first_error: sh.first_error.clone(),
+        cpu_hold_pct: match (hold_sample, hold_end) {
+            (Some(a), Some(b)) if hold_secs > 0.0 => Some((b.0 - a.0) as f64 / tck / hold_secs * 100.0),
+            _ => None,
+        },
+        cpu_total_s: match (start_sample, end_sample) {
+            (Some(a), Some(b)) => Some((b.0 - a.0) as f64 / tck),
+            _ => None,
+        },
+        rss_kb: hold_end.map(|s| s.1),
+    })
+}
