@@ -38,7 +38,7 @@ pub struct ServeArgs {
     /// Override `status_socket`.
     #[arg(long)]
     pub status_socket: Option<PathBuf>,
-    /// Print the effective configuration and exit.
+    /// Check the configuration (and load the TLS files), print it, and exit.
     #[arg(long)]
     pub check: bool,
 }
@@ -114,6 +114,10 @@ pub fn serve(a: ServeArgs, g: &Global) -> anyhow::Result<i32> {
     }
     cfg.finish()?;
     if a.check {
+        if cfg.arbiter.tls != crate::quorum::arbiter::wire::TlsSupported::Unsupported {
+            server::tls_config(&cfg.tls).context("checking the [tls] files")?;
+        }
+        cfg.listen_addr()?;
         if g.json {
             println!("{}", serde_json::to_string_pretty(&cfg)?);
         } else {

@@ -120,6 +120,11 @@ certs() {
   if [ "$ARB" = qnetd ]; then
     inmnt $SW "$L/arb/etc" "$L/arb/run" corosync-qnetd-certutil -i >/dev/null
     cp "$L/arb/etc/qnetd/nssdb/qnetd-cacert.crt" "$x/"
+  elif [ "${LAB_TWONODE_CERTS:-}" = import ]; then
+    # migration path: the CA and server key of an existing corosync-qnetd NSS db
+    inmnt $SW "$L/arb/etc" "$L/arb/run" corosync-qnetd-certutil -i >/dev/null
+    "$TWONODE" arbiter certs import-nssdb --nssdb "$L/arb/etc/qnetd/nssdb" --dir "$L/arb/tls" >/dev/null
+    cp "$L/arb/tls/qnetd-cacert.crt" "$x/"
   else
     "$TWONODE" arbiter certs init --dir "$L/arb/tls" >/dev/null
     cp "$L/arb/tls/qnetd-cacert.crt" "$x/"
@@ -127,7 +132,7 @@ certs() {
   inmnt $N1 "$L/n1/etc" "$L/n1/run" corosync-qdevice-net-certutil -i -c "$x/qnetd-cacert.crt" >/dev/null
   inmnt $N1 "$L/n1/etc" "$L/n1/run" corosync-qdevice-net-certutil -r -n $CLUSTER >/dev/null
   cp "$L/n1/etc/qdevice/net/nssdb/qdevice-net-node.crq" "$x/"
-  if [ "$ARB" = qnetd ]; then
+  if [ "$ARB" = qnetd ] || [ "${LAB_TWONODE_CERTS:-}" = import ]; then
     inmnt $SW "$L/arb/etc" "$L/arb/run" corosync-qnetd-certutil -s -c "$x/qdevice-net-node.crq" -n $CLUSTER >/dev/null
     cp "$L/arb/etc/qnetd/nssdb/cluster-$CLUSTER.crt" "$x/"
   else
@@ -148,7 +153,7 @@ port = 5403
 status_socket = "$L/arb/run/twonode-arbiter.sock"
 lease_margin_ms = ${LAB_LEASE_MARGIN:-1000}
 [arbiter]
-assumed_heartbeat_ms = ${LAB_ASSUMED_HB:-8000}
+restart_hold_heartbeat_ms = ${LAB_ASSUMED_HB:-8000}
 [tls]
 mode = "on"
 cert = "$L/arb/tls/server.crt"
@@ -208,6 +213,8 @@ arbiter-status)
   else
     "$TWONODE" arbiter status --socket "$L/arb/run/twonode-arbiter.sock"
   fi ;;
+arbiter-status-json)
+  "$TWONODE" --json arbiter status --socket "$L/arb/run/twonode-arbiter.sock" ;;
 holder)  # prints the node id that holds the arbiter's vote (ACK), or nothing
   for i in 1 2; do
     if ip netns exec tn$ID-n$i corosync-quorumtool -s 2>/dev/null | grep -q '(local)' &&

@@ -16,8 +16,8 @@ if [ "$MODE" = --long ]; then
 else
   export LAB_TIMEOUT=${LAB_TIMEOUT:-4000} LAB_TOKEN=${LAB_TOKEN:-1000} LAB_SYNC_TIMEOUT=${LAB_SYNC_TIMEOUT:-8000}; W=20; SETTLE=12
 fi
-# twonode: clients of a previous instance are assumed to use the lab's heartbeat (0.8 x timeout)
-export LAB_ASSUMED_HB=$((LAB_TIMEOUT * 8 / 10))
+# twonode restart hold: clients of a previous instance use the sync heartbeat (0.8 x sync_timeout)
+export LAB_ASSUMED_HB=$((LAB_SYNC_TIMEOUT * 8 / 10))
 SW=tn$ID-sw
 MONPIDS=()
 
@@ -26,6 +26,7 @@ cleanup() {
   lab down >/dev/null 2>&1
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 monitor() { # monitor N  -> $L/mon.nN : "epoch_ms nN quorate nodes votes"
   local i=$1
@@ -71,18 +72,28 @@ holder() { # the node whose qdevice column shows the vote (A,V) while alone, els
   done
 }
 
+wait_no_hold() { # twonode: wait until the restart hold is over (status socket)
+  [ "$ARB" = twonode ] || return 0
+  local end=$(( $(date +%s) + 60 ))
+  while [ "$(date +%s)" -lt "$end" ]; do
+    lab arbiter-status-json 2>/dev/null | grep -q '"startup_hold_remaining_ms": *null' && return 0
+    sleep 0.5
+  done
+  echo "lab[$ID/$ARB]: restart hold still on after 60 s" >&2
+}
+
 ensure_arbiter() {
   if [ ! -f "$L/arb/arbiter.pid" ] || ! kill -0 "$(cat "$L/arb/arbiter.pid")" 2>/dev/null; then lab start-arbiter; fi
 }
 
-recover() { heal; ensure_arbiter; wait_healthy 60 || { lab stop-arbiter; lab start-arbiter; wait_healthy 60; }; sleep 2; }
+recover() { heal; ensure_arbiter; wait_healthy 60 || { lab stop-arbiter; lab start-arbiter; wait_healthy 60; }; wait_no_hold; sleep 2; }
 
 lab up >/dev/null 2>"$L.up.err" || { cat "$L.up.err" >&2; exit 1; }
 lab start-arbiter; lab start-nodes; sleep 2; lab start-qdevices
 monitor 1 & MONPIDS+=($!)
 monitor 2 & MONPIDS+=($!)
 if ! wait_healthy 90; then echo "RESULT arbiter=$ARB scenario=setup error=never-quorate-with-device"; exit 1; fi
-sleep 2
+wait_no_hold; sleep 2
 SCEN=${SCENARIOS:-ring-cut isolate-n1 arbiter-killed arbiter-restart-split holder-link-cut heuristics}
 for sc in $SCEN; do
   t0=$(now)
@@ -95,7 +106,7 @@ for sc in $SCEN; do
     lab stop-arbiter KILL; sleep $((W / 2)); result $sc both "$t0" "$(now)" ;;
   arbiter-restart-split)
     ip -n $SW link set r-n1 down; sleep $SETTLE
-    t0=$(now); lab stop-arbiter KILL; sleep 1; lab start-arbiter; sleep $W
+    t0=$(now); lab stop-arbiter KILL; sleep 1; lab start-arbiter; sleep $((W * 2))
     result $sc "$(holder)" "$t0" "$(now)"
     h=$(holder); [ -n "$h" ] || echo "lab[$ID/$ARB]: $sc: nobody holds the vote at the end" >&2 ;;
   holder-link-cut)
