@@ -14,7 +14,7 @@ now() { date +%s%3N; }
 if [ "$MODE" = --long ]; then
   export LAB_TIMEOUT=10000 LAB_TOKEN=3000 LAB_SYNC_TIMEOUT=30000; W=45; SETTLE=25
 else
-  export LAB_TIMEOUT=${LAB_TIMEOUT:-4000} LAB_TOKEN=${LAB_TOKEN:-1000} LAB_SYNC_TIMEOUT=${LAB_SYNC_TIMEOUT:-8000}; W=20; SETTLE=12
+  export LAB_TIMEOUT=${LAB_TIMEOUT:-4000} LAB_TOKEN=${LAB_TOKEN:-1000} LAB_SYNC_TIMEOUT=${LAB_SYNC_TIMEOUT:-8000}; W=15; SETTLE=10
 fi
 # twonode restart hold: clients of a previous instance use the sync heartbeat (0.8 x sync_timeout)
 export LAB_ASSUMED_HB=$((LAB_SYNC_TIMEOUT * 8 / 10))

@@ -735,9 +735,16 @@ pub fn render_status(v: &serde_json::Value) -> String {
         let _ = writeln!(o, "Cluster \"{}\":", c["name"].as_str().unwrap_or("?"));
         let _ = writeln!(o, "    Algorithm:\t\t{}", c["algorithm"].as_str().unwrap_or("?"));
         let _ = writeln!(o, "    Tie-breaker:\t{}", c["tie_breaker"].as_str().unwrap_or("?"));
+        if let Some(w) = c["waiting_for_lease_ms"].as_u64() {
+            let _ = writeln!(o, "    Waiting:\t\tchosen partition waits {:.1} s for an old lease to expire", w as f64 / 1000.0);
+        }
         for n in c["nodes"].as_array().cloned().unwrap_or_default() {
             let _ = writeln!(o, "    Node ID {}:", n["node_id"]);
-            let _ = writeln!(o, "        Client address:\t\t{}", n["peer"].as_str().unwrap_or("?"));
+            if n["conn"].is_null() && n.get("conn").is_some() {
+                let _ = writeln!(o, "        Client address:\t\t{} (disconnected, its lease still runs)", n["peer"].as_str().unwrap_or("?"));
+            } else {
+                let _ = writeln!(o, "        Client address:\t\t{}", n["peer"].as_str().unwrap_or("?"));
+            }
             let _ = writeln!(o, "        HB interval:\t\t{}ms", n["heartbeat_ms"]);
             let ring = match &n["ring_id"] {
                 serde_json::Value::Object(r) => format!("{:x}.{:x}", r["node_id"].as_u64().unwrap_or(0), r["seq"].as_u64().unwrap_or(0)),
@@ -747,13 +754,17 @@ pub fn render_status(v: &serde_json::Value) -> String {
             let _ = writeln!(o, "        Heuristics:\t\t{}", n["heuristics"].as_str().unwrap_or("Undefined"));
             let _ = writeln!(o, "        TLS active:\t\t{}", if n["tls"].as_bool() == Some(true) { "Yes" } else { "No" });
             let _ = writeln!(o, "        Vote:\t\t\t{}", n["vote"].as_str().unwrap_or("-"));
-            let _ = writeln!(
-                o,
-                "        Lease:\t\t\t{} (last message {:.1} s ago, certainly expired in {:.1} s)",
-                if n["holds_lease"].as_bool() == Some(true) { "held" } else { "none" },
-                n["last_seen_ms_ago"].as_u64().unwrap_or(0) as f64 / 1000.0,
-                n["lease_remaining_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
-            );
+            let last = n["last_seen_ms_ago"].as_u64().unwrap_or(0) as f64 / 1000.0;
+            if n["holds_lease"].as_bool() == Some(true) {
+                let rem = match n["lease_remaining_ms"].as_u64() {
+                    Some(u64::MAX) => "never while disconnected (lms)".to_string(),
+                    Some(0) | None => "while connected".to_string(),
+                    Some(ms) => format!("certainly expired in {:.1} s", ms as f64 / 1000.0),
+                };
+                let _ = writeln!(o, "        Lease:\t\t\theld, {rem} (last message {last:.1} s ago)");
+            } else {
+                let _ = writeln!(o, "        Lease:\t\t\tnone (last message {last:.1} s ago)");
+            }
         }
     }
     o
