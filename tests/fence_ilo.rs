@@ -271,6 +271,40 @@ fn forced_transport_and_ribcl_version() {
     assert_eq!(auto.status().unwrap(), PowerState::On);
 }
 
+#[test]
+fn password_from_passwd_script() {
+    let (s, d) = sim(Profile::Ilo4);
+    let file = d.path().join("pw");
+    std::fs::write(&file, "secret\nsecond line ignored\n").unwrap();
+    let mut p = params(s.port(), "admin", "", &[]);
+    p.remove("passwd");
+    p.insert("passwd_script".into(), format!("cat {}", file.display()));
+    assert_eq!(RibclDevice::from_params(&p).unwrap().status().unwrap(), PowerState::On);
+    p.insert("passwd_script".into(), "exit 3".into());
+    assert!(matches!(RibclDevice::from_params(&p), Err(PowerError::Config(_))));
+    p.remove("passwd_script");
+    assert!(matches!(RibclDevice::from_params(&p), Err(PowerError::Config(_))));
+}
+
+#[test]
+fn ribcl_1x_device_without_get_fw_version() {
+    // A first-generation iLO speaking RIBCL 1.30: no GET_FW_VERSION, SET_HOST_POWER.
+    let (s, _d) = sim_with(Profile::Ilo, |c| c.spec.ribcl = "1.30".into());
+    let mut dev = device(&s);
+    assert_eq!(dev.status().unwrap(), PowerState::On);
+    dev.power_off().unwrap();
+    assert!(!s.power_on());
+    assert!(!s.log().contains("GET_FW_VERSION"), "{}", s.log());
+    let fw = dev.firmware().unwrap();
+    assert_eq!((fw.ribcl_version.as_str(), fw.firmware_version.as_deref()), ("1.30", None));
+    if fence_ilo_available() {
+        let (rc, out) = fence_ilo(s.port(), "admin", "secret", "on");
+        assert_eq!(rc, 0, "{out}");
+        assert!(s.power_on());
+        assert!(power_cmds(&s.log()).last().unwrap().contains("SET_HOST_POWER HOST_POWER=on"));
+    }
+}
+
 // ----- the real fence_ilo against the simulator ------------------------------------------------
 
 fn fence_ilo_available() -> bool {

@@ -454,6 +454,8 @@ pub fn power_command(fw: &FwInfo, want: PowerState) -> PowerCmd {
 // ---------------------------------------------------------------------------------------------
 // The driver.
 
+const FW_CMD: &str = "<RIB_INFO MODE=\"read\"><GET_FW_VERSION/></RIB_INFO>";
+
 /// Transport selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -757,7 +759,9 @@ impl RibclDevice {
                 .or(header_version.as_deref())
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(2.0);
-            let doc = self.document(ribcl, inner)?;
+            // RIBCL 1.x devices do not know GET_FW_VERSION: fence_ilo skips it there, so do we.
+            let inner = if ribcl < 2.0 { inner.replace(FW_CMD, "") } else { inner.to_string() };
+            let doc = self.document(ribcl, &inner)?;
             s.write_all(doc.as_bytes()).map_err(|e| tls::io_error(&what, &e))?;
             let _ = s.flush();
             raw.clear();
@@ -791,14 +795,23 @@ impl RibclDevice {
     /// Log in and read the firmware version (once); decides transport and power dialect.
     pub fn discover(&mut self) -> Result<&FwInfo, PowerError> {
         if self.fw.is_none() {
+            self.discover_with("")?;
+        }
+        self.fw.as_ref().ok_or_else(|| PowerError::Protocol("discovery failed".into()))
+    }
+
+    /// Discovery, with `extra` commands in the same login (saves a connection); returns the reply.
+    fn discover_with(&mut self, extra: &str) -> Result<Reply, PowerError> {
+        {
             let forced = self.forced_ribcl.clone();
             // RIBCL 1.x devices do not know GET_FW_VERSION (fence_ilo skips it there too).
+            // (the raw exchange drops it when the greeting says RIBCL 1.x).
             let skip_fw = forced.as_deref().and_then(|v| v.parse::<f64>().ok()).is_some_and(|v| v < 2.0);
-            let inner = if skip_fw { "" } else { "<RIB_INFO MODE=\"read\"><GET_FW_VERSION/></RIB_INFO>" };
-            let reply = self.exchange(inner, self.login_timeout)?;
+            let fw_cmd = if skip_fw { "" } else { FW_CMD };
+            let reply = self.exchange(&format!("{fw_cmd}{extra}"), self.login_timeout)?;
             let http = self.transport == Transport::Http;
             let ribcl_version = forced.or(reply.ribcl_version.clone()).unwrap_or_else(|| "2.0".into());
-            if !skip_fw && reply.firmware_version.is_none() && ribcl_version.parse::<f64>().unwrap_or(2.0) >= 2.0 {
+            if reply.firmware_version.is_none() && ribcl_version.parse::<f64>().unwrap_or(2.0) >= 2.0 {
                 return Err(PowerError::Protocol(format!(
                     "{}: GET_FW_VERSION reply without FIRMWARE_VERSION: cannot choose the power commands \
                      (force the dialect with ribcl=VERSION)",
@@ -815,13 +828,13 @@ impl RibclDevice {
             }
             self.fw = Some(FwInfo {
                 ribcl_version,
-                firmware_version: reply.firmware_version,
-                processor: reply.processor,
+                firmware_version: reply.firmware_version.clone(),
+                processor: reply.processor.clone(),
                 http,
             });
             tracing::info!(device = %self.name(), fw = ?self.fw, "iLO discovered");
+            Ok(reply)
         }
-        self.fw.as_ref().ok_or_else(|| PowerError::Protocol("discovery failed".into()))
     }
 
     fn set_power(&mut self, want: PowerState) -> Result<(), PowerError> {
@@ -857,8 +870,12 @@ impl PowerDevice for RibclDevice {
     }
 
     fn status(&mut self) -> Result<PowerState, PowerError> {
-        self.discover()?;
-        let reply = self.exchange("<SERVER_INFO MODE=\"read\"><GET_HOST_POWER_STATUS/></SERVER_INFO>", self.login_timeout)?;
+        const STATUS: &str = "<SERVER_INFO MODE=\"read\"><GET_HOST_POWER_STATUS/></SERVER_INFO>";
+        let reply = if self.fw.is_none() {
+            self.discover_with(STATUS)?
+        } else {
+            self.exchange(STATUS, self.login_timeout)?
+        };
         match reply.host_power.as_deref().map(|s| s.to_ascii_uppercase()) {
             Some(s) if s == "ON" => Ok(PowerState::On),
             Some(s) if s == "OFF" => Ok(PowerState::Off),

@@ -421,6 +421,10 @@ impl<'a> Session<'a> {
         }
         let on = self.sh.power();
         match n {
+            "GET_FW_VERSION" if ribcl < 2.0 => {
+                self.sh.log("CMD GET_FW_VERSION: unknown to RIBCL 1.x");
+                self.doc(0x0001, "Syntax error: Line #0: syntax error near \"GET_FW_VERSION\"", "")
+            }
             "GET_FW_VERSION" => {
                 let fwtext = match self.sh.fault("wrong_fw") {
                     Some(s) if s == "missing" => String::new(),
