@@ -64,9 +64,25 @@ fn sigkill_during_in_place_bump_never_tears_the_file() {
     let mut rng = Rng(0x5eed_1234_abcd);
     let mut current = big_conf(10);
     std::fs::write(&live, &current).unwrap();
+    // Kill at random instants across one whole run, however slow the machine is right now: time
+    // an uninterrupted run (on a copy) first.
+    let probe = dir.path().join("probe.conf");
+    std::fs::write(&probe, &current).unwrap();
+    let t0 = std::time::Instant::now();
+    Command::new(bin())
+        .args(["conf", "bump", "--in-place", "--file"])
+        .arg(&probe)
+        .env("TWONODE_TEST_PAUSE_MS", "20")
+        .output()
+        .unwrap();
+    let full_ms = t0.elapsed().as_millis() as u64 + 10;
+    std::fs::remove_file(&probe).unwrap();
     let mut saw_old = 0;
     let mut saw_new = 0;
-    for _ in 0..25 {
+    for round in 0..80 {
+        if round >= 20 && saw_old >= 3 && saw_new >= 3 {
+            break;
+        }
         let v = version_of(current.as_bytes());
         let next = current.replacen(&format!("config_version=\"{v}\""), &format!("config_version=\"{}\"", v + 1), 1);
         let mut child = Command::new(bin())
@@ -77,7 +93,7 @@ fn sigkill_during_in_place_bump_never_tears_the_file() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.below(70)));
+        std::thread::sleep(Duration::from_millis(rng.below(full_ms * 13 / 10)));
         let _ = child.kill();
         let _ = child.wait();
         assert_old_or_new(&live, &current, &next);
