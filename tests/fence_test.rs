@@ -135,3 +135,22 @@ fn cascade_over_real_drivers_ribcl_then_ipmi() {
     assert_eq!(v["method"], "ipmi");
     assert!(!ipmi.power());
 }
+
+/// --wait-ping: after power-on the node must answer ping again (node "localhost" answers at once).
+#[test]
+fn destructive_test_waits_for_ping() {
+    assert!(have("ping"), "ping missing: run scripts/install-deps (iputils-ping)");
+    let a = IpmiSim::start();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), &conf_nodes(&[("localhost", a.port, "power_wait=\"0\"")]).replace("power_wait=\"1\" ", ""));
+    let audit = dir.path().join("a.log").display().to_string();
+    let r = twonode(
+        &["fence", "test", "--file", &conf, "--destructive", "--yes", "--wait-ping", "5", "--json", "--audit-log", &audit],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let p = &v["power_tests"][0];
+    assert_eq!(p["on_ok"], true, "{p}");
+    assert!(p["ping_ms"].as_u64().is_some(), "{p}");
+}
