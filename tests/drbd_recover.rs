@@ -350,6 +350,10 @@ fn primary_secondary_split_v9_two_volumes_recovers_over_ssh() {
     assert_eq!(ev[0]["event"], "evidence");
     assert_eq!(ev[0]["verdict"], "split-brain");
     assert_eq!(ev[0]["loss_kib"], serde_json::json!([[0, 400], [1, 400]]));
+    // the project's split-brain evidence (kernel log read through the node's dmesg) agrees
+    assert_eq!(ev[0]["split_brain"]["recommendation"]["victim"], "bob", "{}", text(&o));
+    let kl = ev[0]["split_brain"]["peer"]["kernel_lines"].to_string();
+    assert!(kl.contains("Split-Brain detected"), "{kl}");
     let steps: Vec<String> = ev.iter().filter(|e| e["event"] == "step").map(|e| format!("{}:{}", e["step"].as_str().unwrap_or(""), e["status"].as_str().unwrap_or(""))).collect();
     // bob is Secondary and StandAlone; alice still Connecting: only the discard-connect and the wait.
     assert_eq!(steps, ["victim-connect-discard:done", "wait-resync:done"], "{}", text(&o));

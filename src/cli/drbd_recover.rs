@@ -289,15 +289,24 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
             }
         }
         let survivor = names.iter().find(|n| **n != victim).cloned().unwrap_or_default();
-        let views = {
-            let mut v = Vec::new();
-            for h in boxed.iter_mut() {
-                v.push(recover::read_view(h.as_mut(), &a.resource)?);
-            }
-            v
-        };
+        let mut views = Vec::new();
+        let mut inputs = Vec::new();
+        for h in boxed.iter_mut() {
+            let (v, i) = recover::read_node(h.as_mut(), &a.resource)?;
+            views.push(v);
+            inputs.push(i);
+        }
         let vv = views.iter().find(|v| v.node == victim).cloned().unwrap_or_default();
         let sv = views.iter().find(|v| v.node == survivor).cloned().unwrap_or_default();
+        // The project's split-brain classification, from the victim's side: evidence + recommendation.
+        let vi = inputs.iter().position(|i| i.name == victim).unwrap_or(0);
+        let si = 1 - vi.min(1);
+        let rv = crate::drbd::splitbrain::classify_resource(
+            &a.resource,
+            &inputs[vi],
+            &inputs[si],
+            &crate::drbd::splitbrain::Options { service_on: None, resource: Some(a.resource.clone()) },
+        );
         let (verdict, words) = recover::classify(&vv, &sv);
         let fp = recover::fingerprint(&views);
         if let Some(expect) = &a.expect_fingerprint {
@@ -318,11 +327,15 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
         if json {
             println!(
                 "{}",
-                serde_json::json!({"event":"evidence","status":"read","verdict":verdict,"explanation":words,"fingerprint":fp,"victim":victim,"survivor":survivor,"loss_kib":loss,"nodes":views})
+                serde_json::json!({"event":"evidence","status":"read","verdict":verdict,"explanation":words,"fingerprint":fp,"victim":victim,"survivor":survivor,"loss_kib":loss,"nodes":views,"split_brain":rv})
             );
         } else {
             println!("DRBD resource {}: {:?}", a.resource, verdict);
             print!("{}", evidence_text(&victim, &views, &words));
+            let rep = crate::drbd::splitbrain::Report { local: victim.clone(), peer: survivor.clone(), resources: vec![rv.clone()] };
+            let ev = crate::drbd::splitbrain::render(&rep);
+            let ev: String = ev.lines().skip_while(|l| !l.starts_with(" evidence:")).map(|l| format!("{l}\n")).collect();
+            print!("{ev}");
             let tmp = Plan { resource: a.resource.clone(), victim: victim.clone(), survivor: survivor.clone(), generation: String::new(), fingerprint: fp.clone(), loss_kib: loss.clone(), steps: vec![] };
             if verdict == recover::Verdict::SplitBrain {
                 println!("{}", loss_line(&tmp));
@@ -330,6 +343,24 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
         }
         if let Err(r) = recover::assess(&a.resource, &vv, &sv, &Allow { wrong_victim: a.accept_loss }) {
             return Ok(refuse(&r, json));
+        }
+        if let Some(rec) = rv.recommendation.as_ref().filter(|r| r.victim != victim && !a.accept_loss) {
+            return Ok(refuse(
+                &Refusal {
+                    kind: "wrong-victim".into(),
+                    reason: format!(
+                        "the evidence points at {} as the victim, not {victim}: {}",
+                        rec.victim,
+                        rec.reasons.join("; ")
+                    ),
+                    fix: format!(
+                        "run with --discard {}; if {victim}'s changes really are the ones to lose, confirm with --accept-loss",
+                        rec.victim
+                    ),
+                    nothing_to_do: false,
+                },
+                json,
+            ));
         }
         let mut plan = recover::plan(&a.resource, &vv, &sv);
         if a.dry_run {

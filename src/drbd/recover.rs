@@ -630,30 +630,43 @@ pub fn runbook(plan: &Plan, victim: &NodeView, survivor: &NodeView, words: &[Str
 // ------------------------------------------------------------------------------------------------
 // Driver
 
-/// How to read a node's DRBD state: one round trip, a paste of several outputs with their prompt
-/// lines (parsed by `drbd::parse::parse_paste`).
+/// How to read a node's DRBD state and the evidence around it: one round trip, a paste of several
+/// outputs with their prompt lines (parsed by `drbd::parse::parse_paste`).
 pub fn probe_script(resource: &str) -> String {
     let r = crate::host::shell_quote(resource);
     format!(
         "echo '# drbdsetup events2 --now --statistics {r}'; drbdsetup events2 --now --statistics {r} 2>/dev/null; \
-         echo '# drbdadm get-gi {r}'; drbdadm get-gi {r} 2>/dev/null; true"
+         echo '# drbdadm get-gi {r}'; drbdadm get-gi {r} 2>/dev/null; \
+         echo '# dmesg'; dmesg 2>/dev/null | grep -i drbd | tail -n 300; \
+         echo '# cat /proc/mounts'; grep '^/dev/drbd' /proc/mounts 2>/dev/null; true"
     )
 }
 
 /// Read one node's view of the resource (one round trip).
 pub fn read_view(host: &mut dyn Host, resource: &str) -> Result<NodeView> {
+    Ok(read_node(host, resource)?.0)
+}
+
+/// Read one node: the view the plan uses and the full input of the split-brain classification.
+pub fn read_node(host: &mut dyn Host, resource: &str) -> Result<(NodeView, super::splitbrain::NodeInput)> {
     let name = host.name().to_string();
     let out = host.run(&["sh", "-c", &probe_script(resource)], None)?;
     let text = out.stdout_str();
-    let st = parse_probe(&text).with_context(|| format!("{name}: reading the DRBD state of {resource}"))?;
-    let mut v = NodeView::from_state(&name, resource, &st);
-    if v.generation.is_none() {
-        v.generation = st.generation;
-    }
-    Ok(v)
+    let paste = super::parse::parse_paste(&text)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("{name}: reading the DRBD state of {resource}"))?;
+    let mut v = NodeView::from_state(&name, resource, &paste.state);
+    let minors: Vec<String> = paste
+        .state
+        .resource(resource)
+        .map(|r| r.volumes.iter().filter_map(|v| v.minor).map(|m| format!("/dev/drbd{m}")).collect())
+        .unwrap_or_default();
+    v.mounts = paste.mounts.iter().filter(|m| minors.contains(&m.device)).map(|m| format!("{} on {}", m.device, m.mountpoint)).collect();
+    let input = super::splitbrain::NodeInput::from_paste(name, paste);
+    Ok((v, input))
 }
 
-/// Parse the probe's paste with the project's DRBD parsers.
+/// Parse a probe's output (or any paste) with the project's DRBD parsers.
 pub fn parse_probe(text: &str) -> Result<DrbdState> {
     let st = super::parse::parse_auto(text).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(st)

@@ -1170,6 +1170,11 @@ fn write_wrappers(dir: &Path, node: &str, flavour: Flavour, exe: &Path) -> Resul
             format!("#!/bin/sh\nexec {} lab drbd-kernel --state {} --node {node} drbdmeta \"$@\"\n", q(exe), q(dir)),
         ),
         (
+            // the node's kernel log (what `dmesg` shows about DRBD)
+            &t.bin.join("dmesg"),
+            format!("#!/bin/sh\nexec {} lab drbd-kernel --state {} --node {node} show dmesg\n", q(exe), q(dir)),
+        ),
+        (
             &t.bin.join("drbd-proc"),
             format!("#!/bin/sh\nexec {} lab drbd-kernel --state {} --node {node} show proc\n", q(exe), q(dir)),
         ),
