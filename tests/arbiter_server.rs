@@ -360,3 +360,76 @@ fn sigterm_stops_the_daemon_cleanly() {
         }
     }
 }
+
+#[test]
+fn unknown_cluster_is_refused_and_closed() {
+    let mut cfg = tls_off();
+    cfg.arbiter.allowed_clusters = vec!["qlab".into()];
+    let srv = Running::start(cfg);
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    send(&mut s, &preinit(1, "intruder"));
+    let r = recv(&mut s);
+    assert!(matches!(r, Some(Message::ServerError { .. })), "{r:?}");
+    assert!(recv(&mut s).is_none(), "the connection must be closed");
+    // the allowed cluster still works
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    send(&mut s, &preinit(1, "qlab"));
+    assert!(matches!(recv(&mut s), Some(Message::PreinitReply { .. })));
+}
+
+#[test]
+fn malformed_node_list_gets_no_vote() {
+    let srv = Running::start(tls_off());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    send(&mut s, &preinit(1, "qlab"));
+    recv(&mut s).unwrap();
+    send(&mut s, &init(2, 1));
+    recv(&mut s).unwrap();
+    // NODE_LIST whose NODE_INFO option claims more bytes than the frame holds
+    let mut body = Vec::new();
+    body.extend([0, 0, 0, 4, 0, 0, 0, 3]); // SEQ = 3
+    body.extend([0, 18, 0, 1, 2]); // NODE_LIST_TYPE = membership
+    body.extend([0, 17, 0, 40, 0, 9, 0, 4, 0, 0, 0, 1]); // NODE_INFO truncated
+    let mut frame = vec![0, 10];
+    frame.extend((body.len() as u32).to_be_bytes());
+    frame.extend(body);
+    s.write_all(&frame).unwrap();
+    let mut got_ack = false;
+    while let Some(m) = recv(&mut s) {
+        if matches!(m, Message::NodeListReply { vote: Some(wire::Vote::Ack), .. } | Message::VoteInfo { vote: Some(wire::Vote::Ack), .. }) {
+            got_ack = true;
+        }
+    }
+    assert!(!got_ack, "a malformed membership list must never earn a vote");
+}
+
+/// The load generator (also used by bench/arbiter-bench) against the in-process server:
+/// every simulated cluster gets its vote, and after a 1:1 split exactly one half of each.
+#[test]
+fn simulated_clusters_get_the_vote_and_one_half_after_a_split() {
+    use twonode::quorum::arbiter::loadgen::{run, LoadSpec};
+    let mut cfg = tls_off();
+    // a fresh arbiter gives a split half no vote before a previous instance's leases are over:
+    // keep that restart hold short here (about 4.3 s)
+    cfg.arbiter.restart_hold_heartbeat_ms = 1000;
+    let srv = Running::start(cfg);
+    let spec = LoadSpec {
+        target: srv.addr,
+        clusters: 20,
+        heartbeat_ms: 1000,
+        hold: Duration::from_millis(500),
+        split: true,
+        pid: None,
+        prefix: "t".into(),
+        vote_timeout: Duration::from_secs(20),
+        concurrency: 8,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let r = rt.block_on(run(spec)).unwrap();
+    assert_eq!(r.errors, 0, "{r:?}");
+    assert_eq!(r.votes, 20, "{r:?}");
+    assert_eq!(r.split_votes, 20, "one half of every split cluster holds the vote: {r:?}");
+}

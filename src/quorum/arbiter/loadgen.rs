@@ -84,10 +84,20 @@ impl Node {
             }
         }
     }
-    /// Wait for the vote for `ring`; answers VOTE_INFO and skips echo replies.
-    async fn wait_vote(&mut self, ring: RingId) -> anyhow::Result<Vote> {
+    /// Wait for the vote for `ring`; answers VOTE_INFO, keeps sending echo requests every
+    /// heartbeat (as corosync-qdevice does) and skips echo replies.
+    async fn wait_vote(&mut self, ring: RingId, hb: Duration) -> anyhow::Result<Vote> {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + hb, hb);
         loop {
-            match self.recv().await? {
+            let m = tokio::select! {
+                m = self.recv() => m?,
+                _ = tick.tick() => {
+                    let s = self.next_seq();
+                    self.send(Message::EchoRequest { seq: Some(s) }).await?;
+                    continue;
+                }
+            };
+            match m {
                 Message::NodeListReply { vote: Some(v), ring_id, .. } if ring_id.is_none_or(|r| r == ring) => {
                     if matches!(v, Vote::Ack | Vote::Nack) {
                         return Ok(v);
@@ -237,6 +247,7 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
         tasks.push(tokio::spawn(async move {
             let name = format!("{}{k}", spec.prefix);
             let ring = RingId { node_id: 1, seq: 4 };
+            let hb = Duration::from_millis(spec.heartbeat_ms as u64);
             let permit = gate.acquire_owned().await;
             let r = async {
                 let mut a = connect(&spec, &name, 1, ring).await?;
@@ -245,7 +256,7 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
                 membership(&mut a, ring, &[1, 2]).await?;
                 membership(&mut b, ring, &[1, 2]).await?;
                 let (va, vb) = tokio::time::timeout(spec.vote_timeout, async {
-                    tokio::try_join!(a.wait_vote(ring), b.wait_vote(ring))
+                    tokio::try_join!(a.wait_vote(ring, hb), b.wait_vote(ring, hb))
                 })
                 .await
                 .context("no vote within the timeout")??;
@@ -271,7 +282,6 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
             };
             mark_done();
             // heartbeats until the split (or the end)
-            let hb = Duration::from_millis(spec.heartbeat_ms as u64);
             let mut tick = tokio::time::interval(hb);
             let res: anyhow::Result<()> = async {
                 loop {
@@ -296,7 +306,7 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
                 membership(&mut a, ra, &[1]).await?;
                 membership(&mut b, rb, &[2]).await?;
                 let (va, vb) = tokio::time::timeout(spec.vote_timeout, async {
-                    tokio::try_join!(a.wait_vote(ra), b.wait_vote(rb))
+                    tokio::try_join!(a.wait_vote(ra, hb), b.wait_vote(rb, hb))
                 })
                 .await
                 .context("no split decision within the timeout")??;
