@@ -14,7 +14,10 @@ fn paste(parts: &[(&str, &str)]) -> String {
     let mut s = String::new();
     for (cmd, body) in parts {
         s.push_str(&format!("root@node:~# {cmd}\n"));
-        let text = if body.starts_with("@") { fixture(&body[1..]) } else { body.to_string() };
+        let text = match body.strip_prefix('@') {
+            Some(f) => fixture(f),
+            None => body.to_string(),
+        };
         s.push_str(&text);
         if !s.ends_with('\n') {
             s.push('\n');

@@ -157,7 +157,7 @@ pub(crate) fn apply_volume(vol: &mut Volume, k: &str, v: &str, line: Line<'_>) -
         "backing_dev" | "backing-dev" => vol.backing_dev = Some(v.to_string()),
         _ => {
             if let Ok(n) = v.parse::<u64>() {
-                vol.stats.insert(k.to_string(), n);
+                set_stat(&mut vol.stats, k, n);
             }
         }
     }
@@ -196,9 +196,20 @@ pub(crate) fn apply_peer_dev(p: &mut PeerDevice, k: &str, v: &str, line: Line<'_
         }
         _ => {
             if let Ok(n) = v.parse::<u64>() {
-                p.stats.insert(k.to_string(), n);
+                set_stat(&mut p.stats, k, n);
             }
         }
     }
     Ok(())
+}
+
+/// Update a statistic without allocating its key again (events2 streams repeat the same keys).
+#[inline]
+fn set_stat(m: &mut std::collections::BTreeMap<String, u64>, k: &str, n: u64) {
+    match m.get_mut(k) {
+        Some(x) => *x = n,
+        None => {
+            m.insert(k.to_string(), n);
+        }
+    }
 }
