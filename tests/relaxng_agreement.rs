@@ -560,10 +560,13 @@ fn mutant_verdicts_agree_with_xmllint() {
     let (elements, attributes) = schema_names();
     let m = Mutator { agents: agent_attributes(), elements, attributes };
     assert!(m.agents.len() > 40, "fence agent groups not found in the schema");
-    let mut rng = Rng(0x7710_40de);
+    // RELAXNG_MUTANTS / RELAXNG_SEED widen the search locally; CI runs the fixed default set
+    let n_mutants: usize = std::env::var("RELAXNG_MUTANTS").ok().and_then(|v| v.parse().ok()).unwrap_or(NUM_MUTANTS);
+    let seed: u64 = std::env::var("RELAXNG_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(0x7710_40de);
+    let mut rng = Rng(seed);
     let mut mutants: Vec<(String, String)> = Vec::new();
     let mut tries = 0;
-    while mutants.len() < NUM_MUTANTS && tries < NUM_MUTANTS * 20 {
+    while mutants.len() < n_mutants && tries < n_mutants * 20 {
         tries += 1;
         // the generated samples have the most structure: use them half of the time
         let (bname, base) = if rng.below(2) == 0 { &bases[rng.below(2)] } else { &bases[rng.below(bases.len())] };
@@ -573,7 +576,7 @@ fn mutant_verdicts_agree_with_xmllint() {
             }
         }
     }
-    assert_eq!(mutants.len(), NUM_MUTANTS);
+    assert_eq!(mutants.len(), n_mutants);
     let dir = tempfile::tempdir().expect("tempdir");
     let files: Vec<PathBuf> = mutants
         .iter()
@@ -618,7 +621,7 @@ fn mutant_verdicts_agree_with_xmllint() {
         }
         panic!("{} of {} verdicts differ from xmllint (files kept in {}):\n{}", bad.len(), mutants.len(), keep.display(), bad.join("\n"));
     }
-    assert!(n_valid > 30 && n_invalid > 150, "mutation set too one-sided: {n_valid} valid, {n_invalid} invalid");
+    assert!(n_valid * 10 > n_mutants && n_invalid * 3 > n_mutants, "mutation set too one-sided: {n_valid} valid, {n_invalid} invalid");
 }
 
 mod props {

@@ -57,8 +57,9 @@ fn parse_dom(src: &str) -> Result<Node, String> {
     rd.config_mut().check_end_names = true;
     let lines = super::instance::Lines::new(src);
     let line_of = |pos: usize| lines.pos(pos).0;
-    // stack of (node, namespace scope)
-    let mut stack: Vec<(Node, Vec<(String, String)>)> = Vec::new();
+    // open nodes, and the namespace scope (prefix, uri) with its length before each open node
+    let mut stack: Vec<(Node, usize)> = Vec::new();
+    let mut scope: Vec<(String, String)> = Vec::new();
     let mut root: Option<Node> = None;
     loop {
         let pos = rd.buffer_position() as usize;
@@ -66,11 +67,16 @@ fn parse_dom(src: &str) -> Result<Node, String> {
         match ev {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let is_empty = matches!(ev, Event::Empty(_));
-                let mut scope: Vec<(String, String)> = stack.last().map(|(_, s)| s.clone()).unwrap_or_default();
+                let mark = scope.len();
                 let mut plain = Vec::new();
                 for a in e.attributes() {
                     let a = a.map_err(|err| format!("schema attribute error (line {}): {err}", line_of(pos)))?;
-                    let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+                    let key = a.key.as_ref();
+                    let is_ns = key == b"xmlns" || key.starts_with(b"xmlns:");
+                    if !is_ns && key.contains(&b':') {
+                        continue; // foreign (annotation) attribute
+                    }
+                    let key = String::from_utf8_lossy(key).into_owned();
                     let val = a
                         .unescape_value()
                         .map_err(|err| format!("schema attribute error (line {}): {err}", line_of(pos)))?
@@ -79,7 +85,7 @@ fn parse_dom(src: &str) -> Result<Node, String> {
                         scope.push((String::new(), val));
                     } else if let Some(p) = key.strip_prefix("xmlns:") {
                         scope.push((p.to_string(), val));
-                    } else if !key.contains(':') {
+                    } else {
                         plain.push((key, val));
                     }
                 }
@@ -91,16 +97,18 @@ fn parse_dom(src: &str) -> Result<Node, String> {
                 let ns = scope.iter().rev().find(|(p, _)| *p == prefix).map(|(_, u)| u.clone()).unwrap_or_default();
                 let node = Node { ns, local, attrs: plain, children: vec![], text: String::new(), line: line_of(pos) };
                 if is_empty {
+                    scope.truncate(mark);
                     match stack.last_mut() {
                         Some((parent, _)) => parent.children.push(node),
                         None => root = Some(node),
                     }
                 } else {
-                    stack.push((node, scope));
+                    stack.push((node, mark));
                 }
             }
             Event::End(_) => {
-                let (node, _) = stack.pop().ok_or("schema: unbalanced end tag")?;
+                let (node, mark) = stack.pop().ok_or("schema: unbalanced end tag")?;
+                scope.truncate(mark);
                 match stack.last_mut() {
                     Some((parent, _)) => parent.children.push(node),
                     None => root = Some(node),
@@ -363,7 +371,16 @@ impl<'s> Compiler<'s> {
         if let Some(i) = self.ncs.iter().position(|x| *x == nc) {
             return i as u32;
         }
+        let bloom = match &nc {
+            NameClass::Name(_, l) => super::pattern::name_bit(*l),
+            NameClass::Choice(a, b) => {
+                let g = |i: &u32| self.ar.nc_bloom.get(*i as usize).copied().unwrap_or(u128::MAX);
+                g(a) | g(b)
+            }
+            _ => u128::MAX,
+        };
         self.ncs.push(nc);
+        self.ar.nc_bloom.push(bloom);
         (self.ncs.len() - 1) as u32
     }
 

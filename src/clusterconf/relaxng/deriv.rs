@@ -5,7 +5,7 @@
 //! children (`text` / nested elements) → `end_tag`. Patterns of the form `After(content, rest)`
 //! carry "what remains of this element" and "what follows it in the parent".
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::compile::Compiled;
 use super::datatype;
@@ -45,13 +45,13 @@ impl<'a> Session<'a> {
         Session {
             c,
             ar: Arena::overlay(&c.store),
-            open_memo: HashMap::new(),
-            close_memo: HashMap::new(),
-            close_lenient_memo: HashMap::new(),
-            end_memo: HashMap::new(),
-            att_memo: HashMap::new(),
-            att_leaves_memo: HashMap::new(),
-            text_memo: HashMap::new(),
+            open_memo: HashMap::default(),
+            close_memo: HashMap::default(),
+            close_lenient_memo: HashMap::default(),
+            end_memo: HashMap::default(),
+            att_memo: HashMap::default(),
+            att_leaves_memo: HashMap::default(),
+            text_memo: HashMap::default(),
         }
     }
 
@@ -145,10 +145,11 @@ impl<'a> Session<'a> {
             return v.clone();
         }
         let mut out = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = rustc_hash::FxHashSet::default();
         let mut stack = vec![p];
+        let bit = super::pattern::name_bit(qn.1);
         while let Some(q) = stack.pop() {
-            if !self.ar.info(q).has_att || !seen.insert(q) {
+            if self.ar.info(q).att_bloom & bit == 0 || !seen.insert(q) {
                 continue;
             }
             match self.ar.pat(q) {
@@ -184,7 +185,7 @@ impl<'a> Session<'a> {
             return r;
         }
         let accept: HashMap<P, bool> = leaves.iter().copied().zip(sig.iter().copied()).collect();
-        let mut local = HashMap::new();
+        let mut local = HashMap::default();
         let r = self.att_rec(p, qn, &accept, &mut local);
         self.att_memo.insert((p, qn, sig), r);
         r
@@ -197,12 +198,12 @@ impl<'a> Session<'a> {
             return NOT_ALLOWED;
         }
         let accept: HashMap<P, bool> = leaves.iter().map(|&l| (l, true)).collect();
-        let mut local = HashMap::new();
+        let mut local = HashMap::default();
         self.att_rec(p, qn, &accept, &mut local)
     }
 
     fn att_rec(&mut self, p: P, qn: QName, accept: &HashMap<P, bool>, memo: &mut HashMap<P, P>) -> P {
-        if !self.ar.info(p).has_att {
+        if self.ar.info(p).att_bloom & super::pattern::name_bit(qn.1) == 0 {
             return NOT_ALLOWED;
         }
         if let Some(&r) = memo.get(&p) {
@@ -261,8 +262,13 @@ impl<'a> Session<'a> {
     }
 
     fn close(&mut self, p: P, lenient: bool) -> P {
-        if !self.ar.info(p).has_att {
+        let info = self.ar.info(p);
+        if !info.has_att {
             return p;
+        }
+        if info.only_atts {
+            // only attributes left: they all become notAllowed (or, lenient, empty)
+            return if info.nullable || lenient { EMPTY } else { NOT_ALLOWED };
         }
         let memo = if lenient { &self.close_lenient_memo } else { &self.close_memo };
         if let Some(&r) = memo.get(&p) {

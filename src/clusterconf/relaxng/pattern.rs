@@ -4,7 +4,7 @@
 //! overlays its own new patterns (derivatives) on top of the compiled store, so the schema can be
 //! shared between threads while every run still memoises freely.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// A pattern id (index into the store + overlay).
 pub type P = u32;
@@ -46,6 +46,16 @@ pub struct Info {
     pub has_att: bool,
     /// contains an element pattern (at this level)
     pub has_elem: bool,
+    /// made only of attributes, empty and combinators (no text, data, element, after)
+    pub only_atts: bool,
+    /// Bloom filter of the attribute local names it contains (see [`name_bit`])
+    pub att_bloom: u128,
+}
+
+/// The Bloom-filter bit of a local-name symbol.
+#[inline]
+pub fn name_bit(local: Sym) -> u128 {
+    1u128 << ((local as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 57)
 }
 
 /// Name classes (not hash-consed: the schema has few of them and runs never create any).
@@ -123,12 +133,14 @@ pub struct Arena<'a> {
     pub own: Store,
     pub off: u32,
     pub soff: u32,
+    /// Bloom bits of each name class (compile time only; attributes are never created later)
+    pub nc_bloom: Vec<u128>,
 }
 
 impl<'a> Arena<'a> {
     /// A fresh arena with the three constant patterns (used while compiling a schema).
     pub fn new_root() -> Arena<'static> {
-        let mut a = Arena { base: None, own: Store::default(), off: 0, soff: 0 };
+        let mut a = Arena { base: None, own: Store::default(), off: 0, soff: 0, nc_bloom: Vec::new() };
         a.intern(Pat::Empty);
         a.intern(Pat::NotAllowed);
         a.intern(Pat::Text);
@@ -142,6 +154,7 @@ impl<'a> Arena<'a> {
             own: Store::default(),
             off: base.pats.len() as u32,
             soff: base.syms.len() as u32,
+            nc_bloom: Vec::new(),
         }
     }
 
@@ -223,18 +236,20 @@ impl<'a> Arena<'a> {
 
     fn compute_info(&self, pat: &Pat) -> Info {
         let i = |p: P| self.info(p);
+        let none = Info::default();
         match *pat {
-            Pat::Empty => Info { nullable: true, ..Info::default() },
-            Pat::Text => Info { nullable: true, ..Info::default() },
-            Pat::NotAllowed | Pat::Data(_) | Pat::DataExcept(..) | Pat::Value(..) | Pat::List(_) => {
-                Info::default()
-            }
+            Pat::Empty => Info { nullable: true, only_atts: true, ..none },
+            Pat::NotAllowed => Info { only_atts: true, ..none },
+            Pat::Text => Info { nullable: true, ..none },
+            Pat::Data(_) | Pat::DataExcept(..) | Pat::Value(..) | Pat::List(_) => none,
             Pat::Choice(a, b) => {
                 let (a, b) = (i(a), i(b));
                 Info {
                     nullable: a.nullable || b.nullable,
                     has_att: a.has_att || b.has_att,
                     has_elem: a.has_elem || b.has_elem,
+                    only_atts: a.only_atts && b.only_atts,
+                    att_bloom: a.att_bloom | b.att_bloom,
                 }
             }
             Pat::Group(a, b) | Pat::Interleave(a, b) => {
@@ -243,15 +258,29 @@ impl<'a> Arena<'a> {
                     nullable: a.nullable && b.nullable,
                     has_att: a.has_att || b.has_att,
                     has_elem: a.has_elem || b.has_elem,
+                    only_atts: a.only_atts && b.only_atts,
+                    att_bloom: a.att_bloom | b.att_bloom,
                 }
             }
             Pat::After(a, b) => {
                 let (a, b) = (i(a), i(b));
-                Info { nullable: false, has_att: a.has_att || b.has_att, has_elem: a.has_elem || b.has_elem }
+                Info {
+                    nullable: false,
+                    has_att: a.has_att || b.has_att,
+                    has_elem: a.has_elem || b.has_elem,
+                    only_atts: false,
+                    att_bloom: a.att_bloom | b.att_bloom,
+                }
             }
             Pat::OneOrMore(a) => i(a),
-            Pat::Attribute(..) => Info { nullable: false, has_att: true, has_elem: false },
-            Pat::Element(..) => Info { nullable: false, has_att: false, has_elem: true },
+            Pat::Attribute(nc, _) => Info {
+                nullable: false,
+                has_att: true,
+                has_elem: false,
+                only_atts: true,
+                att_bloom: self.nc_bloom.get(nc as usize).copied().unwrap_or(u128::MAX),
+            },
+            Pat::Element(..) => Info { has_elem: true, ..none },
         }
     }
 
