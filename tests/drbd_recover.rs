@@ -591,3 +591,45 @@ fn interactive_mode_without_a_terminal_refuses() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--dry-run"), "{}", text(&o));
 }
+
+#[test]
+fn interactive_on_a_terminal_asks_and_a_declined_step_resumes_later() {
+    if !peers_present() || !have("script") {
+        return;
+    }
+    let lab = Lab::new("9", 1, 100_000);
+    split(&lab, &["alice", "bob"], &[("alice", 4000), ("bob", 40)], &[]);
+    // `script` gives twonode a terminal; the admin types the victim's name, then answers "n".
+    let mut cmd = vec![BIN.to_string(), "drbd".into(), "recover".into(), "r0".into(), "--discard".into(), "bob".into()];
+    cmd.extend(lab.node_args());
+    cmd.extend(["--journal-dir".into(), lab.p("journal").display().to_string()]);
+    let line = cmd.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = stdin.write_all(b"bob\n");
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = stdin.write_all(b"n\n");
+        std::thread::sleep(Duration::from_millis(3000));
+    });
+    let o = child.wait_with_output().expect("wait");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(out.contains("DATA THAT WILL BE LOST on bob: 40 KiB"), "{out}");
+    assert!(out.contains("run `drbdadm connect --discard-my-data r0`? [y/N]"), "{out}");
+    assert!(out.contains("declined"), "{out}");
+    // bob was demoted (not destructive, no question), the discard did not run
+    let w = lab.world();
+    assert_eq!(w["resources"]["r0"]["nodes"]["bob"]["role"], "Secondary");
+    assert_eq!(w["resources"]["r0"]["connected"], false);
+    let o = lab.twonode(&["drbd", "recover", "r0", "--resume", "--yes"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_recovered(&lab, "alice");
+}
