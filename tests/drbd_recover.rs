@@ -423,6 +423,20 @@ fn victim_primary_and_mounted_is_refused_and_nothing_changes() {
 }
 
 #[test]
+fn survivor_not_uptodate_is_refused() {
+    if !peers_present() {
+        return;
+    }
+    let lab = Lab::new("8.4", 2, 100_000);
+    split(&lab, &["alice", "bob"], &[("alice", 4000), ("bob", 40)], &["bob"]);
+    lab.sim(Some("alice"), &["disk", "r0", "--volume", "1", "Outdated"]);
+    let o = lab.twonode(&["drbd", "recover", "r0", "--discard", "bob", "--yes"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("survivor-not-uptodate") && e.contains("volume 1 is Outdated"), "{}", text(&o));
+}
+
+#[test]
 fn unrelated_data_is_refused() {
     if !peers_present() {
         return;

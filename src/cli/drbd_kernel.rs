@@ -81,6 +81,14 @@ pub enum Cmd {
         #[arg(long, default_value_t = 0)]
         volume: u32,
     },
+    /// Force a volume's disk state on --node (e.g. Outdated after a failed resync, for rehearsals).
+    Disk {
+        resource: String,
+        #[arg(long, default_value_t = 0)]
+        volume: u32,
+        #[arg(value_parser = ["UpToDate", "Outdated", "Inconsistent"])]
+        state: String,
+    },
     /// Ready-made situations.
     Scenario {
         #[arg(value_parser = ["split-brain", "unrelated", "disconnected"])]
@@ -167,6 +175,25 @@ pub fn run(a: Args) -> Result<i32> {
         Cmd::Open { resource, volume, mount } => {
             let n = node(&a)?;
             drbd_sim::with_world(&dir, |w| w.set_open(&n, resource, *volume, true, mount.clone()))??;
+            Ok(0)
+        }
+        Cmd::Disk { resource, volume, state } => {
+            let n = node(&a)?;
+            let d = match state.as_str() {
+                "Outdated" => drbd_sim::Disk::Outdated,
+                "Inconsistent" => drbd_sim::Disk::Inconsistent,
+                _ => drbd_sim::Disk::UpToDate,
+            };
+            drbd_sim::with_world(&dir, |w| -> Result<()> {
+                let v = w
+                    .resources
+                    .get_mut(resource)
+                    .and_then(|r| r.nodes.get_mut(&n))
+                    .and_then(|x| x.volumes.get_mut(*volume as usize))
+                    .with_context(|| format!("{resource}/{volume}: no such volume on {n}"))?;
+                v.disk = d;
+                Ok(())
+            })??;
             Ok(0)
         }
         Cmd::Close { resource, volume } => {

@@ -73,6 +73,11 @@ pub struct RecoverArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  twonode drbd status r0 --node alice=root@10.0.0.1 --node bob=root@10.0.0.2
+  twonode drbd status --json --node alice=local --node bob=root@bob
+
+Exit codes: 0 every resource healthy; 1 otherwise (or a node unreachable).")]
 pub struct StatusArgs {
     /// Resource (default: every resource the nodes know).
     pub resource: Option<String>,
