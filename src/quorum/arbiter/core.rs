@@ -1261,9 +1261,13 @@ mod tests {
             Some(self.seq)
         }
         fn join(&mut self, conn: ConnId, node: u32, r: RingId, members: &[u32]) -> Vec<Action> {
+            self.join_with(conn, node, r, members, "c1", TieBreaker::Lowest, 1)
+        }
+        #[allow(clippy::too_many_arguments)]
+        fn join_with(&mut self, conn: ConnId, node: u32, r: RingId, members: &[u32], cluster: &str, tb: TieBreaker, alg: u16) -> Vec<Action> {
             let mut out = self.ev(Event::ClientConnected { conn, peer: format!("n{node}") });
             let s = self.s();
-            out.extend(self.msg(conn, Message::Preinit { seq: s, cluster_name: Some("c1".into()) }));
+            out.extend(self.msg(conn, Message::Preinit { seq: s, cluster_name: Some(cluster.into()) }));
             let s = self.s();
             out.extend(self.msg(
                 conn,
@@ -1272,8 +1276,8 @@ mod tests {
                     node_id: Some(node),
                     ring_id: Some(r),
                     heartbeat_interval: Some(8000),
-                    tie_breaker: Some(TieBreaker::Lowest),
-                    decision_algorithm: Some(1),
+                    tie_breaker: Some(tb),
+                    decision_algorithm: Some(alg),
                     ..Init::default()
                 }),
             ));
@@ -1481,6 +1485,56 @@ mod tests {
         let acts = h.ev(Event::BadFrame { conn: 8, error: WireError::Truncated { need: 6, have: 2 } });
         assert!(acts.iter().any(|a| matches!(a, Action::Close { conn: 8, .. })));
         assert!(h.a.status(0).clusters.is_empty());
+    }
+
+    #[test]
+    fn tie_breakers_highest_and_nodeid_and_many_clusters() {
+        let mut h = H::new(no_restart_hold());
+        // cluster "hi": tie_breaker highest; cluster "id": tie_breaker node 1 explicitly; same arbiter
+        h.join_with(1, 1, ring(1, 4), &[1, 2], "hi", TieBreaker::Highest, 1);
+        h.join_with(2, 2, ring(1, 4), &[1, 2], "hi", TieBreaker::Highest, 1);
+        h.join_with(3, 1, ring(1, 4), &[1, 2], "id", TieBreaker::NodeId(1), 1);
+        h.join_with(4, 2, ring(1, 4), &[1, 2], "id", TieBreaker::NodeId(1), 1);
+        assert_eq!(h.a.status(0).clusters.len(), 2);
+        h.at(1000);
+        // the SetOption in join enabled keep_active_partition; both halves were in the active
+        // partition, so the tie-breaker decides
+        let mut acts = h.membership(1, ring(1, 8), &[1], None);
+        acts.extend(h.membership(2, ring(2, 8), &[2], None));
+        acts.extend(h.membership(3, ring(1, 8), &[1], None));
+        acts.extend(h.membership(4, ring(2, 8), &[2], None));
+        let v = votes(&acts);
+        assert!(v.iter().any(|x| x.0 == 2 && x.1 == Vote::Ack), "highest: node 2 of 'hi': {v:?}");
+        assert!(v.iter().any(|x| x.0 == 3 && x.1 == Vote::Ack), "nodeid 1 of 'id': {v:?}");
+        assert!(!v.iter().any(|x| (x.0 == 1 || x.0 == 4) && x.1 == Vote::Ack), "{v:?}");
+        // a client with another tie-breaker is refused
+        let acts = h.join_with(5, 3, ring(1, 8), &[1, 2], "hi", TieBreaker::Lowest, 1);
+        assert!(acts.iter().any(|a| matches!(a, Action::Send { msg: Message::InitReply(InitReply { error: Some(ReplyErrorCode::TieBreakerDiffersFromOtherNodes), .. }), .. })));
+    }
+
+    #[test]
+    fn lms_gives_the_vote_to_the_larger_partition_and_never_expires_it() {
+        let mut h = H::new(no_restart_hold());
+        h.join_with(1, 1, ring(1, 4), &[1, 2], "l", TieBreaker::Lowest, 3);
+        h.join_with(2, 2, ring(1, 4), &[1, 2], "l", TieBreaker::Lowest, 3);
+        h.at(1000);
+        let mut acts = h.membership(1, ring(1, 8), &[1], None);
+        acts.extend(h.membership(2, ring(2, 8), &[2], None));
+        let v = votes(&acts);
+        assert!(v.iter().any(|x| x.0 == 1 && x.1 == Vote::Ack), "{v:?}");
+        // ask-for-vote is an lms message
+        let s = h.s();
+        let acts = h.msg(1, Message::AskForVote { seq: s });
+        assert!(acts.iter().any(|a| matches!(a, Action::Send { msg: Message::AskForVoteReply { vote: Some(Vote::Ack), .. }, .. })));
+        // node 1 goes silent: an lms holder keeps its vote while disconnected, so never re-grant
+        let mut t = 1000;
+        while t < 200_000 {
+            t += 1000;
+            h.at(t);
+            let mut acts = h.echo(2);
+            acts.extend(h.ev(Event::Tick));
+            assert!(!votes(&acts).iter().any(|x| x.0 == 2 && x.1 == Vote::Ack), "lms vote moved at {t}");
+        }
     }
 
     #[test]
