@@ -515,3 +515,18 @@ mod cli {
         assert_eq!(v["error"]["line"], 1);
     }
 }
+
+/// `drbdsetup show` text of DRBD 9 (hand-written in the layout drbdsetup prints; no capture in the
+/// fixtures): the peer comes from `_peer_node_id`, `path { _remote_host }` and `net { _name }`.
+#[test]
+fn drbdsetup_show_9_text_names_the_peer() {
+    let text = "resource \"r0\" {\n    options {\n    }\n    _this_host {\n        node-id\t\t\t0;\n        volume 0 {\n            device\t\t\tminor 0;\n            disk\t\t\t\"/dev/vg0/r0_data\";\n            meta-disk\t\t\tinternal;\n        }\n    }\n    connection {\n        _peer_node_id 1;\n        path {\n            _this_host ipv4 10.1.1.31:7789;\n            _remote_host ipv4 10.1.1.32:7789;\n        }\n        net {\n            after-sb-0pri       discard-zero-changes;\n            _name               \"bob\";\n        }\n    }\n}\n";
+    let p = parse_paste(text).unwrap();
+    let c = p.state.config("r0").unwrap();
+    assert_eq!(c.hosts[0].node_id, Some(0));
+    assert_eq!(c.hosts[0].volumes[0].minor, Some(0));
+    assert_eq!(c.hosts[1].name, "bob");
+    assert_eq!(c.hosts[1].address.as_deref(), Some("ipv4 10.1.1.32:7789"));
+    assert_eq!(c.net.after_sb_0pri.as_deref(), Some("discard-zero-changes"));
+    assert!(c.net.auto_resolves());
+}

@@ -332,12 +332,42 @@ fn section_into(cfg: &mut ResourceConfig, it: &Item, lines: &[Line<'_>]) -> Resu
                     cfg.volumes.push(vc);
                 }
                 "connection" | "connection-mesh" => {
+                    // `drbdsetup show` (9): `_peer_node_id N;`, `path { _remote_host ipv4 A:P; }`,
+                    // `net { _name "bob"; }` describe the peer
+                    let mut peer_id: Option<u32> = None;
+                    let mut peer_name: Option<String> = None;
+                    let mut peer_addr: Option<String> = None;
                     for i in items {
-                        if let Item::Section { words: w, items: si, .. } = i {
-                            if w[0] == "net" {
-                                net_into(cfg, si);
+                        match i {
+                            Item::Section { words: w, items: si, .. } => {
+                                if w[0] == "net" {
+                                    net_into(cfg, si);
+                                }
+                                for x in si {
+                                    if let Item::Stmt { words: sw } = x {
+                                        match sw[0].as_str() {
+                                            "_name" => peer_name = sw.get(1).cloned(),
+                                            "_remote_host" => peer_addr = Some(sw[1..].join(" ")),
+                                            _ => {}
+                                        }
+                                    }
+                                }
+                                flatten(cfg, &format!("{kind}.{}", w[0]), si);
                             }
-                            flatten(cfg, &format!("{kind}.{}", w[0]), si);
+                            Item::Stmt { words: w } if w[0] == "_peer_node_id" => {
+                                peer_id = w.get(1).and_then(|x| x.parse().ok());
+                            }
+                            Item::Stmt { .. } => {}
+                        }
+                    }
+                    if let Some(id) = peer_id {
+                        if !cfg.hosts.iter().any(|h| h.node_id == Some(id)) {
+                            cfg.hosts.push(HostConfig {
+                                name: peer_name.unwrap_or_else(|| format!("peer node-id {id}")),
+                                node_id: Some(id),
+                                address: peer_addr,
+                                volumes: vec![],
+                            });
                         }
                     }
                 }

@@ -352,3 +352,76 @@ pub fn parse_services(lines: &[Line<'_>]) -> Vec<Service> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drbd::parse::number_lines;
+
+    #[test]
+    fn kernel_log_8_4_and_9_lines() {
+        let text = "\
+Nov 22 00:15:01 alice kernel: [ 5000.1] block drbd0: conn( Connected -> NetworkFailure ) pdsk( UpToDate -> DUnknown )
+Nov 22 00:15:09 alice kernel: block drbd0: role( Secondary -> Primary )
+Nov 22 00:20:00 alice kernel: block drbd0: self 9E4DEF0B06A6DA9D:41C26508159C156A:CA64B93EC801717D:CA63B93EC801717D bits:25600 flags:0
+Nov 22 00:20:00 alice kernel: block drbd0: uuid_compare()=100 by rule 90
+Nov 22 00:20:00 alice kernel: block drbd0: helper command: /sbin/drbdadm split-brain minor-0
+Nov 22 00:20:00 alice kernel: block drbd0: Split-Brain detected but unresolved, dropping connection!
+Nov 22 00:20:00 alice sshd[1]: Accepted publickey for root
+[ 6000.5] drbd r0/1 drbd1 bob: uuid_compare()=split-brain-auto-recover by rule=bitmap-both
+[ 6000.6] drbd r0: Split-Brain detected, 1 primaries, automatically solved. Sync from peer node
+[ 6000.7] d-con r0: Unrelated data, aborting!
+2026-11-22T00:20:00.123456+00:00 bob kernel: drbd r0 alice: conn( Connecting -> Connected ) peer( Unknown -> Primary )
+";
+        let ev = parse_kernel_log(&number_lines(text, 1));
+        assert_eq!(ev.len(), 10, "{ev:#?}");
+        assert_eq!(ev[0].time.as_deref(), Some("Nov 22 00:15:01"));
+        assert_eq!(ev[0].minor, Some(0));
+        assert_eq!(ev[0].kind, KernelEventKind::Conn { from: "Connected".into(), to: "NetworkFailure".into() });
+        assert_eq!(ev[1].kind, KernelEventKind::Role { from: "Secondary".into(), to: "Primary".into() });
+        match &ev[2].kind {
+            KernelEventKind::HandshakeGi { side, gi, bits } => {
+                assert_eq!((side.as_str(), gi.bitmap, *bits), ("self", 0x41C26508159C156A, Some(25600)));
+            }
+            k => panic!("{k:?}"),
+        }
+        assert_eq!(ev[3].kind, KernelEventKind::UuidCompare { result: "100".into(), rule: "90".into() });
+        assert_eq!(ev[4].kind, KernelEventKind::SplitBrainHelper);
+        assert_eq!(ev[5].kind, KernelEventKind::SplitBrain { resolved: false, sync_from: None });
+        assert_eq!(ev[6].line, 8); // the sshd line is skipped
+        assert_eq!((ev[6].resource.as_deref(), ev[6].volume, ev[6].minor, ev[6].peer.as_deref()), (Some("r0"), Some(1), Some(1), Some("bob")));
+        assert_eq!(ev[6].kind, KernelEventKind::UuidCompare { result: "split-brain-auto-recover".into(), rule: "bitmap-both".into() });
+        assert_eq!(ev[7].kind, KernelEventKind::SplitBrain { resolved: true, sync_from: Some("peer".into()) });
+        assert_eq!(ev[8].kind, KernelEventKind::UnrelatedData);
+        assert_eq!(ev[9].time.as_deref(), Some("2026-11-22T00:20:00.123456+00:00"));
+        assert_eq!(ev[9].peer.as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn mounts_holders_services() {
+        let m = parse_mounts(&number_lines("/dev/drbd0 /srv ext4 rw 0 0\n/dev/drbd1 on /var/lib/pgsql type xfs (rw)\n", 1));
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[1].device.as_str(), m[1].mountpoint.as_str()), ("/dev/drbd1", "/var/lib/pgsql"));
+        let h = parse_holders(&number_lines(
+            "                     USER        PID ACCESS COMMAND\n/dev/drbd0:          root     kernel mount /srv\n                     postgres   4242 F.... postgres\n",
+            1,
+        ));
+        assert_eq!(h.len(), 2);
+        assert_eq!((h[0].command.as_str(), h[0].pid), ("mount /srv", None));
+        assert_eq!((h[1].device.as_deref(), h[1].pid, h[1].user.as_deref()), (Some("/dev/drbd0"), Some(4242), Some("postgres")));
+        let l = parse_holders(&number_lines(
+            "COMMAND  PID USER   FD   TYPE DEVICE SIZE/OFF NODE NAME\npostgres 4242 postgres 3u BLK 147,0 0t0 123 /dev/drbd0\n",
+            1,
+        ));
+        assert_eq!((l[0].command.as_str(), l[0].pid, l[0].device.as_deref()), ("postgres", Some(4242), Some("/dev/drbd0")));
+        let s = parse_services(&number_lines(
+            "Cluster Status for c @ Sun Nov 22 00:00:00 2026\n Service Name      Owner (Last)     State\n ------- ----      ----- ------     -----\n service:web       alice            started\n service:db        (bob)            stopped\n",
+            1,
+        ));
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].owner.as_deref(), s[0].state.as_str()), (Some("alice"), "started"));
+        assert_eq!(s[1].owner.as_deref(), Some("bob"));
+        let c = parse_services(&number_lines("  * fs_r0\t(ocf::heartbeat:Filesystem):\t Started alice\n", 1));
+        assert_eq!((c[0].name.as_str(), c[0].owner.as_deref()), ("fs_r0", Some("alice")));
+    }
+}
