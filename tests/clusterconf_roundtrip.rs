@@ -256,7 +256,7 @@ proptest! {
         let el = elems[pick % elems.len()];
         let key = if single { "x:ns" } else { "x_plain" };
         let p = doc.set_attr(el, key, &value).unwrap();
-        let new = apply_patches(old, &[p.clone()]).unwrap();
+        let new = apply_patches(old, std::slice::from_ref(&p)).unwrap();
         let nd = Document::parse(&new).unwrap();
         prop_assert_eq!(nd.to_bytes(), new.clone());
         prop_assert_eq!(nd.attr_value(el, key), Some(value.as_str()));

@@ -121,10 +121,10 @@ pub enum Cmd {
         edit: EditOpts,
     },
     /// Add, remove or change cluster nodes.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  twonode conf node add n3 --nodeid 3\n  twonode conf node set n1 votes=1\n  twonode conf node remove n3")]
     Node(NodeCmd),
     /// Add, remove or change fence devices (<fencedevice>).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  echo \"$PW\" | twonode conf device add ipmi-n1 --agent fence_ipmilan ipaddr=10.0.0.11 login=admin lanplus=1 --secret-stdin passwd\n  twonode conf device set ipmi-n1 ipaddr=10.0.0.12\n  twonode conf device remove ipmi-n1 --cascade")]
     Device(DeviceCmd),
     /// Bind NODE to fence DEVICE in a method (created as needed) with device attributes.
     #[command(after_help = "Examples:\n  twonode conf bind n1 ipmi-n1 --method ipmi delay=15\n  twonode conf bind n1 pdu --method pdu port=1 action=off --append\n  twonode conf bind n1 san --unfence            (action=on in <unfence>)")]
@@ -168,7 +168,7 @@ pub enum Cmd {
         edit: EditOpts,
     },
     /// Configure or remove the quorum disk (<quorumd> and its heuristics).
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Examples:\n  twonode conf set-two-node off --expected-votes 3\n  twonode conf quorumd set label=qdisk votes=1 --heuristic 'program=ping -c1 -w1 10.0.0.254,score=1'\n  twonode conf quorumd remove")]
     Quorumd(QuorumdCmd),
     /// Set attributes of a section: cluster, cman, totem, fence_daemon, logging, quorumd, dlm.
     #[command(after_help = "Examples:\n  twonode conf set totem token=10000\n  twonode conf set fence_daemon post_join_delay=20\n  twonode conf set cman transport=udpu --unset broadcast")]
@@ -293,6 +293,7 @@ pub enum QuorumdCmd {
         edit: EditOpts,
     },
     /// Remove <quorumd>.
+    #[command(after_help = "Example:\n  twonode conf quorumd remove")]
     Remove {
         #[command(flatten)]
         edit: EditOpts,

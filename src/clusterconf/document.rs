@@ -683,20 +683,16 @@ impl NewElement {
         s
     }
 
-    /// Render at indentation `indent` (the first line is NOT prefixed: callers place it), children
-    /// one `unit` deeper, lines joined by `nl`.
+    /// Render at indentation `indent` (the first line included), children one `unit` deeper,
+    /// lines joined by `nl`; no newline before or after.
     pub fn render(&self, indent: &str, unit: &str, nl: &str, quote: u8) -> String {
         let mut s = String::new();
-        self.render_into(&mut s, indent, unit, nl, quote, true);
+        self.render_into(&mut s, indent, unit, nl, quote);
         s
     }
 
-    fn render_into(&self, s: &mut String, indent: &str, unit: &str, nl: &str, quote: u8, first: bool) {
-        if !first {
-            s.push_str(indent);
-        } else {
-            s.push_str(indent);
-        }
+    fn render_into(&self, s: &mut String, indent: &str, unit: &str, nl: &str, quote: u8) {
+        s.push_str(indent);
         s.push_str(&self.open(quote));
         if self.children.is_empty() {
             s.push_str("/>");
@@ -706,7 +702,7 @@ impl NewElement {
         let deeper = format!("{indent}{unit}");
         for c in &self.children {
             s.push_str(nl);
-            c.render_into(s, &deeper, unit, nl, quote, false);
+            c.render_into(s, &deeper, unit, nl, quote);
         }
         s.push_str(nl);
         s.push_str(indent);

@@ -473,10 +473,8 @@ fn node_set(w: &mut Work, name: &str, set: &Attrs, unset: &[String]) -> Result<(
     let m = Model::from_doc(&doc);
     for (k, v) in set {
         match k.as_str() {
-            "name" => {
-                if v != name && m.node(v).is_some() {
-                    return Err(EditError::new(EditErrorKind::Exists, format!("node {v} already exists"), None));
-                }
+            "name" if v != name && m.node(v).is_some() => {
+                return Err(EditError::new(EditErrorKind::Exists, format!("node {v} already exists"), None));
             }
             "nodeid" => {
                 check_positive("nodeid", v)?;
