@@ -454,6 +454,13 @@ pub fn power_command(fw: &FwInfo, want: PowerState) -> PowerCmd {
 // ---------------------------------------------------------------------------------------------
 // The driver.
 
+/// A raw RIBCL reply is complete when the iLO closes the connection (it does after our
+/// `</RIBCL>` or a failed login; python-hpilo relies on the same): never cut it short, a slow
+/// command's RESPONSE may still come.
+fn raw_completion(_: &[u8]) -> tls::Completion {
+    tls::Completion::No
+}
+
 const FW_CMD: &str = "<RIB_INFO MODE=\"read\"><GET_FW_VERSION/></RIB_INFO>";
 
 /// Transport selection.
@@ -674,7 +681,12 @@ impl RibclDevice {
         s.write_all(req.as_bytes()).map_err(|e| tls::io_error(&what, &e))?;
         let _ = s.flush();
         let mut raw = Vec::new();
-        tls::read_to_eof(&mut s, &mut raw, Instant::now() + self.login_timeout, &what)?;
+        let probe_done = |b: &[u8]| match b.first() {
+            Some(b'H') => tls::http_completion(b),
+            Some(_) => raw_completion(b),
+            None => tls::Completion::No,
+        };
+        tls::read_reply(&mut s, &mut raw, Instant::now() + self.login_timeout, &what, &probe_done)?;
         match tls::parse_http_response(&raw) {
             Ok(Some(resp)) if resp.status == 200 => Ok((true, parse_reply(&resp.body).ribcl_version)),
             Ok(Some(_)) => Ok((false, None)),
@@ -714,7 +726,7 @@ impl RibclDevice {
             );
             s.write_all(req.as_bytes()).map_err(|e| tls::io_error(&what, &e))?;
             let _ = s.flush();
-            tls::read_to_eof(&mut s, &mut raw, deadline, &what)?;
+            tls::read_reply(&mut s, &mut raw, deadline, &what, &tls::http_completion)?;
             let resp = tls::parse_http_response(&raw)
                 .map_err(|e| PowerError::Protocol(format!("{what}: {e}")))?
                 .ok_or_else(|| PowerError::Protocol(format!("{what}: expected an HTTP reply to POST /ribcl")))?;
@@ -765,7 +777,7 @@ impl RibclDevice {
             s.write_all(doc.as_bytes()).map_err(|e| tls::io_error(&what, &e))?;
             let _ = s.flush();
             raw.clear();
-            tls::read_to_eof(&mut s, &mut raw, deadline, &what)?;
+            tls::read_reply(&mut s, &mut raw, deadline, &what, &raw_completion)?;
         }
         let mut reply = parse_reply(&raw);
         if reply.ribcl_version.is_none() {

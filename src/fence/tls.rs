@@ -224,6 +224,85 @@ pub fn read_to_eof(stream: &mut impl Read, buf: &mut Vec<u8>, deadline: Instant,
     }
 }
 
+/// How complete a reply read so far is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Keep reading (until EOF or the deadline).
+    No,
+    /// Complete: stop reading now.
+    Yes,
+    /// Looks complete, but the peer may add more: wait a short quiet period, then stop.
+    Probably,
+}
+
+/// Read until the peer closes, `check` says the reply is complete, or (after `Probably`) the
+/// peer stays quiet for 300 ms. Peers that keep the connection open are then not waited for.
+pub fn read_reply(
+    stream: &mut TlsStream,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+    what: &str,
+    check: &dyn Fn(&[u8]) -> Completion,
+) -> Result<(), PowerError> {
+    let quiet = Duration::from_millis(300);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let state = check(buf);
+        if state == Completion::Yes {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now > deadline {
+            return Err(PowerError::Timeout(format!("{what}: reply not complete in time")));
+        }
+        let wait = if state == Completion::Probably { quiet.min(deadline - now) } else { deadline - now };
+        let _ = stream.sock.set_read_timeout(Some(wait.max(Duration::from_millis(1))));
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset) => {
+                return Ok(())
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+                && state == Completion::Probably =>
+            {
+                return Ok(())
+            }
+            Err(e) => return Err(io_error(what, &e)),
+        }
+    }
+}
+
+/// Completion of an HTTP response: head parsed and the body complete by Content-Length or the
+/// final chunk; without either, the peer's EOF ends it.
+pub fn http_completion(raw: &[u8]) -> Completion {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut resp = httparse::Response::new(&mut headers);
+    let Ok(httparse::Status::Complete(head)) = resp.parse(raw) else { return Completion::No };
+    let body = &raw[head..];
+    for h in resp.headers.iter() {
+        let v = String::from_utf8_lossy(h.value).to_ascii_lowercase();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            return match v.trim().parse::<usize>() {
+                Ok(n) if body.len() >= n => Completion::Yes,
+                _ => Completion::No,
+            };
+        }
+        if h.name.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked") {
+            return if body.ends_with(b"\r\n0\r\n\r\n") || body == b"0\r\n\r\n" {
+                Completion::Yes
+            } else {
+                Completion::No
+            };
+        }
+    }
+    if resp.code == Some(204) || resp.code == Some(304) {
+        return Completion::Yes;
+    }
+    Completion::No
+}
+
 /// A parsed HTTP response.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
@@ -331,7 +410,7 @@ pub fn https_request(
     stream.write_all(&bytes).map_err(|e| io_error(&what, &e))?;
     stream.flush().map_err(|e| io_error(&what, &e))?;
     let mut raw = Vec::new();
-    read_to_eof(&mut stream, &mut raw, Instant::now() + io_timeout, &what)?;
+    read_reply(&mut stream, &mut raw, Instant::now() + io_timeout, &what, &http_completion)?;
     parse_http_response(&raw)
         .map_err(|e| PowerError::Protocol(format!("{what}: {e}")))?
         .ok_or_else(|| PowerError::Protocol(format!("{what}: the reply is not HTTP")))
