@@ -453,3 +453,68 @@ fn cli_ilo_sim_and_lab_power() {
         .unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("never in argv"));
 }
+
+// ----- python-hpilo (PyPI) against the simulator: the HTTP transport and its detection -------
+
+fn python_hpilo_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import hpilo"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED: python-hpilo (PyPI) is not installed; run scripts/install-deps");
+    }
+    ok
+}
+
+const HPILO_SCRIPT: &str = r#"
+import sys, ssl, hpilo
+port, login = int(sys.argv[1]), sys.argv[2]
+password = sys.stdin.readline().rstrip("\n")
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+ilo = hpilo.Ilo("127.0.0.1", login=login, password=password, port=port, ssl_context=ctx)
+try:
+    fw = ilo.get_fw_version()
+except hpilo.IloLoginFailed as e:
+    print("LOGIN_FAILED", e); sys.exit(3)
+print("protocol", {1: "raw", 2: "http"}[ilo.protocol], fw["management_processor"], fw["firmware_version"])
+print("power", ilo.get_host_power_status())
+ilo.hold_pwr_btn()
+print("after_hold", ilo.get_host_power_status())
+ilo.press_pwr_btn()
+print("after_press", ilo.get_host_power_status())
+"#;
+
+fn python_hpilo(port: u16, login: &str, password: &str) -> (i32, String) {
+    let mut c = Command::new("python3")
+        .args(["-c", HPILO_SCRIPT, &port.to_string(), login])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    c.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let o = c.wait_with_output().unwrap();
+    (o.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+#[test]
+fn real_python_hpilo_detects_transport_and_drives_power() {
+    if !python_hpilo_available() {
+        return;
+    }
+    for (profile, proto, hold_result) in [(Profile::Ilo2, "raw iLO2 2.29", "OFF"), (Profile::Ilo4, "http iLO4 2.55", "OFF")] {
+        let (s, _d) = sim_with(profile, |c| {
+            c.users = vec![SimUser { login: "admin".into(), password: "a&b".into(), can_reset: true }]
+        });
+        let (rc, out) = python_hpilo(s.port(), "admin", "a&b");
+        assert_eq!(rc, 0, "{profile:?}: {out}");
+        assert!(out.contains(&format!("protocol {proto}")), "{profile:?}: {out}");
+        assert!(out.contains("power ON") && out.contains(&format!("after_hold {hold_result}")), "{out}");
+        assert!(out.contains("after_press ON"), "{out}");
+        let (rc, out) = python_hpilo(s.port(), "admin", "wrong");
+        assert_eq!(rc, 3, "{profile:?} wrong password: {out}");
+    }
+}
