@@ -38,3 +38,19 @@ fn man_pages_are_written() {
 fn unknown_subcommand_is_a_usage_error() {
     twonode().arg("frobnicate").assert().code(2);
 }
+
+#[test]
+fn closed_stdout_ends_quietly_like_a_unix_filter() {
+    // `twonode completions bash | head -1`: the reader goes away; no panic message, status 141.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("twonode"))
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141));
+}

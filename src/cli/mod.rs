@@ -78,6 +78,7 @@ pub enum Command {
 
 /// Parse the command line, run, and return the process exit code.
 pub fn main() -> i32 {
+    quiet_on_closed_stdout();
     if let Some(code) = fence::run_if_named_as_agent() {
         return code;
     }
@@ -93,6 +94,26 @@ pub fn main() -> i32 {
             crate::util::exit_code_of(&err)
         }
     }
+}
+
+/// `println!` panics when the reader went away (`twonode ... --json | head`). End quietly with the
+/// shell's SIGPIPE status instead, like every Unix filter. SIGPIPE itself stays ignored, so that a
+/// write to a closed socket or to the stdin of a fence agent that exited early is an error we
+/// handle, not a silent death.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") || msg.contains("BrokenPipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn init_logging(verbose: u8) {
