@@ -26,7 +26,7 @@ pub struct Step {
 pub struct Lab {
     pub dir: PathBuf,
     pub ipmi: Option<super::services::IpmiBmc>,
-    pub ilo: Option<super::services::IloSim>,
+    pub ilo: Option<super::ilo_sim::IloSim>,
 }
 
 impl Lab {
@@ -34,7 +34,7 @@ impl Lab {
     fn expand(&self, arg: &str) -> String {
         arg.replace("$LAB", &self.dir.to_string_lossy())
             .replace("$IPMI_PORT", &self.ipmi.as_ref().map(|b| b.port).unwrap_or(9623).to_string())
-            .replace("$ILO_PORT", &self.ilo.as_ref().map(|b| b.port).unwrap_or(8443).to_string())
+            .replace("$ILO_PORT", &self.ilo.as_ref().map(|b| b.port()).unwrap_or(8443).to_string())
     }
 
     /// Undo `expand` in output, for logs that compare across runs.
@@ -45,8 +45,9 @@ impl Lab {
                 .replace(&format!("\"{}\"", b.port), "\"$IPMI_PORT\"");
         }
         if let Some(b) = &self.ilo {
-            t = t.replace(&format!(":{}", b.port), ":$ILO_PORT").replace(&format!("={}", b.port), "=$ILO_PORT")
-                .replace(&format!("\"{}\"", b.port), "\"$ILO_PORT\"");
+            let port = b.port();
+            t = t.replace(&format!(":{port}"), ":$ILO_PORT").replace(&format!("={port}"), "=$ILO_PORT")
+                .replace(&format!("\"{port}\""), "\"$ILO_PORT\"");
         }
         t
     }
@@ -227,7 +228,8 @@ pub fn start_lab(dir: PathBuf) -> anyhow::Result<(Lab, Vec<String>)> {
             None
         }
     };
-    let ilo = Some(super::services::IloSim::start(&dir.join("ilo-node2"), "ilo2")?);
+    let cfg = super::ilo_sim::IloSimConfig::new(super::ilo_sim::Profile::Ilo2, dir.join("ilo-node2"));
+    let ilo = Some(super::ilo_sim::IloSim::start(cfg)?);
     Ok((Lab { dir, ipmi, ilo }, notes))
 }
 

@@ -1,8 +1,7 @@
-//! Background simulators of the lab, started on free loopback ports and stopped on drop:
-//! OpenIPMI's `ipmi_sim` as an IPMI BMC (its set-up files are embedded in the binary, so the lab
-//! works from an installed twonode), and twonode's own RIBCL iLO simulator (`lab ilo-sim`).
+//! OpenIPMI's `ipmi_sim` as a lab BMC, started on a free loopback port and stopped on drop. Its
+//! set-up files are embedded in the binary, so the lab works from an installed twonode. (The
+//! RIBCL iLO simulator is twonode's own: `super::ilo_sim`.)
 use anyhow::{bail, Context};
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -86,39 +85,6 @@ impl IpmiBmc {
     pub fn ignore_power_on(&self, on: bool) -> std::io::Result<()> {
         let f = self.state_dir.join("ignore_on");
         if on { std::fs::write(f, "") } else { std::fs::remove_file(f).or(Ok(())) }
-    }
-}
-
-/// twonode's own RIBCL iLO simulator (`twonode lab ilo-sim`), admin / secret.
-pub struct IloSim {
-    pub port: u16,
-    pub state_dir: PathBuf,
-    _child: Guard,
-}
-
-impl IloSim {
-    pub fn start(state_dir: &Path, profile: &str) -> anyhow::Result<IloSim> {
-        std::fs::create_dir_all(state_dir)?;
-        let exe = std::env::current_exe().context("locating the twonode binary")?;
-        let child = Command::new(exe)
-            .args(["lab", "ilo-sim", "--port", "0", "--profile", profile, "--state-dir"])
-            .arg(state_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting the iLO simulator")?;
-        let mut guard = Guard(child);
-        let stdout = guard.0.stdout.take().context("iLO simulator stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .with_context(|| format!("iLO simulator did not report its port (said {line:?})"))?;
-        Ok(IloSim { port, state_dir: state_dir.to_path_buf(), _child: guard })
     }
 }
 
