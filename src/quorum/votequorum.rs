@@ -558,10 +558,8 @@ impl Live {
                 "Cluster Member" => {}
                 _ => {}
             }
-            if k.trim() == "Membership state" || line.contains("Quorate") {
-                if line.contains("Quorate") {
-                    l.reported_quorate = Some(!line.contains("Inquorate"));
-                }
+            if line.contains("Quorate") {
+                l.reported_quorate = Some(!line.contains("Inquorate"));
             }
         }
         let n = nodes.ok_or("not cman_tool status output (no 'Nodes:' line)")?;
@@ -570,7 +568,7 @@ impl Live {
         let node_votes = t.saturating_sub(l.qdevice_votes);
         // cman_tool status does not list node ids: number them 1..n, votes spread evenly
         for i in 0..n {
-            l.members.push((i + 1, if n > 0 { node_votes / n } else { 0 }));
+            l.members.push((i + 1, node_votes.checked_div(n).unwrap_or(0)));
         }
         Ok(l)
     }

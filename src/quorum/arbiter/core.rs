@@ -909,7 +909,6 @@ impl Arbiter {
         self.pending.remove(name);
         cl.quorate_partition = members.clone();
         cl.waiting_since = None;
-        let lms_cluster;
         let mut acks = Vec::new();
         for id in &ready {
             let Some(c) = self.conns.get(id) else { continue };
@@ -917,7 +916,7 @@ impl Arbiter {
                 acks.push(*id);
             }
         }
-        lms_cluster = ready.iter().filter_map(|id| self.conns.get(id)).any(|c| c.algorithm == DecisionAlgorithm::Lms);
+        let lms_cluster = ready.iter().filter_map(|id| self.conns.get(id)).any(|c| c.algorithm == DecisionAlgorithm::Lms);
         for id in acks {
             let Some(c) = self.conns.get_mut(&id) else { continue };
             c.vote_seq = c.vote_seq.wrapping_add(1);
@@ -1025,7 +1024,7 @@ impl Arbiter {
             // largest partition wins; equal sizes: the tie-breaker's partition
             let mut best: Vec<(usize, bool, RingId)> =
                 parts.iter().map(|(r, cs)| (cs[0].members.len(), preferred(&cs[0].members), *r)).collect();
-            best.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+            best.sort_by_key(|b| std::cmp::Reverse((b.0, b.1)));
             if best.len() > 1 && (best[0].0, best[0].1) == (best[1].0, best[1].1) {
                 return None;
             }

@@ -598,12 +598,8 @@ impl World {
                 self.client_send(i, node_list(s, NodeListType::InitialConfig, None, &[1, 2]));
                 self.membership_list(i);
             }
-            (QState::Ready, Message::NodeListReply { ring_id, vote, .. }) => {
-                if ring_id.is_some() && ring_id == self.nodes[i].last_sent_ring {
-                    if let Some(v) = vote {
-                        self.apply_vote(i, v);
-                    }
-                }
+            (QState::Ready, Message::NodeListReply { ring_id: Some(r), vote: Some(v), .. }) if Some(r) == self.nodes[i].last_sent_ring => {
+                self.apply_vote(i, v);
             }
             (QState::Ready, Message::VoteInfo { seq, ring_id, vote }) => {
                 if ring_id.is_some() && ring_id == self.nodes[i].last_sent_ring {
@@ -885,7 +881,7 @@ impl World {
                 self.nodes[1].ring.node_id, self.nodes[1].ring.seq, self.nodes[1].members, self.nodes[1].vq_cast && self.now < self.nodes[1].vq_until,
                 q.iter().map(|i| i + 1).collect::<Vec<_>>()
             );
-            if self.out.trace.last().map_or(true, |l| !l.ends_with(&st)) {
+            if self.out.trace.last().is_none_or(|l| !l.ends_with(&st)) {
                 self.tr(|| st);
             }
         }

@@ -895,7 +895,7 @@ fn be_u64(v: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(v.try_into().ok()?))
 }
 fn be_u16_array(v: &[u8]) -> Option<Vec<u16>> {
-    if v.len() % 2 != 0 {
+    if !v.len().is_multiple_of(2) {
         return None;
     }
     Some(v.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect())
