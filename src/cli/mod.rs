@@ -11,6 +11,7 @@ pub mod drbd_recover;
 pub mod fence;
 pub mod lab;
 pub mod quorum;
+pub mod quorum_corosync;
 
 /// Options every subcommand understands.
 #[derive(clap::Args, Debug, Clone, Default)]

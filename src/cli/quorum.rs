@@ -32,6 +32,83 @@ pub enum Cmd {
         #[arg(long)]
         live: Option<PathBuf>,
     },
+    /// Validate corosync.conf: votequorum's refusals (quorum device with two_node,
+    /// last_man_standing, auto_tie_breaker, allow_downscale, unequal votes, expected_votes),
+    /// qdevice settings, and watchdog-only self-fencing under two_node, each at line:column.
+    ///
+    /// Exit codes: 0 valid; 1 error(s) found; 2 unreadable or not parseable.
+    #[command(after_help = "Examples:\n  twonode quorum validate\n  twonode quorum validate --file corosync.conf --sbd-config /etc/sysconfig/sbd --cib cib.xml --json")]
+    Validate {
+        #[command(flatten)]
+        cc: CorosyncFile,
+        /// Validate the staged PATH.new instead of PATH.
+        #[arg(long)]
+        staged: bool,
+    },
+    /// Add the arbiter as corosync quorum device (quorum.device, model net) and drop two_node;
+    /// refuses what votequorum refuses. Writes PATH.new (review with `quorum diff`, activate
+    /// with `quorum apply`) unless --in-place. Prints the diff.
+    #[command(after_help = "Examples:\n  twonode quorum enable-arbiter --host arbiter.example.com --dry-run\n  twonode quorum enable-arbiter --host 10.0.0.3 --algorithm ffsplit --tie-breaker lowest")]
+    EnableArbiter {
+        /// The arbiter (qnetd) host name or address.
+        #[arg(long)]
+        host: String,
+        /// ffsplit (even node counts, the default) or lms.
+        #[arg(long, default_value = "ffsplit")]
+        algorithm: String,
+        /// lowest, highest or a node id: who wins a 50:50 split when nothing else decides.
+        #[arg(long, default_value = "lowest")]
+        tie_breaker: String,
+        #[command(flatten)]
+        edit: CorosyncEdit,
+    },
+    /// Remove the quorum device; with exactly two nodes restore two_node: 1 (refused when the
+    /// cluster self-fences by watchdog).
+    DisableArbiter {
+        #[command(flatten)]
+        edit: CorosyncEdit,
+    },
+    /// Show the difference between corosync.conf and the staged corosync.conf.new.
+    Diff {
+        /// corosync.conf (default: /etc/pve/corosync.conf if present, else /etc/corosync/corosync.conf).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Replace corosync.conf by the staged corosync.conf.new, only if it validates (and its
+    /// config_version is higher when both have one); the old file is kept as PATH.old.
+    Apply {
+        #[command(flatten)]
+        cc: CorosyncFile,
+        /// Shell command run after replacing, e.g. `corosync-cfgtool -R`.
+        #[arg(long)]
+        reload: Option<String>,
+    },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CorosyncFile {
+    /// corosync.conf (default: /etc/pve/corosync.conf if present, else /etc/corosync/corosync.conf).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// sbd configuration to check for watchdog-only (diskless) sbd. Default: /etc/sysconfig/sbd
+    /// or /etc/default/sbd when the corosync.conf is the system one (under /etc).
+    #[arg(long)]
+    pub sbd_config: Option<PathBuf>,
+    /// Pacemaker CIB XML (`cibadmin -Q > cib.xml`) to check for fence_watchdog stonith.
+    #[arg(long)]
+    pub cib: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CorosyncEdit {
+    #[command(flatten)]
+    pub cc: CorosyncFile,
+    /// Write PATH itself instead of staging PATH.new.
+    #[arg(long)]
+    pub in_place: bool,
+    /// Print the diff only; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 const DEFAULTS: &[&str] = &["/etc/cluster/cluster.conf", "/etc/pve/corosync.conf", "/etc/corosync/corosync.conf"];
@@ -39,6 +116,13 @@ const DEFAULTS: &[&str] = &["/etc/cluster/cluster.conf", "/etc/pve/corosync.conf
 pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
     match args.cmd {
         Cmd::Status { file, live } => status(file, live, g),
+        Cmd::Validate { cc, staged } => super::quorum_corosync::validate(&cc, staged, g),
+        Cmd::EnableArbiter { host, algorithm, tie_breaker, edit } => {
+            super::quorum_corosync::enable_arbiter(&edit, crate::quorum::corosync_conf::ArbiterSpec { host, algorithm, tie_breaker }, g)
+        }
+        Cmd::DisableArbiter { edit } => super::quorum_corosync::disable_arbiter(&edit, g),
+        Cmd::Diff { file } => super::quorum_corosync::diff(file, g),
+        Cmd::Apply { cc, reload } => super::quorum_corosync::apply(&cc, reload.as_deref(), g),
     }
 }
 
