@@ -548,7 +548,8 @@ pub fn validate(text: &str, source: &str, ctx: &Context) -> Report {
             Some(l) if l >= 1 && l <= conf.lines.len() => conf.pos(l - 1),
             _ => pos_for(&conf, &key),
         };
-        let mut msg = d.message.clone();
+        // the file name is already in front of line:col
+        let mut msg = d.message.strip_prefix(&format!("{source}: ")).unwrap_or(&d.message).to_string();
         if d.code == "watchdog-with-two-node" {
             msg = format!("{msg} ({})", evidence.join("; "));
         }
