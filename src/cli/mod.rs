@@ -5,6 +5,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 pub mod arbiter;
 pub mod arbiter_server;
 pub mod conf;
+pub mod doctor;
 pub mod drbd;
 pub mod drbd_kernel;
 pub mod drbd_recover;
@@ -65,6 +66,8 @@ pub enum Command {
     Drbd(drbd::Args),
     /// A simulated two-node lab to rehearse failures in.
     Lab(lab::Args),
+    /// One preflight over the whole cluster: config, quorum, fencing, arbiter, DRBD, HA coherence.
+    Doctor(doctor::Args),
     /// Print shell completions for SHELL on stdout.
     Completions {
         #[arg(value_enum)]
@@ -142,6 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Arbiter(a) => arbiter::run(a, &g),
         Command::Drbd(a) => drbd::run(a, &g),
         Command::Lab(a) => lab::run(a, &g),
+        Command::Doctor(a) => doctor::run(a, &g),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "twonode", &mut std::io::stdout());

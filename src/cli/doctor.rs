@@ -1,0 +1,78 @@
+//! `twonode doctor`: the command-line surface of the cluster preflight (logic in `crate::doctor`).
+use super::Global;
+use crate::doctor::{self, GatherOptions};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  twonode doctor --node alice=root@10.0.0.1 --node bob=root@10.0.0.2
+  twonode doctor --node alice=local --node bob=root@bob --arbiter arbiter.example:5403
+  twonode doctor --json --node alice=local --node bob=root@bob --arbiter /run/twonode-arbiter.sock
+
+Checks: cluster.conf valid and identical on both nodes, quorum arithmetic, every fence device answering
+(status only, never a power action), fence race protection, the arbiter, DRBD resources connected and
+UpToDate, DRBD peers = cluster nodes, HA services vs DRBD resources, stale guest locks.
+
+Exit codes: 0 no error; 1 errors found; 2 could not gather (a node unreachable).")]
+pub struct Args {
+    /// cluster.conf path, read on each node (default: /etc/pve/cluster.conf if present, else /etc/cluster/cluster.conf).
+    #[arg(long, env = "TWONODE_CLUSTER_CONF", default_value_os_t = crate::clusterconf::store::ConfStore::default_live())]
+    pub file: PathBuf,
+    /// Another cluster.conf path for one node: NAME=PATH (repeatable).
+    #[arg(long, value_name = "NAME=PATH")]
+    pub node_file: Vec<String>,
+    /// The arbiter: HOST:PORT (checked with a TCP connect) or its status socket path (lease shown).
+    #[arg(long, value_name = "HOST:PORT|SOCKET")]
+    pub arbiter: Option<String>,
+    /// The Proxmox configuration directory on the nodes (guest configs for the lock and HA checks).
+    #[arg(long, default_value = "/etc/pve")]
+    pub pve_dir: PathBuf,
+    /// Do not contact the fence devices.
+    #[arg(long)]
+    pub no_fence: bool,
+    #[command(flatten)]
+    pub nodes: super::drbd_recover::NodeArgs,
+}
+
+pub fn run(a: Args, g: &Global) -> Result<i32> {
+    let mut overrides = BTreeMap::new();
+    for s in &a.node_file {
+        let (n, p) = s.split_once('=').with_context(|| format!("--node-file {s}: expected NAME=PATH"))?;
+        overrides.insert(n.to_string(), PathBuf::from(p));
+    }
+    let mut hosts = match super::drbd_recover::make_hosts(&a.nodes, None) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("twonode: error: {e:#}");
+            return Ok(2);
+        }
+    };
+    let opts = GatherOptions {
+        conf_path: a.file.clone(),
+        conf_overrides: overrides,
+        pve_dir: a.pve_dir.clone(),
+        fence: !a.no_fence,
+        arbiter: a.arbiter.as_deref(),
+        arbiter_timeout: Duration::from_secs(5),
+    };
+    if !g.json {
+        eprintln!("gathering from {} ...", hosts.iter().map(|h| h.name().to_string()).collect::<Vec<_>>().join(", "));
+    }
+    let facts = doctor::gather(&mut hosts, &opts);
+    let findings = doctor::diagnose(&facts);
+    let code = doctor::exit_code(&facts, &findings);
+    if g.json {
+        crate::util::print_json(&serde_json::json!({
+            "findings": findings,
+            "exit_code": code,
+            "errors": findings.iter().filter(|x| x.severity == doctor::Severity::Error).count(),
+            "warnings": findings.iter().filter(|x| x.severity == doctor::Severity::Warning).count(),
+        }))?;
+    } else {
+        print!("{}", doctor::render(&findings));
+    }
+    Ok(code)
+}

@@ -1,0 +1,411 @@
+//! `twonode doctor`: the pure core on crafted facts, and one run end to end over two simulated DRBD
+//! nodes (`lab:DIR`, the real drbdadm driving `twonode lab drbd-kernel`), a real ipmi_sim BMC and the
+//! project's iLO simulator.
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use twonode::doctor::{diagnose, exit_code, Facts, Finding, GuestConf, NodeFacts, Severity};
+use twonode::drbd::recover::{NodeView, VolView};
+use twonode::drbd::state::{Gi, HostConfig, ResourceConfig};
+use twonode::fence::test::DeviceCheck;
+
+const BIN: &str = env!("CARGO_BIN_EXE_twonode");
+
+fn conf(version: u32, alice_dev: &str, bob_dev: &str, rm: &str) -> String {
+    format!(
+        r#"<?xml version="1.0"?>
+<cluster name="lab" config_version="{version}">
+  <cman two_node="1" expected_votes="1"/>
+  <clusternodes>
+    <clusternode name="alice" nodeid="1"><fence><method name="1"><device name="bmc-alice"/></method></fence></clusternode>
+    <clusternode name="bob" nodeid="2"><fence><method name="1"><device name="bmc-bob"/></method></fence></clusternode>
+  </clusternodes>
+  <fencedevices>
+    {alice_dev}
+    {bob_dev}
+  </fencedevices>
+  {rm}
+</cluster>
+"#
+    )
+}
+
+fn ipmi_dev(name: &str, port: u16, extra: &str) -> String {
+    format!(r#"<fencedevice name="{name}" agent="fence_ipmilan" ipaddr="127.0.0.1" ipport="{port}" login="admin" passwd="secret" cipher="3" power_wait="0" {extra}/>"#)
+}
+
+fn healthy_view(node: &str, gi: Gi) -> NodeView {
+    NodeView {
+        node: node.into(),
+        present: true,
+        generation: None,
+        role: Some("Secondary".into()),
+        cstate: Some("Connected".into()),
+        peer_role: Some("Secondary".into()),
+        volumes: vec![VolView {
+            volume: 0,
+            disk: Some("UpToDate".into()),
+            gi: Some(gi),
+            peer_disk: Some("UpToDate".into()),
+            replication: Some("Established".into()),
+            ..Default::default()
+        }],
+        mounts: vec![],
+    }
+}
+
+fn r0(hosts: &[&str]) -> ResourceConfig {
+    ResourceConfig {
+        name: "r0".into(),
+        hosts: hosts.iter().map(|h| HostConfig { name: h.to_string(), ..Default::default() }).collect(),
+        ..Default::default()
+    }
+}
+
+fn node(name: &str, conf: &str, drbd: Option<Vec<ResourceConfig>>, views: Vec<NodeView>) -> NodeFacts {
+    NodeFacts {
+        name: name.into(),
+        conf_path: "/etc/cluster/cluster.conf".into(),
+        conf: Some(conf.as_bytes().to_vec()),
+        drbd_configs: drbd,
+        drbd_views: views.into_iter().map(|v| ("r0".to_string(), v)).collect::<BTreeMap<_, _>>(),
+        ..Default::default()
+    }
+}
+
+fn good_facts() -> Facts {
+    let c = conf(3, &ipmi_dev("bmc-alice", 1, r#"delay="15""#), &ipmi_dev("bmc-bob", 2, ""), "");
+    let g = Gi::new(0x10, 0, 0x20, 0x30);
+    Facts {
+        nodes: vec![
+            node("alice", &c, Some(vec![r0(&["alice", "bob"])]), vec![healthy_view("alice", g)]),
+            node("bob", &c, Some(vec![r0(&["alice", "bob"])]), vec![healthy_view("bob", g)]),
+        ],
+        fence_checks: None,
+        arbiter: None,
+    }
+}
+
+fn find<'a>(fs: &'a [Finding], check: &str) -> Vec<&'a Finding> {
+    fs.iter().filter(|f| f.check == check).collect()
+}
+
+fn one<'a>(fs: &'a [Finding], check: &str) -> &'a Finding {
+    let v = find(fs, check);
+    assert_eq!(v.len(), 1, "{check}: {fs:#?}");
+    v[0]
+}
+
+#[test]
+fn healthy_cluster_has_no_error() {
+    let facts = good_facts();
+    let fs = diagnose(&facts);
+    assert!(fs.iter().all(|f| f.severity != Severity::Error), "{fs:#?}");
+    assert_eq!(one(&fs, "config.version").severity, Severity::Ok);
+    assert_eq!(one(&fs, "fence.race").severity, Severity::Ok);
+    assert_eq!(one(&fs, "drbd.state").severity, Severity::Ok);
+    assert_eq!(one(&fs, "quorum.arithmetic").severity, Severity::Ok);
+    assert!(find(&fs, "drbd.peers").iter().all(|f| f.severity == Severity::Ok));
+    assert_eq!(exit_code(&facts, &fs), 0);
+}
+
+#[test]
+fn different_versions_or_bytes_are_errors() {
+    let mut facts = good_facts();
+    let c4 = conf(4, &ipmi_dev("bmc-alice", 1, r#"delay="15""#), &ipmi_dev("bmc-bob", 2, ""), "");
+    facts.nodes[1].conf = Some(c4.into_bytes());
+    let fs = diagnose(&facts);
+    let v = one(&fs, "config.version");
+    assert_eq!(v.severity, Severity::Error);
+    assert!(v.evidence.contains("alice: config_version 3") && v.evidence.contains("bob: config_version 4"), "{v:?}");
+    assert!(v.fix.contains("cman_tool version -r"));
+    assert_eq!(exit_code(&facts, &fs), 1);
+    // same version, other bytes
+    let mut facts = good_facts();
+    let c3b = conf(3, &ipmi_dev("bmc-alice", 1, r#"delay="20""#), &ipmi_dev("bmc-bob", 2, ""), "");
+    facts.nodes[1].conf = Some(c3b.into_bytes());
+    let v = diagnose(&facts).into_iter().find(|f| f.check == "config.version").unwrap();
+    assert_eq!(v.severity, Severity::Error);
+    assert!(v.evidence.contains("different contents"), "{v:?}");
+}
+
+#[test]
+fn invalid_config_is_an_error_on_that_node() {
+    let mut facts = good_facts();
+    facts.nodes[0].conf = Some(b"<cluster name=\"lab\" config_version=\"3\"><clusternodes>".to_vec());
+    let fs = diagnose(&facts);
+    let e: Vec<_> = find(&fs, "config.valid").into_iter().filter(|f| f.severity == Severity::Error).collect();
+    assert_eq!(e.len(), 1, "{fs:#?}");
+    assert_eq!(e[0].node.as_deref(), Some("alice"));
+    assert!(e[0].fix.contains("twonode conf validate"));
+}
+
+#[test]
+fn no_delay_is_a_warning_unless_an_arbiter_decides() {
+    let mut facts = good_facts();
+    let c = conf(3, &ipmi_dev("bmc-alice", 1, ""), &ipmi_dev("bmc-bob", 2, ""), "");
+    for n in &mut facts.nodes {
+        n.conf = Some(c.clone().into_bytes());
+    }
+    let fs = diagnose(&facts);
+    let r = one(&fs, "fence.race");
+    assert_eq!(r.severity, Severity::Warning);
+    assert!(r.fix.contains("delay=\"15\""), "{r:?}");
+    assert_eq!(one(&fs, "arbiter").severity, Severity::Info);
+    facts.arbiter = Some(twonode::doctor::ArbiterFacts { target: "127.0.0.1:1".into(), reachable: true, ..Default::default() });
+    let fs = diagnose(&facts);
+    assert_eq!(one(&fs, "fence.race").severity, Severity::Ok);
+    assert_eq!(one(&fs, "arbiter.reachable").severity, Severity::Ok);
+    // delays on both nodes, equal: still a race
+    let c = conf(3, &ipmi_dev("bmc-alice", 1, r#"delay="15""#), &ipmi_dev("bmc-bob", 2, r#"delay="15""#), "");
+    let mut facts = good_facts();
+    for n in &mut facts.nodes {
+        n.conf = Some(c.clone().into_bytes());
+    }
+    assert_eq!(one(&diagnose(&facts), "fence.race").severity, Severity::Warning);
+}
+
+#[test]
+fn unreachable_arbiter_is_an_error() {
+    let mut facts = good_facts();
+    facts.arbiter = Some(twonode::doctor::ArbiterFacts {
+        target: "10.9.9.9:5403".into(),
+        reachable: false,
+        error: Some("connection refused".into()),
+        status: None,
+    });
+    let fs = diagnose(&facts);
+    let a = one(&fs, "arbiter.reachable");
+    assert_eq!(a.severity, Severity::Error);
+    assert!(a.evidence.contains("connection refused"));
+}
+
+#[test]
+fn shared_bmc_and_failed_device_are_errors() {
+    let mut facts = good_facts();
+    let c = conf(3, &ipmi_dev("bmc-alice", 7, r#"delay="15""#), &ipmi_dev("bmc-bob", 7, ""), "");
+    for n in &mut facts.nodes {
+        n.conf = Some(c.clone().into_bytes());
+    }
+    facts.fence_checks = Some(vec![DeviceCheck {
+        node: "bob".into(),
+        method: "1".into(),
+        device: "bmc-bob".into(),
+        describe: "bmc-bob (fence_ipmilan 127.0.0.1:7)".into(),
+        driver: "ipmi".into(),
+        reachable: false,
+        login: false,
+        status: None,
+        connect_ms: 0,
+        status_ms: 0,
+        error: Some("no answer".into()),
+        exit_code: Some(1),
+    }]);
+    let fs = diagnose(&facts);
+    assert_eq!(one(&fs, "fence.shared_device").severity, Severity::Error);
+    let d = one(&fs, "fence.device");
+    assert_eq!((d.severity, d.node.as_deref()), (Severity::Error, Some("bob")));
+    assert!(d.evidence.contains("unreachable") && !d.evidence.contains("secret"), "{d:?}");
+}
+
+#[test]
+fn split_brain_is_an_error_with_the_recovery_fix() {
+    let mut facts = good_facts();
+    let a = Gi::new(0x9E4DEF0B06A6DA9D, 0x41C26508159C156A, 0xCA64B93EC801717D, 0xCA63B93EC801717D);
+    let b = Gi::new(0x35BBB10CCF212668, 0x41C26508159C156A, 0xCA64B93EC801717C, 0xCA63B93EC801717D);
+    for (n, g) in facts.nodes.iter_mut().zip([a, b]) {
+        let v = n.drbd_views.get_mut("r0").unwrap();
+        v.cstate = Some("StandAlone".into());
+        v.role = Some("Primary".into());
+        v.volumes[0].gi = Some(g);
+        v.volumes[0].peer_disk = Some("DUnknown".into());
+        v.volumes[0].replication = Some("Off".into());
+    }
+    let fs = diagnose(&facts);
+    let s = one(&fs, "drbd.split-brain");
+    assert_eq!(s.severity, Severity::Error);
+    assert!(s.fix.contains("twonode drbd split-brain") && s.fix.contains("drbd recover r0") && s.fix.contains("--dry-run"), "{s:?}");
+    assert_eq!(fs[0].severity, Severity::Error, "errors sort first");
+}
+
+#[test]
+fn drbd_peers_not_cluster_nodes_and_resource_missing_on_a_node() {
+    let mut facts = good_facts();
+    facts.nodes[0].drbd_configs = Some(vec![r0(&["alice", "carol"])]);
+    facts.nodes[1].drbd_configs = Some(vec![]);
+    facts.nodes[1].drbd_views.clear();
+    let fs = diagnose(&facts);
+    let p = one(&fs, "drbd.peers");
+    assert_eq!(p.severity, Severity::Warning);
+    assert!(p.evidence.contains("carol"));
+    let m = one(&fs, "drbd.configured");
+    assert_eq!((m.severity, m.node.as_deref()), (Severity::Error, Some("bob")));
+}
+
+#[test]
+fn ha_service_on_a_node_without_its_drbd_resource() {
+    let rm = r#"<rm>
+    <failoverdomains>
+      <failoverdomain name="both" restricted="1"><failoverdomainnode name="alice"/><failoverdomainnode name="bob"/></failoverdomain>
+      <failoverdomain name="alice-only" restricted="1"><failoverdomainnode name="alice"/></failoverdomain>
+    </failoverdomains>
+    <pvevm vmid="100" domain="both"/>
+    <pvevm vmid="101" domain="alice-only"/>
+    <service name="nfs" domain="both"><drbd name="d" resource="r0"><fs name="f" device="/dev/drbd0" mountpoint="/srv"/></drbd></service>
+  </rm>"#;
+    let c = conf(3, &ipmi_dev("bmc-alice", 1, r#"delay="15""#), &ipmi_dev("bmc-bob", 2, ""), rm);
+    let mut facts = good_facts();
+    for n in &mut facts.nodes {
+        n.conf = Some(c.clone().into_bytes());
+    }
+    // r0 only on alice
+    facts.nodes[1].drbd_configs = Some(vec![]);
+    facts.nodes[1].drbd_views.clear();
+    facts.nodes[0].guests = vec![
+        GuestConf { path: "/etc/pve/nodes/alice/qemu-server/100.conf".into(), text: "name: web\nvirtio0: drbd-r0:vm-100-disk-1,size=8G\n".into() },
+        GuestConf { path: "/etc/pve/nodes/alice/qemu-server/101.conf".into(), text: "virtio0: drbd-r0:vm-101-disk-1\n".into() },
+    ];
+    let fs = diagnose(&facts);
+    let bad: Vec<_> = find(&fs, "ha.drbd-coherence").into_iter().filter(|f| f.severity == Severity::Error).collect();
+    let labels: Vec<&str> = bad.iter().map(|f| f.evidence.split_whitespace().nth(1).unwrap_or("")).collect();
+    assert_eq!(labels, vec!["pvevm:100", "service:nfs"], "{bad:#?}");
+    assert!(bad.iter().all(|f| f.node.as_deref() == Some("bob")));
+    assert!(bad[0].fix.contains("restrict the service's failover domain"));
+}
+
+#[test]
+fn guest_lock_is_reported_once_with_unlock_fix() {
+    let mut facts = good_facts();
+    let g = GuestConf {
+        path: "/etc/pve/nodes/bob/qemu-server/105.conf".into(),
+        text: "lock: backup\nname: db\n\n[snap1]\nlock: snapshot\n".into(),
+    };
+    facts.nodes[0].guests = vec![g.clone()];
+    facts.nodes[1].guests = vec![g, GuestConf { path: "/etc/pve/nodes/bob/lxc/106.conf".into(), text: "[s]\nlock: x\n".into() }];
+    let fs = diagnose(&facts);
+    let l = one(&fs, "guest.lock");
+    assert_eq!((l.severity, l.node.as_deref()), (Severity::Warning, Some("bob")));
+    assert!(l.evidence.contains("lock: backup") && l.fix.contains("qm unlock 105"), "{l:?}");
+}
+
+#[test]
+fn unreachable_node_exits_2() {
+    let mut facts = good_facts();
+    facts.nodes[1] = NodeFacts { name: "bob".into(), unreachable: Some("connection refused".into()), ..Default::default() };
+    let fs = diagnose(&facts);
+    assert_eq!(one(&fs, "node.reachable").severity, Severity::Error);
+    assert_eq!(exit_code(&facts, &fs), 2);
+}
+
+// ------------------------------------------------------------------------------------------------
+// End to end
+
+fn have(tool: &str) -> bool {
+    ["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"].iter().any(|d| Path::new(&format!("{d}{tool}")).exists())
+}
+
+fn run(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let out = Command::new(BIN).args(args).env_remove("TWONODE_CLUSTER_CONF").output().expect("run twonode");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), v, format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn sev(v: &serde_json::Value, check: &str) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .map(|a| a.iter().filter(|f| f["check"] == check).map(|f| f["severity"].as_str().unwrap_or("").to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn end_to_end_over_simulated_drbd_nodes_and_real_bmc_simulators() {
+    if !(have("drbdadm") && have("ipmi_sim")) {
+        eprintln!("SKIPPED: drbdadm or ipmi_sim missing (run scripts/install-deps)");
+        return;
+    }
+    use twonode::lab::ilo_sim::{IloSim, IloSimConfig, Profile};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = dir.path().join("sim");
+    let st = Command::new(BIN)
+        .args(["lab", "drbd-kernel", "--state"])
+        .arg(&sim)
+        .args(["init", "--flavour", "9", "--volumes", "1"])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let ipmi = twonode::lab::services::IpmiBmc::start(&dir.path().join("ipmi")).expect("ipmi_sim");
+    let ilo = IloSim::start(IloSimConfig::new(Profile::Ilo4, dir.path().join("ilo"))).expect("ilo sim");
+    let rm = r#"<rm><failoverdomains><failoverdomain name="both" restricted="1"><failoverdomainnode name="alice"/><failoverdomainnode name="bob"/></failoverdomain></failoverdomains>
+    <service name="nfs" domain="both"><drbd name="d" resource="r0"/></service></rm>"#;
+    let ilo_dev = format!(
+        r#"<fencedevice name="bmc-bob" agent="fence_ilo" ipaddr="127.0.0.1" ipport="{}" login="admin" passwd="secret" ssl_insecure="1" login_timeout="3" power_wait="0"/>"#,
+        ilo.port()
+    );
+    let text = conf(5, &ipmi_dev("bmc-alice", ipmi.port, r#"delay="15""#), &ilo_dev, rm);
+    let cfile = dir.path().join("cluster.conf");
+    std::fs::write(&cfile, &text).unwrap();
+    let pve = dir.path().join("pve");
+    std::fs::create_dir_all(pve.join("nodes/bob/qemu-server")).unwrap();
+    std::fs::write(pve.join("nodes/bob/qemu-server/100.conf"), "lock: migrate\nvirtio0: drbd-r0:vm-100-disk-1\n").unwrap();
+    let alice = format!("alice=lab:{}", sim.display());
+    let bob = format!("bob=lab:{}", sim.display());
+    let base = vec![
+        "--json".to_string(),
+        "doctor".into(),
+        "--file".into(),
+        cfile.display().to_string(),
+        "--pve-dir".into(),
+        pve.display().to_string(),
+        "--node".into(),
+        alice.clone(),
+        "--node".into(),
+        bob.clone(),
+    ];
+    let args: Vec<&str> = base.iter().map(String::as_str).collect();
+    let (code, v, all) = run(&args);
+    assert_eq!(code, 0, "{all}");
+    assert!(!all.contains("secret"), "a password leaked: {all}");
+    assert_eq!(sev(&v, "config.version"), ["ok"], "{all}");
+    assert_eq!(sev(&v, "fence.device"), ["ok", "ok"], "both simulated BMCs answer: {all}");
+    assert_eq!(sev(&v, "fence.race"), ["ok"], "{all}");
+    assert_eq!(sev(&v, "drbd.state"), ["ok"], "{all}");
+    assert_eq!(sev(&v, "drbd.peers"), ["ok", "ok"], "{all}");
+    assert_eq!(sev(&v, "ha.drbd-coherence"), ["ok", "ok"], "{all}");
+    assert_eq!(sev(&v, "guest.lock"), ["warning"], "{all}");
+
+    // Now: a split brain, bob holding an older config, a dead arbiter and a dead BMC.
+    let st = Command::new(BIN)
+        .args(["lab", "drbd-kernel", "--state"])
+        .arg(&sim)
+        .args(["scenario", "split-brain", "--primary", "alice", "--primary", "bob", "--writes", "alice=400", "--writes", "bob=40"])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let old = dir.path().join("old.conf");
+    std::fs::write(&old, text.replace(r#"config_version="5""#, r#"config_version="4""#)).unwrap();
+    drop(ilo);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let mut more = base.clone();
+    more.extend([
+        "--node-file".to_string(),
+        format!("bob={}", old.display()),
+        "--arbiter".into(),
+        format!("127.0.0.1:{dead_port}"),
+    ]);
+    let args: Vec<&str> = more.iter().map(String::as_str).collect();
+    let (code, v, all) = run(&args);
+    assert_eq!(code, 1, "{all}");
+    assert_eq!(sev(&v, "config.version"), ["error"], "{all}");
+    assert_eq!(sev(&v, "drbd.split-brain"), ["error"], "{all}");
+    assert_eq!(sev(&v, "arbiter.reachable"), ["error"], "{all}");
+    let fence = sev(&v, "fence.device");
+    assert!(fence.contains(&"error".to_string()) && fence.contains(&"ok".to_string()), "{all}");
+
+    // An unreachable node: exit 2.
+    let (code, v, all) = run(&["--json", "doctor", "--file", &cfile.display().to_string(), "--no-fence", "--node", &alice, "--node", "bob=root@127.0.0.1:1", "--known-hosts", "/dev/null", "--ssh-timeout", "2"]);
+    assert_eq!(code, 2, "{all}");
+    assert_eq!(sev(&v, "node.reachable"), ["error"], "{all}");
+}
