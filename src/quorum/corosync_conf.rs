@@ -820,4 +820,34 @@ mod tests {
         let back = disable_arbiter(&p.new, "t", &Context::default()).unwrap();
         assert_eq!(back.new.text(), BASE.replace("config_version: 7", "config_version: 9"));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        /// Adding a key then removing it gives back the exact bytes; setting an existing key
+        /// changes only that line; the rest of the file never moves.
+        #[test]
+        fn edits_are_local_and_reversible(
+            sec in proptest::sample::select(vec!["totem", "quorum", "nodelist.node", "logging", "quorum.device.net"]),
+            key in "[a-z][a-z_]{0,12}",
+            value in "[A-Za-z0-9./:-]{1,20}",
+            crlf in proptest::bool::ANY,
+        ) {
+            let base = if crlf { BASE.replace('\n', "\r\n") } else { BASE.to_string() };
+            let c = CorosyncConf::parse(&base).unwrap();
+            let had = c.get(sec, &key).is_some() || c.section(sec).is_none();
+            let e = c.set(sec, &key, &value).unwrap();
+            proptest::prop_assert_eq!(e.get(sec, &key), Some(value.as_str()));
+            if !had {
+                let r = e.remove(sec, &key).unwrap();
+                proptest::prop_assert_eq!(r.text(), base.as_str());
+                let added: Vec<&str> = e.text().lines().filter(|l| !base.lines().any(|b| b == *l)).collect();
+                proptest::prop_assert_eq!(added.len(), 1, "{:?}", added);
+            } else if c.section(sec).is_some() {
+                let changed = e.text().lines().zip(base.lines()).filter(|(a, b)| a != b).count();
+                proptest::prop_assert!(changed <= 1);
+            }
+            let again = CorosyncConf::parse(e.text()).unwrap();
+            proptest::prop_assert_eq!(again.text(), e.text());
+        }
+    }
 }
