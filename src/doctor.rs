@@ -434,7 +434,7 @@ fn fence_checks(facts: &Facts, c: &Conf, out: &mut Vec<Finding>) {
 
 fn arbiter_checks(facts: &Facts, c: Option<&Conf>, out: &mut Vec<Finding>) {
     let Some(a) = &facts.arbiter else {
-        if !c.is_some_and(|c| c.model.quorumd.is_some()) {
+        if c.is_none_or(|c| c.model.quorumd.is_none()) {
             out.push(f("arbiter", Severity::Info, None, "no arbiter given (--arbiter)", ""));
         }
         return;
@@ -689,9 +689,12 @@ fn guest_drbd(text: &str, configs: &[ResourceConfig]) -> BTreeSet<String> {
     used
 }
 
-fn services(c: &Conf, facts: &Facts, configs: &[ResourceConfig]) -> (Vec<Service>, BTreeMap<String, (bool, Vec<String>)>) {
+/// Failover domains by name: (restricted, nodes).
+type Domains = BTreeMap<String, (bool, Vec<String>)>;
+
+fn services(c: &Conf, facts: &Facts, configs: &[ResourceConfig]) -> (Vec<Service>, Domains) {
     let doc = &c.doc;
-    let mut domains: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
+    let mut domains: Domains = BTreeMap::new();
     let mut out = Vec::new();
     let Some(rm) = c.model.rm else { return (out, domains) };
     for fds in doc.children_named(rm.id, "failoverdomains") {
