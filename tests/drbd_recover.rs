@@ -647,3 +647,37 @@ fn interactive_on_a_terminal_asks_and_a_declined_step_resumes_later() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_recovered(&lab, "alice");
 }
+
+#[test]
+fn interactive_on_a_terminal_shows_resync_progress() {
+    if !peers_present() || !have("script") {
+        return;
+    }
+    // A slow resync (bob's 4000 KiB at 1000 KiB/s) so the bar has something to show.
+    let lab = Lab::new("9", 1, 1000);
+    split(&lab, &["alice", "bob"], &[("alice", 40), ("bob", 4000)], &[]);
+    let mut cmd = vec![BIN.to_string(), "drbd".into(), "recover".into(), "r0".into(), "--discard".into(), "alice".into()];
+    cmd.extend(lab.node_args());
+    cmd.extend(["--journal-dir".into(), lab.p("journal").display().to_string()]);
+    let line = cmd.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = stdin.write_all(b"alice\n");
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = stdin.write_all(b"y\n");
+        std::thread::sleep(Duration::from_millis(8000));
+    });
+    let o = child.wait_with_output().expect("wait");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.contains("alice resyncing ["), "no progress bar on the terminal:\n{out}");
+    assert_recovered(&lab, "bob");
+}
