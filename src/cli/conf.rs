@@ -438,19 +438,6 @@ fn read_snapshot(store: &ConfStore, which: Which) -> anyhow::Result<crate::clust
 
 // ------------------------------------------------------------------ read commands
 
-fn print_report(path: &std::path::Path, r: &Report) {
-    for d in &r.diagnostics {
-        println!("{}:{d}", path.display());
-    }
-    let verdict = if !r.well_formed {
-        "not well-formed"
-    } else if r.errors > 0 {
-        "INVALID"
-    } else {
-        "valid"
-    };
-    println!("{}: {verdict} ({} error(s), {} warning(s))", path.display(), r.errors, r.warnings);
-}
 
 fn cmd_validate(store: &ConfStore, staged: bool, g: &Global) -> anyhow::Result<i32> {
     let snap = read_snapshot(store, if staged { Which::Staged } else { Which::Live })?;
@@ -464,7 +451,7 @@ fn cmd_validate(store: &ConfStore, staged: bool, g: &Global) -> anyhow::Result<i
     if g.json {
         print_json(&serde_json::json!({ "file": snap.path, "valid": !report.has_errors() && report.well_formed, "report": report }))?;
     } else {
-        print_report(&snap.path, &report);
+        print!("{}", report.render_human(&snap.path, "not well-formed"));
     }
     Ok(if !report.well_formed {
         2

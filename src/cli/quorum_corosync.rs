@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::quorum::{CorosyncEdit, CorosyncFile};
 use super::Global;
 use crate::clusterconf::store::{ConfStore, StoreError, Which};
-use crate::clusterconf::validate::{Report, Severity};
+use crate::clusterconf::validate::Severity;
 use crate::quorum::corosync_conf::{self, ArbiterSpec, Context, CorosyncConf, Plan};
 use crate::util::{print_json, Failure};
 
@@ -50,19 +50,6 @@ fn text_of(bytes: &[u8], path: &Path) -> anyhow::Result<String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| Failure::new(2, format!("{}: not UTF-8 text", path.display())).into())
 }
 
-fn print_report(path: &Path, r: &Report) {
-    for d in &r.diagnostics {
-        println!("{}:{d}", path.display());
-    }
-    let verdict = if !r.well_formed {
-        "not parseable"
-    } else if r.errors > 0 {
-        "INVALID"
-    } else {
-        "valid"
-    };
-    println!("{}: {verdict} ({} error(s), {} warning(s))", path.display(), r.errors, r.warnings);
-}
 
 pub fn validate(cc: &CorosyncFile, staged: bool, g: &Global) -> anyhow::Result<i32> {
     let store = store_of(&cc.file);
@@ -73,7 +60,7 @@ pub fn validate(cc: &CorosyncFile, staged: bool, g: &Global) -> anyhow::Result<i
     if g.json {
         print_json(&serde_json::json!({"file": snap.path, "valid": report.well_formed && !report.has_errors(), "report": report}))?;
     } else {
-        print_report(&snap.path, &report);
+        print!("{}", report.render_human(&snap.path, "not parseable"));
     }
     Ok(if !report.well_formed {
         2

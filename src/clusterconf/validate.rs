@@ -73,6 +73,24 @@ impl Report {
     pub fn has_errors(&self) -> bool {
         self.errors > 0
     }
+
+    /// The human form `validate` commands print: one `PATH:LINE:COL: ...` line per diagnostic, then
+    /// a verdict line. `unparsed` names the verdict when the file could not be parsed at all.
+    pub fn render_human(&self, path: &std::path::Path, unparsed: &str) -> String {
+        let mut out = String::new();
+        for d in &self.diagnostics {
+            out.push_str(&format!("{}:{d}\n", path.display()));
+        }
+        let verdict = if !self.well_formed {
+            unparsed
+        } else if self.errors > 0 {
+            "INVALID"
+        } else {
+            "valid"
+        };
+        out.push_str(&format!("{}: {verdict} ({} error(s), {} warning(s))\n", path.display(), self.errors, self.warnings));
+        out
+    }
 }
 
 /// Agents that fence by having the victim kill itself, or not at all.
