@@ -614,26 +614,7 @@ fn interactive_on_a_terminal_asks_and_a_declined_step_resumes_later() {
     let lab = Lab::new("9", 1, 100_000);
     split(&lab, &["alice", "bob"], &[("alice", 4000), ("bob", 40)], &[]);
     // `script` gives twonode a terminal; the admin types the victim's name, then answers "n".
-    let mut cmd = vec![BIN.to_string(), "drbd".into(), "recover".into(), "r0".into(), "--discard".into(), "bob".into()];
-    cmd.extend(lab.node_args());
-    cmd.extend(["--journal-dir".into(), lab.p("journal").display().to_string()]);
-    let line = cmd.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
-    let mut child = Command::new("script")
-        .args(["-qec", &line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script");
-    let mut stdin = child.stdin.take().expect("stdin");
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        let _ = stdin.write_all(b"bob\n");
-        std::thread::sleep(Duration::from_millis(1500));
-        let _ = stdin.write_all(b"n\n");
-        std::thread::sleep(Duration::from_millis(3000));
-    });
-    let o = child.wait_with_output().expect("wait");
+    let o = recover_on_terminal(&lab, "bob", &["bob", "n"], Duration::from_millis(3000));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(out.contains("DATA THAT WILL BE LOST on bob: 40 KiB"), "{out}");
@@ -656,7 +637,17 @@ fn interactive_on_a_terminal_shows_resync_progress() {
     // A slow resync (bob's 4000 KiB at 1000 KiB/s) so the bar has something to show.
     let lab = Lab::new("9", 1, 1000);
     split(&lab, &["alice", "bob"], &[("alice", 40), ("bob", 4000)], &[]);
-    let mut cmd = vec![BIN.to_string(), "drbd".into(), "recover".into(), "r0".into(), "--discard".into(), "alice".into()];
+    let o = recover_on_terminal(&lab, "alice", &["alice", "y"], Duration::from_millis(8000));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.contains("alice resyncing ["), "no progress bar on the terminal:\n{out}");
+    assert_recovered(&lab, "bob");
+}
+
+/// Run `twonode drbd recover r0 --discard VICTIM` on a real terminal (`script`), typing ANSWERS one
+/// after another, 1.5 s apart, then keeping the terminal open for LINGER.
+fn recover_on_terminal(lab: &Lab, victim: &str, answers: &[&str], linger: Duration) -> std::process::Output {
+    let mut cmd = vec![BIN.to_string(), "drbd".into(), "recover".into(), "r0".into(), "--discard".into(), victim.into()];
     cmd.extend(lab.node_args());
     cmd.extend(["--journal-dir".into(), lab.p("journal").display().to_string()]);
     let line = cmd.iter().map(|w| format!("'{w}'")).collect::<Vec<_>>().join(" ");
@@ -668,16 +659,13 @@ fn interactive_on_a_terminal_shows_resync_progress() {
         .spawn()
         .expect("script");
     let mut stdin = child.stdin.take().expect("stdin");
+    let answers: Vec<String> = answers.iter().map(|a| format!("{a}\n")).collect();
     std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        let _ = stdin.write_all(b"alice\n");
-        std::thread::sleep(Duration::from_millis(1500));
-        let _ = stdin.write_all(b"y\n");
-        std::thread::sleep(Duration::from_millis(8000));
+        for a in answers {
+            std::thread::sleep(Duration::from_millis(1500));
+            let _ = stdin.write_all(a.as_bytes());
+        }
+        std::thread::sleep(linger);
     });
-    let o = child.wait_with_output().expect("wait");
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(out.contains("alice resyncing ["), "no progress bar on the terminal:\n{out}");
-    assert_recovered(&lab, "bob");
+    child.wait_with_output().expect("wait")
 }
