@@ -315,7 +315,7 @@ fn run_child(exe: &Path, args: &[String], dir: &Path, stdin: Option<&str>) -> st
     let mut child = Command::new(exe)
         .args(args)
         .current_dir(dir)
-        .env("TWONODE_AUDIT_LOG", dir.join("fence-audit.log"))
+        .env("TWONODE_FENCE_AUDIT_LOG", dir.join("fence-audit.log"))
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
