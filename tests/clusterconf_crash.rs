@@ -142,7 +142,7 @@ fn sigkill_during_staged_edit_leaves_live_untouched() {
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(std::fs::read_to_string(&live).unwrap(), original, "a staged edit touched the live file");
-        if let Some(after) = std::fs::read_to_string(&staged).ok() {
+        if let Ok(after) = std::fs::read_to_string(&staged) {
             let v = version_of(after.as_bytes());
             let expected_prev = before.as_deref().map(|b| version_of(b.as_bytes())).unwrap_or(3);
             assert!(v == expected_prev || v == expected_prev + 1, "staged version {v} after {expected_prev}");

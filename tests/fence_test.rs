@@ -65,7 +65,6 @@ fn fence_test_flags_failures_and_risks() {
     let dead = free_udp_port();
     // node2's device: wrong password; node3's: nothing listening. No delay anywhere.
     let conf = conf_nodes(&[("node1", a.port, ""), ("node2", a.port, ""), ("node3", dead, "")]);
-    let conf = conf.replacen("passwd=\"secret\"", "passwd=\"secret\"", 1);
     let conf = {
         // second device gets a wrong password
         let i = conf.match_indices("passwd=\"secret\"").nth(1).unwrap().0;

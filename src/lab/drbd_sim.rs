@@ -427,8 +427,7 @@ impl World {
                 let discard = flags.contains(&"--discard-my-data");
                 let n = Self::node(self.res(&r)?, node)?;
                 if n.net.is_some() {
-                    let p = if v84 { r.clone() } else { r.clone() };
-                    return Err(kerr(10, format!("{p}: Failure: (125) Device has a net-config (use disconnect first)")));
+                    return Err(kerr(10, format!("{r}: Failure: (125) Device has a net-config (use disconnect first)")));
                 }
                 if discard && n.role == Role::Primary {
                     return Err(kerr(10, format!("{r}: Failure: (123) --discard-my-data not allowed when primary.")));
