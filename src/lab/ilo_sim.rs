@@ -641,10 +641,9 @@ fn serve_http(tls: &mut ServerStream, mut buf: Vec<u8>, sh: &Shared, stop: &Atom
         );
         close(tls);
     };
-    if !sh.cfg.spec.http || method != "POST" || path != "/ribcl" {
-        not_found(tls);
-        return;
-    }
+    // Read the whole request (its body too) before answering, even with a 404: a client that
+    // writes the body after the headers (python-hpilo's protocol detection does) must not find
+    // the connection already closed.
     while buf.len() < head_len + content_length.min(1 << 20) {
         if stop.load(Ordering::SeqCst) || Instant::now() > idle_limit {
             return;
@@ -652,6 +651,10 @@ fn serve_http(tls: &mut ServerStream, mut buf: Vec<u8>, sh: &Shared, stop: &Atom
         if !read_more(tls, &mut buf) {
             break;
         }
+    }
+    if !sh.cfg.spec.http || method != "POST" || path != "/ribcl" {
+        not_found(tls);
+        return;
     }
     let mut body = buf.split_off(head_len.min(buf.len()));
     body.truncate(content_length);
