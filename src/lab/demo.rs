@@ -236,6 +236,7 @@ pub fn start_lab(dir: PathBuf) -> anyhow::Result<(Lab, Vec<String>)> {
 /// Run the tour; returns the exit code (0 when every step ended as expected).
 pub fn run(keep: Option<PathBuf>, log: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     let tmp;
+    let kept = keep.is_some();
     let lab: PathBuf = match keep {
         Some(dir) => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -303,7 +304,8 @@ pub fn run(keep: Option<PathBuf>, log: Option<PathBuf>, json: bool) -> anyhow::R
     } else {
         match &failed {
             Some(why) => println!("tour stopped: {why}"),
-            None => println!("tour complete: {} steps, lab directory {}", report.len(), lab.display()),
+            None if kept => println!("tour complete: {} steps; the lab stays in {}", report.len(), lab.display()),
+            None => println!("tour complete: {} steps (lab removed; `--keep DIR` keeps it to explore)", report.len()),
         }
     }
     Ok(if failed.is_some() { 1 } else { 0 })
