@@ -693,17 +693,21 @@ fn cmd_init(store: &ConfStore, spec: &InitSpec, in_place: bool, force: bool, g: 
 
 // ------------------------------------------------------------------ staging
 
+/// What `diff` says when there is no staged file (shared with `quorum diff`).
+pub(super) fn nothing_staged(staged_path: &std::path::Path, g: &Global) -> anyhow::Result<i32> {
+    if g.json {
+        print_json(&serde_json::json!({"staged": false, "changed": false, "diff": ""}))?;
+    } else {
+        println!("nothing staged ({} does not exist)", staged_path.display());
+    }
+    Ok(0)
+}
+
 fn cmd_diff(store: &ConfStore, g: &Global) -> anyhow::Result<i32> {
     let staged_path = store.staged();
-    let Ok(staged) = std::fs::read(&staged_path) else {
-        if g.json {
-            print_json(&serde_json::json!({"staged": false, "changed": false, "diff": ""}))?;
-        } else {
-            println!("nothing staged ({} does not exist)", staged_path.display());
-        }
-        return Ok(0);
+    let Some((live, staged)) = store.staged_pair() else {
+        return nothing_staged(&staged_path, g);
     };
-    let live = std::fs::read(&store.live).unwrap_or_default();
     let (diff, secrets) = masked_diff(&live, &staged, &store.live.display().to_string(), &staged_path.display().to_string());
     if g.json {
         print_json(&serde_json::json!({

@@ -130,15 +130,9 @@ pub fn disable_arbiter(edit: &CorosyncEdit, g: &Global) -> anyhow::Result<i32> {
 pub fn diff(file: Option<PathBuf>, g: &Global) -> anyhow::Result<i32> {
     let store = store_of(&file);
     let staged_path = store.staged();
-    let Ok(staged) = std::fs::read(&staged_path) else {
-        if g.json {
-            print_json(&serde_json::json!({"staged": false, "changed": false, "diff": ""}))?;
-        } else {
-            println!("nothing staged ({} does not exist)", staged_path.display());
-        }
-        return Ok(0);
+    let Some((live, staged)) = store.staged_pair() else {
+        return super::conf::nothing_staged(&staged_path, g);
     };
-    let live = std::fs::read(&store.live).unwrap_or_default();
     let d = diff_text(&live, &staged, &store.live.display().to_string(), &staged_path.display().to_string());
     if g.json {
         print_json(&serde_json::json!({"staged": true, "changed": live != staged, "live": store.live, "staged_file": staged_path, "diff": d}))?;

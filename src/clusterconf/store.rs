@@ -227,6 +227,13 @@ impl ConfStore {
         Ok(ApplyOutcome { live: self.live.clone(), backup, hook })
     }
 
+    /// The live and staged bytes for a diff, or None when nothing is staged (no readable
+    /// `PATH.new`). A missing live file reads as empty: everything staged is then new.
+    pub fn staged_pair(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let staged = fs::read(self.staged()).ok()?;
+        Some((fs::read(&self.live).unwrap_or_default(), staged))
+    }
+
     /// Drop the staged file. Returns whether there was one.
     pub fn revert(&self) -> Result<bool, StoreError> {
         let _lock = self.lock()?;
