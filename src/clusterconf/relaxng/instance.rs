@@ -345,9 +345,10 @@ impl<'a, 'l> Validator<'a, 'l> {
         }
     }
 
-    /// Element names that may start at this point.
-    fn expected_elements(&self, p: P) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
+    /// The leaf patterns (elements, text, data, values...) that may match first in `p`, looking
+    /// through choices, interleaves, groups with a nullable head, repetitions and `After`.
+    fn first_leaves(&self, p: P) -> Vec<P> {
+        let mut leaves = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut stack = vec![p];
         while let Some(q) = stack.pop() {
@@ -366,8 +367,18 @@ impl<'a, 'l> Validator<'a, 'l> {
                     }
                 }
                 Pat::OneOrMore(a) | Pat::After(a, _) => stack.push(a),
-                Pat::Element(nc, _) => self.name_of_nc(nc, &mut out),
-                _ => {}
+                _ => leaves.push(q),
+            }
+        }
+        leaves
+    }
+
+    /// Element names that may start at this point.
+    fn expected_elements(&self, p: P) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for q in self.first_leaves(p) {
+            if let Pat::Element(nc, _) = self.s.ar.pat(q) {
+                self.name_of_nc(nc, &mut out);
             }
         }
         out.into_iter().map(|n| format!("<{n}>")).collect()
@@ -663,24 +674,8 @@ impl<'a, 'l> Validator<'a, 'l> {
     }
 
     fn describe_text_expect(&self, p: P, out: &mut BTreeSet<String>) {
-        let mut seen = std::collections::HashSet::new();
-        let mut stack = vec![p];
-        while let Some(q) = stack.pop() {
-            if !seen.insert(q) {
-                continue;
-            }
+        for q in self.first_leaves(p) {
             match self.s.ar.pat(q) {
-                Pat::Choice(a, b) | Pat::Interleave(a, b) => {
-                    stack.push(a);
-                    stack.push(b);
-                }
-                Pat::Group(a, b) => {
-                    stack.push(a);
-                    if self.s.nullable(a) {
-                        stack.push(b);
-                    }
-                }
-                Pat::OneOrMore(a) | Pat::After(a, _) => stack.push(a),
                 Pat::Element(nc, _) => {
                     let mut n = BTreeSet::new();
                     self.name_of_nc(nc, &mut n);
