@@ -420,6 +420,7 @@ impl Live {
         let mut l = Live::default();
         let mut nodes = None;
         let mut total = None;
+        let mut own: (Option<u32>, Option<String>) = (None, None);
         for line in text.lines() {
             let Some((k, v)) = line.split_once(':') else { continue };
             let v = v.trim();
@@ -429,6 +430,8 @@ impl Live {
                 "Quorum device votes" => l.qdevice_votes = v.parse().unwrap_or(0),
                 "Expected votes" => l.reported_highest_expected = v.parse().ok(),
                 "Quorum" => l.reported_blocked = Some(v.contains("Activity blocked")),
+                "Node ID" => own.0 = v.parse().ok(),
+                "Node name" => own.1 = Some(v.to_string()).filter(|n| !n.is_empty()),
                 "Cluster Member" => {}
                 _ => {}
             }
@@ -440,7 +443,16 @@ impl Live {
         let t = total.unwrap_or(n);
         l.qdevice_cast = l.qdevice_votes > 0;
         let node_votes = t.saturating_sub(l.qdevice_votes);
-        // cman_tool status does not list node ids: number them 1..n, votes spread evenly
+        // Alone in its membership (a split, or the peer down): the only member is this node,
+        // whose id and name cman_tool prints.
+        if let (1, Some(id)) = (n, own.0) {
+            l.members.push((id, node_votes));
+            if let Some(name) = own.1 {
+                l.node_names.push((id, name));
+            }
+            return Ok(l);
+        }
+        // cman_tool status does not list other members' ids: number them 1..n, votes spread evenly
         for i in 0..n {
             l.members.push((i + 1, node_votes.checked_div(n).unwrap_or(0)));
         }
@@ -532,6 +544,21 @@ mod tests {
         let v = c.compute(Some(&live));
         assert!(v.activity_blocked && !v.quorate);
         assert!(v.render().contains("Quorum:           1  Activity blocked"));
+    }
+
+    #[test]
+    fn cman_tool_status_alone_names_this_node() {
+        let text = "Cluster Name: lab\nMembership state: Cluster-Member\nNodes: 1\nExpected votes: 1\nTotal votes: 1\nNode votes: 1\nQuorum: 1  \nFlags: 2node \nNode name: node2\nNode ID: 2\n";
+        let l = Live::from_cman_tool(text).unwrap();
+        assert_eq!(l.members, vec![(2, 1)]);
+        assert_eq!(l.node_names, vec![(2, "node2".to_string())]);
+        let c = QuorumConfig { source: "t".into(), nodes: two(1), two_node: true, expected_votes: Some(1), ..Default::default() };
+        let v = c.compute(Some(&l));
+        assert!(v.quorate && !v.activity_blocked);
+        assert!(!v.nodes[0].member && v.nodes[1].member);
+        // two members: ids are not printed for the peer, numbered 1..n as before
+        let both = text.replace("Nodes: 1", "Nodes: 2").replace("Total votes: 1", "Total votes: 2");
+        assert_eq!(Live::from_cman_tool(&both).unwrap().members, vec![(1, 1), (2, 1)]);
     }
 
     #[test]
