@@ -5,7 +5,9 @@
 //! * [`server`]: the tokio + OpenSSL driver (`twonode arbiter serve`), config file, status socket;
 //! * [`sim`]: deterministic simulator of clusters, networks and faults around the core;
 //! * [`certs`]: certificates corosync-qdevice accepts (`twonode arbiter certs`).
+//! * [`client`]: a qdevice-style client (probe, ask for the vote, hold it) for the fence gate.
 pub mod certs;
+pub mod client;
 pub mod core;
 pub mod loadgen;
 pub mod server;
