@@ -222,9 +222,9 @@ pub fn loadgen(a: LoadgenArgs, g: &Global) -> anyhow::Result<i32> {
     } else {
         println!(
             "clusters: {} connections_ok: {} votes: {} vote_p50_ms: {:.1} vote_p99_ms: {:.1} vote_max_ms: {:.1} \
-             split_votes: {} split_p50_ms: {:.1} split_p99_ms: {:.1} errors: {} cpu_hold_pct: {} cpu_total_s: {} rss_kb: {}",
+             split_votes: {} split_p50_ms: {:.1} split_p99_ms: {:.1} errors: {} (missed_heartbeat: {} on_time: {}) max_send_gap_ms: {:.0} cpu_hold_pct: {} cpu_total_s: {} rss_kb: {}",
             r.clusters, r.connections_ok, r.votes, r.vote_p50_ms, r.vote_p99_ms, r.vote_max_ms, r.split_votes,
-            r.split_p50_ms, r.split_p99_ms, r.errors,
+            r.split_p50_ms, r.split_p99_ms, r.errors, r.closed_after_missed_heartbeat, r.closed_while_on_time, r.max_send_gap_ms,
             r.cpu_hold_pct.map(|v| format!("{v:.1}")).unwrap_or("-".into()),
             r.cpu_total_s.map(|v| format!("{v:.2}")).unwrap_or("-".into()),
             r.rss_kb.map(|v| v.to_string()).unwrap_or("-".into()),

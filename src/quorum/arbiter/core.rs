@@ -372,16 +372,18 @@ impl Arbiter {
     fn scan(&mut self, now: Millis) {
         self.next_scan = now + 1000;
         let dpd = self.cfg.dpd_coefficient;
-        let dead: Vec<(ConnId, Millis)> = self
+        let dead: Vec<(ConnId, Millis, Millis, u32)> = self
             .conns
             .iter()
             .filter_map(|(id, c)| {
                 let limit = if c.init { (c.hb as f64 * dpd).ceil() as Millis } else { 30_000 };
-                (now.saturating_sub(c.last_rx) > limit).then_some((*id, now - c.last_rx))
+                (now.saturating_sub(c.last_rx) > limit).then_some((*id, now - c.last_rx, limit, c.hb))
             })
             .collect();
-        for (id, silent) in dead {
-            self.close(now, id, format!("no message for {silent} ms (dead peer)"));
+        for (id, silent, limit, hb) in dead {
+            // the driver stamps messages with their arrival time, so this is the client's own
+            // silence, not time its messages spent queued behind a busy arbiter
+            self.close(now, id, format!("no message for {silent} ms (dead peer: the client missed its heartbeat; limit {limit} ms = {dpd} × heartbeat {hb} ms)"));
         }
     }
 

@@ -48,6 +48,16 @@ pub struct LoadReport {
     pub split_p99_ms: f64,
     pub errors: usize,
     pub first_error: Option<String>,
+    /// Of `errors`: connections the arbiter closed after this load generator itself left more
+    /// than the dead-peer limit (1.5 × heartbeat) between two of its messages, i.e. the client
+    /// really missed its heartbeat (the load generator was starved); the close is correct.
+    pub closed_after_missed_heartbeat: usize,
+    /// Of `errors`: connections the arbiter closed although every gap between our messages
+    /// stayed within the dead-peer limit (an arbiter defect, or a network fault).
+    pub closed_while_on_time: usize,
+    /// Largest gap between two messages sent on one connection (ms): how late the load
+    /// generator's own heartbeats ran.
+    pub max_send_gap_ms: f64,
     /// Arbiter CPU use during the heartbeat hold, percent of one core.
     pub cpu_hold_pct: Option<f64>,
     /// Arbiter CPU seconds for the whole run.
@@ -60,11 +70,59 @@ struct Node {
     wr: tokio::net::tcp::OwnedWriteHalf,
     buf: Vec<u8>,
     seq: u32,
+    last_sent: Option<Instant>,
+    max_gap: Duration,
+    /// The arbiter's dead-peer limit for this connection (1.5 × heartbeat).
+    dpd_limit: Duration,
 }
+
+/// The arbiter closed a connection; with what we know of our own timing.
+#[derive(Debug)]
+pub struct ClosedByArbiter {
+    /// Time since our last message, and the largest gap between two of our messages (ms).
+    pub since_last_ms: u64,
+    pub max_gap_ms: u64,
+    pub dpd_limit_ms: u64,
+}
+
+impl ClosedByArbiter {
+    /// Whether we ourselves stayed silent longer than the arbiter's dead-peer limit.
+    pub fn missed_heartbeat(&self) -> bool {
+        self.since_last_ms.max(self.max_gap_ms) > self.dpd_limit_ms
+    }
+}
+
+impl std::fmt::Display for ClosedByArbiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.missed_heartbeat() {
+            write!(
+                f,
+                "arbiter closed the connection after this client missed its heartbeat: {} ms without a message from us \
+                 (dead-peer limit {} ms; the load generator was starved, the close is correct)",
+                self.since_last_ms.max(self.max_gap_ms),
+                self.dpd_limit_ms
+            )
+        } else {
+            write!(
+                f,
+                "arbiter closed the connection although our heartbeats were on time (largest gap {} ms, last message {} ms ago, \
+                 dead-peer limit {} ms)",
+                self.max_gap_ms, self.since_last_ms, self.dpd_limit_ms
+            )
+        }
+    }
+}
+
+impl std::error::Error for ClosedByArbiter {}
 
 impl Node {
     async fn send(&mut self, m: Message) -> anyhow::Result<()> {
         let b = m.encode()?;
+        let now = Instant::now();
+        if let Some(l) = self.last_sent {
+            self.max_gap = self.max_gap.max(now - l);
+        }
+        self.last_sent = Some(now);
         self.wr.write_all(&b).await?;
         Ok(())
     }
@@ -80,7 +138,12 @@ impl Node {
             }
             let n = self.rd.read_buf(&mut self.buf).await?;
             if n == 0 {
-                bail!("arbiter closed the connection");
+                return Err(ClosedByArbiter {
+                    since_last_ms: self.last_sent.map_or(0, |l| l.elapsed().as_millis() as u64),
+                    max_gap_ms: self.max_gap.as_millis() as u64,
+                    dpd_limit_ms: self.dpd_limit.as_millis() as u64,
+                }
+                .into());
             }
         }
     }
@@ -122,7 +185,8 @@ async fn connect(spec: &LoadSpec, cluster: &str, node_id: u32, ring: RingId) -> 
     let s = TcpStream::connect(spec.target).await.context("connect")?;
     let _ = s.set_nodelay(true);
     let (rd, wr) = s.into_split();
-    let mut n = Node { rd, wr, buf: Vec::with_capacity(1024), seq: 0 };
+    let dpd_limit = Duration::from_millis(spec.heartbeat_ms as u64 * 3 / 2);
+    let mut n = Node { rd, wr, buf: Vec::with_capacity(1024), seq: 0, last_sent: None, max_gap: Duration::ZERO, dpd_limit };
     let seq = n.next_seq();
     n.send(Message::Preinit { seq: Some(seq), cluster_name: Some(cluster.into()) }).await?;
     match n.recv().await? {
@@ -190,12 +254,22 @@ struct Shared {
     ok: usize,
     errors: usize,
     first_error: Option<String>,
+    missed: usize,
+    on_time: usize,
+    max_gap: Duration,
 }
 
-fn err(sh: &mut Shared, e: impl std::fmt::Display) {
+fn err(sh: &mut Shared, e: anyhow::Error) {
     sh.errors += 1;
+    if let Some(c) = e.downcast_ref::<ClosedByArbiter>() {
+        if c.missed_heartbeat() {
+            sh.missed += 1;
+        } else {
+            sh.on_time += 1;
+        }
+    }
     if sh.first_error.is_none() {
-        sh.first_error = Some(e.to_string());
+        sh.first_error = Some(format!("{e:#}"));
     }
 }
 
@@ -321,8 +395,10 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
                 Ok(())
             }
             .await;
+            let mut sh = shared.lock().await;
+            sh.max_gap = sh.max_gap.max(a.max_gap).max(b.max_gap);
             if let Err(e) = res {
-                err(&mut *shared.lock().await, e);
+                err(&mut sh, e);
             }
         }));
     }
@@ -356,6 +432,9 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
         split_p99_ms: pct(&mut splits, 0.99),
         errors: sh.errors,
         first_error: sh.first_error.clone(),
+        closed_after_missed_heartbeat: sh.missed,
+        closed_while_on_time: sh.on_time,
+        max_send_gap_ms: sh.max_gap.as_secs_f64() * 1000.0,
         cpu_hold_pct: match (hold_sample, hold_end) {
             (Some(a), Some(b)) if hold_secs > 0.0 => Some((b.0 - a.0) as f64 / tck / hold_secs * 100.0),
             _ => None,

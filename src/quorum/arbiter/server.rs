@@ -248,7 +248,9 @@ struct Batch {
 
 enum CoreIn {
     Connected { conn: ConnId, peer: String, tx: mpsc::UnboundedSender<Batch> },
-    Event { ev: Event, reply_to: Option<ConnId> },
+    /// `at`: when the bytes behind this event arrived (ms on the core's clock), so that time
+    /// spent waiting in the core's queue never counts as client silence.
+    Event { ev: Event, reply_to: Option<ConnId>, at: Millis },
     Status(oneshot::Sender<serde_json::Value>),
 }
 
@@ -362,7 +364,7 @@ pub async fn serve(
                 let live = live.clone();
                 live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::spawn(async move {
-                    run_conn(id, sock, peer, core_tx, rx, tls, handshake_timeout).await;
+                    run_conn(id, sock, peer, core_tx, rx, tls, handshake_timeout, start).await;
                     live.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 });
             }
@@ -410,13 +412,61 @@ fn bind_status(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     Ok(l)
 }
 
+/// The arbiter's clock: milliseconds since the server started (monotonic).
+#[derive(Clone, Copy)]
+struct Clock(Instant);
+
+impl Clock {
+    fn now(self) -> Millis {
+        self.0.elapsed().as_millis() as Millis
+    }
+}
+
+/// How far behind the core task runs: the time events wait in its queue.
+#[derive(Default)]
+struct Lag {
+    window_start: Millis,
+    events: u64,
+    late: u64,
+    max_ms: Millis,
+}
+
+impl Lag {
+    /// Events waiting longer than this are counted as late.
+    const LATE_MS: Millis = 200;
+
+    fn note(&mut self, real: Millis, at: Millis) {
+        let lag = real.saturating_sub(at);
+        self.events += 1;
+        if lag > Self::LATE_MS {
+            self.late += 1;
+        }
+        self.max_ms = self.max_ms.max(lag);
+        if real >= self.window_start + 5000 {
+            if self.late > 0 {
+                tracing::warn!(target: "twonode::arbiter", event = "core_lag", late_events = self.late, events = self.events,
+                    max_lag_ms = self.max_ms, "the arbiter's core ran behind (CPU starved?): events waited up to {} ms before being handled; \
+                    dead-peer and lease checks use arrival times, so this delay is not counted as client silence", self.max_ms);
+            }
+            *self = Lag { window_start: real, ..Lag::default() };
+        }
+    }
+}
+
 async fn core_loop(cfg: core::Config, start: Instant, mut rx: mpsc::UnboundedReceiver<CoreIn>, info: ServerInfo) {
-    let now = |start: Instant| -> Millis { start.elapsed().as_millis() as Millis };
-    let mut arb = Arbiter::new(cfg, now(start));
+    let clock = Clock(start);
+    let mut arb = Arbiter::new(cfg, clock.now());
+    // the time fed to the core: an event's arrival time, never going back
+    let mut fed: Millis = clock.now();
+    let mut feed = |t: Millis| -> Millis {
+        fed = fed.max(t);
+        fed
+    };
+    let mut lag = Lag::default();
     let mut conns: HashMap<ConnId, mpsc::UnboundedSender<Batch>> = HashMap::new();
     let mut timer: Option<Millis> = None;
     // first tick right away: the core may want a timer from the start (restart hold)
-    let acts = arb.handle(now(start), Event::Tick);
+    let acts = arb.handle(feed(clock.now()), Event::Tick);
     apply(acts, None, &mut conns, &mut timer);
     loop {
         let sleep = match timer {
@@ -427,17 +477,21 @@ async fn core_loop(cfg: core::Config, start: Instant, mut rx: mpsc::UnboundedRec
             None => tokio::time::sleep(Duration::from_secs(3600)),
         };
         tokio::select! {
+            // events that already arrived go first: a timer must not judge silence (dead peer,
+            // lease) while the messages that end it wait in the queue
+            biased;
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
                 match msg {
                     CoreIn::Connected { conn, peer, tx } => {
                         conns.insert(conn, tx);
-                        let acts = arb.handle(now(start), Event::ClientConnected { conn, peer });
+                        let acts = arb.handle(feed(clock.now()), Event::ClientConnected { conn, peer });
                         apply(acts, None, &mut conns, &mut timer);
                     }
-                    CoreIn::Event { ev, reply_to } => {
+                    CoreIn::Event { ev, reply_to, at } => {
+                        lag.note(clock.now(), at);
                         let closed = match &ev { Event::ClientClosed { conn } => Some(*conn), _ => None };
-                        let acts = arb.handle(now(start), ev);
+                        let acts = arb.handle(feed(at), ev);
                         apply(acts, reply_to, &mut conns, &mut timer);
                         if let Some(c) = closed {
                             conns.remove(&c);
@@ -446,7 +500,7 @@ async fn core_loop(cfg: core::Config, start: Instant, mut rx: mpsc::UnboundedRec
                     CoreIn::Status(otx) => {
                         let mut i = info.clone();
                         i.uptime_s = start.elapsed().as_secs();
-                        let st = arb.status(now(start));
+                        let st = arb.status(feed(clock.now()));
                         let v = serde_json::json!({ "server": i, "arbiter": st });
                         let _ = otx.send(v);
                     }
@@ -454,7 +508,7 @@ async fn core_loop(cfg: core::Config, start: Instant, mut rx: mpsc::UnboundedRec
             }
             _ = sleep => {
                 timer = None;
-                let acts = arb.handle(now(start), Event::Tick);
+                let acts = arb.handle(feed(clock.now()), Event::Tick);
                 apply(acts, None, &mut conns, &mut timer);
             }
         }
@@ -525,11 +579,15 @@ async fn run_conn(
     mut rx: mpsc::UnboundedReceiver<Batch>,
     tls: Option<Arc<SslAcceptor>>,
     handshake_timeout: Duration,
+    start: Instant,
 ) {
     let mut stream = Some(Stream::Plain(sock));
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut skip: usize = 0;
-    let ev = |ev: Event, reply_to: Option<ConnId>| CoreIn::Event { ev, reply_to };
+    let clock = Clock(start);
+    // arrival time of the bytes in `buf`
+    let mut arrived: Millis = clock.now();
+    let ev = |ev: Event, reply_to: Option<ConnId>, at: Millis| CoreIn::Event { ev, reply_to, at };
     let closed_by_us = 'conn: loop {
         // hand every complete frame in the buffer to the core
         loop {
@@ -547,7 +605,7 @@ async fn run_conn(
                     let total = wire::Header::parse(&buf).map(|h| h.total_len()).unwrap_or(buf.len());
                     tracing::warn!(conn = id, %peer, %error, "oversized message skipped");
                     skip = total;
-                    if core.send(ev(Event::BadFrame { conn: id, error }, None)).is_err() {
+                    if core.send(ev(Event::BadFrame { conn: id, error }, None, arrived)).is_err() {
                         break 'conn true;
                     }
                 }
@@ -558,7 +616,7 @@ async fn run_conn(
                             let starttls = matches!(msg, Message::StartTls { .. }) && matches!(stream, Some(Stream::Plain(_)));
                             tracing::debug!(conn = id, msg = %msg.msg_type(), "received");
                             let reply_to = if starttls { Some(id) } else { None };
-                            if core.send(ev(Event::Message { conn: id, msg }, reply_to)).is_err() {
+                            if core.send(ev(Event::Message { conn: id, msg }, reply_to, arrived)).is_err() {
                                 break 'conn true;
                             }
                             if starttls {
@@ -566,7 +624,7 @@ async fn run_conn(
                                 loop {
                                     let Some(b) = rx.recv().await else { break 'conn true };
                                     let reply = b.reply;
-                                    match exec(id, peer, &mut stream, b.cmds, &mut buf, &tls, handshake_timeout, &core).await {
+                                    match exec(id, peer, &mut stream, b.cmds, &mut buf, &tls, handshake_timeout, &core, clock).await {
                                         After::Continue => {}
                                         After::Closed => break 'conn true,
                                     }
@@ -578,7 +636,7 @@ async fn run_conn(
                         }
                         Err(error) => {
                             tracing::warn!(conn = id, %peer, %error, "undecodable message");
-                            if core.send(ev(Event::BadFrame { conn: id, error }, None)).is_err() {
+                            if core.send(ev(Event::BadFrame { conn: id, error }, None, arrived)).is_err() {
                                 break 'conn true;
                             }
                         }
@@ -593,7 +651,7 @@ async fn run_conn(
         tokio::select! {
             r = s.read_buf(&mut buf) => match r {
                 Ok(0) => break 'conn false,
-                Ok(_) => {}
+                Ok(_) => arrived = clock.now(),
                 Err(e) => {
                     tracing::info!(conn = id, %peer, error = %e, "read failed");
                     break 'conn false;
@@ -601,7 +659,7 @@ async fn run_conn(
             },
             b = rx.recv() => {
                 let Some(b) = b else { break 'conn true };
-                match exec(id, peer, &mut stream, b.cmds, &mut buf, &tls, handshake_timeout, &core).await {
+                match exec(id, peer, &mut stream, b.cmds, &mut buf, &tls, handshake_timeout, &core, clock).await {
                     After::Continue => {}
                     After::Closed => break 'conn true,
                 }
@@ -617,7 +675,7 @@ async fn run_conn(
         s.shutdown().await;
     }
     if !closed_by_us {
-        let _ = core.send(CoreIn::Event { ev: Event::ClientClosed { conn: id }, reply_to: None });
+        let _ = core.send(CoreIn::Event { ev: Event::ClientClosed { conn: id }, reply_to: None, at: clock.now() });
     }
 }
 
@@ -631,6 +689,7 @@ async fn exec(
     tls: &Option<Arc<SslAcceptor>>,
     handshake_timeout: Duration,
     core: &mpsc::UnboundedSender<CoreIn>,
+    clock: Clock,
 ) -> After {
     for cmd in cmds {
         let Some(s) = stream.as_mut() else { return After::Closed };
@@ -638,7 +697,7 @@ async fn exec(
             ConnCmd::Send(bytes) => {
                 if let Err(e) = s.write_all(&bytes).await {
                     tracing::info!(conn = id, %peer, error = %e, "write failed");
-                    let _ = core.send(CoreIn::Event { ev: Event::ClientClosed { conn: id }, reply_to: None });
+                    let _ = core.send(CoreIn::Event { ev: Event::ClientClosed { conn: id }, reply_to: None, at: clock.now() });
                     *stream = None;
                     return After::Closed;
                 }
@@ -677,16 +736,16 @@ async fn exec(
                         let proto = t.ssl().version_str();
                         tracing::info!(conn = id, %peer, peer_cn = peer_cn.as_deref().unwrap_or("-"), %proto, "TLS established");
                         *stream = Some(Stream::Tls(Box::new(t)));
-                        let _ = core.send(CoreIn::Event { ev: Event::TlsEstablished { conn: id, peer_cn }, reply_to: None });
+                        let _ = core.send(CoreIn::Event { ev: Event::TlsEstablished { conn: id, peer_cn }, reply_to: None, at: clock.now() });
                     }
                     Ok(Err(e)) => {
                         tracing::warn!(conn = id, %peer, error = %e, "TLS handshake failed (certificate not signed by the configured CA, or no client certificate?); closing");
-                        let _ = core.send(CoreIn::Event { ev: Event::ClientClosed { conn: id }, reply_to: None });
+                        let _ = core.send(CoreIn::Event { ev: Event::ClientClosed { conn: id }, reply_to: None, at: clock.now() });
                         return After::Closed;
                     }
                     Err(_) => {
                         tracing::warn!(conn = id, %peer, "TLS handshake timed out; closing");
-                        let _ = core.send(CoreIn::Event { ev: Event::ClientClosed { conn: id }, reply_to: None });
+                        let _ = core.send(CoreIn::Event { ev: Event::ClientClosed { conn: id }, reply_to: None, at: clock.now() });
                         return After::Closed;
                     }
                 }
