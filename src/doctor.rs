@@ -15,6 +15,14 @@
 //!   `restricted="1"`, otherwise every cluster node (rgmanager may place it anywhere).
 //! * A guest lock (`lock:` line in the guest config's main section) is reported as stale without
 //!   checking running tasks: the fix says to check first.
+//! * Fence race protection (cman): the arbiter gate (`agent="fence_twonode_arbiter"` first in every
+//!   method, see GATE.md) or a quorum disk with two_node="0" protect; a static delay is a weak
+//!   protection (warning); nothing under two_node="1" is an error. corosync: a quorum device
+//!   protects (stonith needs quorum); two_node without one is a warning (pcmk delays in the CIB are
+//!   not read).
+//! * A cluster is a corosync cluster when no node has a cluster.conf but a corosync.conf is found;
+//!   with `quorum.device` model net the nodes' `corosync-quorumtool -s` / `corosync-qdevice-tool
+//!   -sv` are read and checked ([`qdevice`]).
 use crate::clusterconf::document::{Document, NodeId};
 use crate::clusterconf::model::Model;
 use crate::clusterconf::validate;
@@ -24,9 +32,17 @@ use crate::fence::spec::{FenceTarget, Timing};
 use crate::fence::test::DeviceCheck;
 use crate::host::Host;
 use crate::quorum::votequorum::{self, QuorumConfig};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+
+pub mod qdevice;
+
+/// The agent name of the arbiter gate's `<fencedevice>` (GATE.md).
+pub const GATE_AGENT: &str = "fence_twonode_arbiter";
+/// Certificates closer than this to their end are a warning.
+pub const CERT_WARN_DAYS: i64 = 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -95,6 +111,41 @@ pub struct NodeFacts {
     pub drbd_views: BTreeMap<String, NodeView>,
     /// Guest configs found on the node.
     pub guests: Vec<GuestConf>,
+    /// corosync.conf found on the node (path, text), for corosync clusters.
+    #[serde(default)]
+    pub corosync_path: Option<String>,
+    #[serde(default)]
+    pub corosync_conf: Option<String>,
+    /// The node's quorum device state (corosync with quorum.device model net).
+    #[serde(default)]
+    pub qdevice: Option<qdevice::NodeQdevice>,
+    /// The arbiter gate's client certificate as found on this node (cman with the gate).
+    #[serde(default)]
+    pub gate_cert: Option<CertFacts>,
+}
+
+/// A certificate file as read (PEM: public, never a key).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertFacts {
+    pub path: String,
+    pub pem: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What probing the arbiter through the gate's client gave.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GateProbe {
+    /// HOST:PORT of the arbiter (from the gate device).
+    pub target: String,
+    /// How far it was checked: "init" (TCP + TLS + INIT accepted) or "tcp" (connect only).
+    pub depth: String,
+    pub ok: bool,
+    pub rtt_ms: Option<f64>,
+    /// What the arbiter said / the client saw (for the evidence).
+    pub detail: Option<String>,
+    pub error: Option<String>,
+    /// The client certificate used for the probe (on the machine running doctor).
+    pub cert: Option<CertFacts>,
 }
 
 /// What the arbiter said.
@@ -116,6 +167,12 @@ pub struct Facts {
     #[serde(skip_deserializing)]
     pub fence_checks: Option<Vec<DeviceCheck>>,
     pub arbiter: Option<ArbiterFacts>,
+    /// The arbiter probed through the gate's client (cman with the gate).
+    #[serde(default)]
+    pub gate_probe: Option<GateProbe>,
+    /// Unix time (s) of the gathering: certificate expiry is judged against it.
+    #[serde(default)]
+    pub now_unix: i64,
 }
 
 /// The parsed cluster.conf the cluster-wide checks use.
@@ -147,13 +204,33 @@ pub fn diagnose(facts: &Facts) -> Vec<Finding> {
             ));
         }
     }
-    let conf = config_checks(facts, &mut out);
+    let corosync = is_corosync(facts);
+    let conf = if corosync { None } else { config_checks(facts, &mut out) };
+    let cc = if corosync { corosync_checks(facts, &mut out) } else { None };
     if let Some(c) = &conf {
         node_name_checks(facts, c, &mut out);
-        quorum_checks(c, &mut out);
+        let q = QuorumConfig::from_cluster_conf(&c.model, &c.path);
+        quorum_checks(&q, &c.path, &mut out);
         fence_checks(facts, c, &mut out);
+        gate_checks(facts, c, &mut out);
     }
-    arbiter_checks(facts, conf.as_ref(), &mut out);
+    if let Some(cc) = &cc {
+        corosync_race(cc, &mut out);
+        if cc.q.device.as_ref().is_some_and(|d| d.model == "net") {
+            let nodes: Vec<qdevice::NodeQdevice> = facts
+                .nodes
+                .iter()
+                .filter(|n| n.unreachable.is_none())
+                .map(|n| n.qdevice.clone().unwrap_or_else(|| qdevice::NodeQdevice { node: n.name.clone(), quorumtool_error: Some("not gathered".into()), ..Default::default() }))
+                .collect();
+            let host = cc.q.device.as_ref().and_then(|d| d.host.clone()).unwrap_or_else(|| "?".into());
+            for (check, sev, node, ev, fix) in qdevice::checks(&nodes, &host, cc.q.nodes.len()) {
+                out.push(Finding { check: check.into(), severity: sev, node, evidence: ev, fix });
+            }
+        }
+    }
+    let cluster_name = conf.as_ref().and_then(|c| c.model.cluster_name().map(String::from)).or_else(|| cc.as_ref().and_then(|c| c.q.cluster_name.clone()));
+    arbiter_checks(facts, conf.as_ref(), cluster_name.as_deref(), &mut out);
     drbd_checks(facts, conf.as_ref(), &mut out);
     if let Some(c) = &conf {
         service_checks(facts, c, &mut out);
@@ -184,7 +261,10 @@ fn config_checks(facts: &Facts, out: &mut Vec<Finding>) -> Option<Conf> {
                 Severity::Error,
                 Some(&n.name),
                 format!("cannot read {}: {}", n.conf_path, n.conf_error.as_deref().unwrap_or("unknown error")),
-                format!("put the cluster's cluster.conf at {} on {} (or pass --file / --node-file)", n.conf_path, n.name),
+                format!(
+                    "put the cluster's cluster.conf at {} on {} (or pass --file / --node-file; for a corosync cluster --corosync-conf)",
+                    n.conf_path, n.name
+                ),
             ));
             continue;
         };
@@ -277,8 +357,136 @@ fn node_name_checks(facts: &Facts, c: &Conf, out: &mut Vec<Finding>) {
     }
 }
 
-fn quorum_checks(c: &Conf, out: &mut Vec<Finding>) {
-    let q = QuorumConfig::from_cluster_conf(&c.model, &c.path);
+/// A corosync cluster: no node has a cluster.conf, some node has a corosync.conf.
+fn is_corosync(facts: &Facts) -> bool {
+    let reach = || facts.nodes.iter().filter(|n| n.unreachable.is_none());
+    !reach().any(|n| n.conf.is_some()) && reach().any(|n| n.corosync_conf.is_some())
+}
+
+/// The parsed corosync.conf the cluster-wide checks use.
+struct Cc {
+    path: String,
+    q: QuorumConfig,
+}
+
+fn render_diags(rep: &validate::Report, path: &str, sev: validate::Severity) -> String {
+    rep.diagnostics
+        .iter()
+        .filter(|d| d.severity == sev)
+        .take(5)
+        .map(|d| format!("{path}:{}:{}: [{}] {}", d.line, d.col, d.code, d.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn corosync_checks(facts: &Facts, out: &mut Vec<Finding>) -> Option<Cc> {
+    use crate::quorum::corosync_conf::{self as cc, CorosyncConf};
+    let mut parsed: Vec<(Option<u64>, Cc)> = Vec::new();
+    let mut versions: Vec<(String, Option<u64>, &str)> = Vec::new();
+    for n in facts.nodes.iter().filter(|n| n.unreachable.is_none()) {
+        let path = n.corosync_path.clone().unwrap_or_else(|| "corosync.conf".into());
+        let Some(text) = &n.corosync_conf else {
+            out.push(f(
+                "config.readable",
+                Severity::Error,
+                Some(&n.name),
+                format!("no corosync.conf on {} (and no cluster.conf at {}: {})", n.name, n.conf_path, n.conf_error.as_deref().unwrap_or("?")),
+                "copy the cluster's corosync.conf to the node (`pvecm`/`pcs cluster sync` do it), or name its path with --corosync-conf",
+            ));
+            continue;
+        };
+        let rep = cc::validate(text, &path, &cc::Context::default());
+        if rep.has_errors() {
+            out.push(f(
+                "config.valid",
+                Severity::Error,
+                Some(&n.name),
+                format!("{} error(s): {}", rep.errors, render_diags(&rep, &path, validate::Severity::Error)),
+                format!("on {}: `twonode quorum validate --file {path}` shows each error with its fix", n.name),
+            ));
+        } else if rep.warnings > 0 {
+            out.push(f(
+                "config.valid",
+                Severity::Warning,
+                Some(&n.name),
+                format!("valid, {} warning(s): {}", rep.warnings, render_diags(&rep, &path, validate::Severity::Warning)),
+                format!("review with `twonode quorum validate --file {path}` on {}", n.name),
+            ));
+        } else {
+            out.push(f("config.valid", Severity::Ok, Some(&n.name), format!("{path} is valid"), ""));
+        }
+        if let Ok(conf) = CorosyncConf::parse(text) {
+            let v = conf.config_version();
+            versions.push((n.name.clone(), v, text.as_str()));
+            if let Ok(q) = conf.quorum_config(&path) {
+                parsed.push((v, Cc { path: path.clone(), q }));
+            }
+        } else {
+            versions.push((n.name.clone(), None, text.as_str()));
+        }
+    }
+    if versions.len() >= 2 {
+        let list = versions
+            .iter()
+            .map(|(n, v, _)| format!("{n}: config_version {}", v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let vs: BTreeSet<Option<u64>> = versions.iter().map(|v| v.1).collect();
+        if vs.len() > 1 {
+            out.push(f(
+                "config.version",
+                Severity::Error,
+                None,
+                format!("the nodes hold different corosync.conf versions ({list})"),
+                "copy the newest correct file to the other node, then `corosync-cfgtool -R` (Proxmox: /etc/pve/corosync.conf is synced by pmxcfs: check `pvecm status`)",
+            ));
+        } else if versions.windows(2).any(|w| w[0].2 != w[1].2) {
+            out.push(f(
+                "config.version",
+                Severity::Error,
+                None,
+                format!("same config_version but different corosync.conf contents ({list})"),
+                "choose the right file, raise totem.config_version in it and copy it to both nodes (`twonode quorum apply`)",
+            ));
+        } else {
+            out.push(f("config.version", Severity::Ok, None, format!("corosync.conf identical on both nodes ({list})"), ""));
+        }
+    }
+    parsed.sort_by_key(|c| std::cmp::Reverse(c.0));
+    let best = parsed.into_iter().next().map(|x| x.1)?;
+    quorum_checks(&best.q, &best.path, out);
+    Some(best)
+}
+
+/// Fence race protection of a corosync cluster: a quorum device decides; else two_node races.
+fn corosync_race(cc: &Cc, out: &mut Vec<Finding>) {
+    let q = &cc.q;
+    match &q.device {
+        Some(d) => out.push(f(
+            "fence.race",
+            Severity::Ok,
+            None,
+            format!(
+                "quorum device (model {}, arbiter {}, algorithm {}, tie_breaker {}) decides which partition stays quorate; only a quorate partition fences",
+                d.model,
+                d.host.as_deref().unwrap_or("?"),
+                d.algorithm.as_deref().unwrap_or("ffsplit"),
+                d.tie_breaker.as_deref().unwrap_or("lowest")
+            ),
+            "",
+        )),
+        None if q.effective_two_node() => out.push(f(
+            "fence.race",
+            Severity::Warning,
+            None,
+            format!("{}: two_node without a quorum device: both halves of a split stay quorate and race to fence each other; only a pcmk_delay_* in the CIB (not read by doctor) can bias the race", cc.path),
+            "add the arbiter as quorum device: `twonode quorum enable-arbiter --host ARBITER` (drops two_node), or at least set pcmk_delay_max on the stonith resources",
+        )),
+        None => {}
+    }
+}
+
+fn quorum_checks(q: &QuorumConfig, path: &str, out: &mut Vec<Finding>) {
     let view = q.compute(None);
     let diags = q.check();
     for d in &diags {
@@ -286,7 +494,7 @@ fn quorum_checks(c: &Conf, out: &mut Vec<Finding>) {
             votequorum::Severity::Error => Severity::Error,
             votequorum::Severity::Warning => Severity::Warning,
         };
-        let at = d.line.map(|l| format!(" ({}:{l})", c.path)).unwrap_or_default();
+        let at = d.line.map(|l| format!(" ({path}:{l})")).unwrap_or_default();
         out.push(f(&format!("quorum.{}", d.code), sev, None, format!("{}{at}", d.message), d.fix.clone()));
     }
     if !diags.iter().any(|d| d.severity == votequorum::Severity::Error) {
@@ -316,18 +524,336 @@ fn literal_only(h: &str) -> Vec<std::net::IpAddr> {
     h.trim().trim_start_matches('[').trim_end_matches(']').parse().map(|ip| vec![ip]).unwrap_or_default()
 }
 
-fn arbiter_in_use(facts: &Facts, c: Option<&Conf>) -> bool {
-    facts.arbiter.as_ref().is_some_and(|a| a.reachable) || c.is_some_and(|c| c.model.quorumd.is_some())
+/// One arbiter gate device as configured (GATE.md): the first device of a method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GateConf {
+    /// The `<fencedevice name>`.
+    pub device: String,
+    pub host: String,
+    pub port: u16,
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    /// Seconds the gate waits for a decision.
+    pub timeout_s: Option<u64>,
+}
+
+impl GateConf {
+    pub fn target(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Where the gate is (or is not) in the cluster's fence methods.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GateLayout {
+    /// The gate devices configured (usually one).
+    pub gates: Vec<GateConf>,
+    /// Methods (node, method) that start with the gate.
+    pub gated: Vec<(String, String)>,
+    /// Methods without the gate first: (node, method, what is wrong).
+    pub ungated: Vec<(String, String, String)>,
+}
+
+impl GateLayout {
+    /// The gate protects the race: present and first in every method with devices.
+    pub fn complete(&self) -> bool {
+        !self.gates.is_empty() && !self.gated.is_empty() && self.ungated.is_empty()
+    }
+}
+
+/// Is this device the arbiter gate?
+pub fn is_gate(d: &crate::fence::spec::DeviceSpec) -> bool {
+    let a = d.agent();
+    a == GATE_AGENT || a.ends_with(&format!("/{GATE_AGENT}"))
+}
+
+fn gate_conf_of(d: &crate::fence::spec::DeviceSpec) -> GateConf {
+    let port = d.ipport().and_then(|p| p.trim().parse().ok()).unwrap_or(crate::quorum::arbiter::wire::DEFAULT_PORT);
+    GateConf {
+        device: d.name.clone(),
+        host: d.address().unwrap_or("").trim().to_string(),
+        port,
+        ca: d.get(&["tlscacert"]).map(String::from),
+        cert: d.get(&["tlscert"]).map(String::from),
+        key: d.get(&["tlskey"]).map(String::from),
+        timeout_s: d.get(&["timeout"]).and_then(|v| v.trim().parse().ok()),
+    }
+}
+
+/// Find the gate in the fence methods (pure).
+pub fn gate_layout(targets: &[FenceTarget]) -> GateLayout {
+    let mut l = GateLayout::default();
+    for t in targets {
+        for m in t.methods.iter().filter(|m| !m.devices.is_empty()) {
+            for d in m.devices.iter().filter(|d| is_gate(d)) {
+                if !l.gates.iter().any(|g| g.device == d.name) {
+                    l.gates.push(gate_conf_of(d));
+                }
+            }
+            match m.devices.iter().position(is_gate) {
+                Some(0) => l.gated.push((t.node.clone(), m.name.clone())),
+                Some(i) => l.ungated.push((
+                    t.node.clone(),
+                    m.name.clone(),
+                    format!("the gate is device {} of the method, not the first: {} runs before it", i + 1, m.devices[0].name),
+                )),
+                None => l.ungated.push((t.node.clone(), m.name.clone(), "no gate in this method".into())),
+            }
+        }
+    }
+    l
+}
+
+/// The gate of a cluster.conf text (None: no gate device in any method).
+pub fn gate_of_cluster_conf(xml: &str, path: &str) -> Option<GateLayout> {
+    let targets = crate::fence::spec::from_cluster_conf(xml, path).ok()?;
+    let l = gate_layout(&targets);
+    (!l.gates.is_empty()).then_some(l)
+}
+
+/// The fence targets without the gate devices (they are probed as the arbiter, not as BMCs).
+pub fn without_gate(targets: &[FenceTarget]) -> Vec<FenceTarget> {
+    targets
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            for m in &mut t.methods {
+                m.devices.retain(|d| !is_gate(d));
+            }
+            t
+        })
+        .collect()
+}
+
+fn delay_of(t: &FenceTarget) -> Option<u64> {
+    let m = t.methods.iter().find(|m| !m.devices.is_empty())?;
+    m.devices
+        .iter()
+        .filter_map(|d| {
+            let t = Timing::for_device(d).ok().map(|x| x.delay.as_secs()).filter(|s| *s > 0);
+            t.or_else(|| d.get(&["pcmk_delay_max", "pcmk_delay_base"]).map(|v| v.trim().trim_end_matches('s').parse().unwrap_or(1)))
+        })
+        .max()
+}
+
+/// Fence race protection of a cman cluster: the gate (ok), a quorum disk without two_node (ok),
+/// a static delay (weak: warning), nothing under two_node (error).
+fn race_check(c: &Conf, layout: &GateLayout, targets: &[FenceTarget], out: &mut Vec<Finding>) {
+    let two_node = c.model.two_node();
+    let fenced: Vec<&FenceTarget> = targets.iter().filter(|t| t.methods.iter().any(|m| !m.devices.is_empty())).collect();
+    if layout.complete() {
+        let g = &layout.gates[0];
+        out.push(f(
+            "fence.race",
+            Severity::Ok,
+            None,
+            format!(
+                "arbiter gate {} (device {}) is the first device of every fence method ({}): only the partition holding the arbiter's vote fences",
+                g.target(),
+                g.device,
+                layout.gated.iter().map(|(n, m)| format!("{n}/{m}")).collect::<Vec<_>>().join(", ")
+            ),
+            "",
+        ));
+        return;
+    }
+    if !layout.gates.is_empty() {
+        let bad = layout.ungated.iter().map(|(n, m, w)| format!("node {n} method {m}: {w}")).collect::<Vec<_>>().join("; ");
+        out.push(f(
+            "fence.race",
+            Severity::Error,
+            None,
+            format!("the arbiter gate {} does not guard every fence method ({bad}): in a split such a method lets the partition WITHOUT the arbiter's vote fence", layout.gates[0].device),
+            "`twonode conf gate-fencing --arbiter HOST[:PORT] --ca F --cert F --key F` puts the gate first in every method (or fix the methods named)",
+        ));
+        return;
+    }
+    if fenced.len() < 2 {
+        return;
+    }
+    if !two_node {
+        let ev = if c.model.quorumd.is_some() {
+            "two_node=\"0\" with a quorum disk: qdiskd decides which node keeps quorum; only the quorate node fences"
+        } else {
+            "two_node=\"0\": a node alone has no quorum and does not fence, so there is no race (and no failover either)"
+        };
+        out.push(f("fence.race", Severity::Ok, None, ev, ""));
+        return;
+    }
+    let delays: Vec<(String, Option<u64>)> = fenced.iter().map(|t| (t.node.clone(), delay_of(t))).collect();
+    let ev = delays
+        .iter()
+        .map(|(n, d)| format!("{n}: {}", d.map(|d| format!("delay {d}s")).unwrap_or_else(|| "no delay".into())))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let with: Vec<&(String, Option<u64>)> = delays.iter().filter(|d| d.1.is_some()).collect();
+    let distinct: BTreeSet<Option<u64>> = delays.iter().map(|d| d.1).collect();
+    let gate_fix = "let the arbiter decide: run `twonode arbiter serve` on a third machine and \
+                    `twonode conf gate-fencing --arbiter HOST[:PORT] --ca F --cert F --key F`";
+    if distinct.len() > 1 {
+        // someone is favoured: the one whose fencing waits longest
+        let favoured = delays.iter().max_by_key(|d| d.1.unwrap_or(0)).map(|d| d.0.clone()).unwrap_or_default();
+        out.push(f(
+            "fence.race",
+            Severity::Warning,
+            None,
+            format!(
+                "two_node=\"1\" protected by a static fence delay only ({ev}): weak. The delay picks the survivor in advance ({favoured}), \
+                 not the partition that still works: if {favoured} is the node cut off from the network but still reaching its peer's BMC, \
+                 it fences the healthy peer; a hung {favoured} is fenced {}s later than needed",
+                with.iter().filter_map(|d| d.1).max().unwrap_or(0)
+            ),
+            format!("{gate_fix}; keep the delay until then"),
+        ));
+    } else {
+        let what = if with.is_empty() { "no fence delay and no arbiter gate" } else { "equal fence delays on every node (they only postpone the race)" };
+        out.push(f(
+            "fence.race",
+            Severity::Error,
+            None,
+            format!("two_node=\"1\" with {what} ({ev}): on a network split both nodes stay quorate and fence each other at once (both can end powered off)"),
+            format!("{gate_fix}; as a stopgap set delay=\"15\" on the fence device of ONE node (the one that should survive, e.g. {})", fenced[0].node),
+        ));
+    }
+}
+
+/// When a certificate ends, read from its PEM: (not_after unix time, subject CN).
+pub fn cert_info(pem: &str) -> Result<(i64, Option<String>), String> {
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let cert = p.parse_x509().map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let cn = cert.subject().iter_common_name().next().and_then(|c| c.as_str().ok()).map(String::from);
+    Ok((cert.validity().not_after.timestamp(), cn))
+}
+
+/// A unix time as a date (UTC).
+pub fn date_of(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .map(|d| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()))
+        .unwrap_or_else(|_| ts.to_string())
+}
+
+/// Certificate findings: expired / ending within CERT_WARN_DAYS / CN not the cluster name.
+fn cert_finding(node: Option<&str>, c: &CertFacts, now: i64, cluster: Option<&str>, out: &mut Vec<Finding>) {
+    let who = node.map(|n| format!(" on {n}")).unwrap_or_else(|| " here".into());
+    let Some(pem) = &c.pem else {
+        out.push(f(
+            "arbiter.cert",
+            Severity::Error,
+            node,
+            format!("cannot read the gate's client certificate {}{who}: {}", c.path, c.error.as_deref().unwrap_or("?")),
+            "copy the node's certificate and key (from `twonode arbiter certs`) to the paths in the gate device (tlscert/tlskey), or fix the paths",
+        ));
+        return;
+    };
+    let (end, cn) = match cert_info(pem) {
+        Ok(x) => x,
+        Err(e) => {
+            out.push(f("arbiter.cert", Severity::Error, node, format!("{}{who}: {e}", c.path), "put the PEM certificate `twonode arbiter certs` made there"));
+            return;
+        }
+    };
+    let days = (end - now).div_euclid(86_400);
+    let ev = format!("{}{who}: CN {:?}, valid until {} ({days} days)", c.path, cn.as_deref().unwrap_or("-"), date_of(end));
+    if let (Some(want), Some(cn)) = (cluster, cn.as_deref()) {
+        if want != cn {
+            out.push(f(
+                "arbiter.cert",
+                Severity::Error,
+                node,
+                format!("{ev}: the arbiter only accepts a client certificate whose CN is the cluster name {want:?}"),
+                format!("sign a certificate for the cluster: `twonode arbiter certs sign --cluster {want} ...` on the arbiter"),
+            ));
+            return;
+        }
+    }
+    let renew = "make a new one before it ends: on the arbiter `twonode arbiter certs sign --cluster NAME --csr ...`, copy it to both nodes";
+    if end <= now {
+        out.push(f("arbiter.cert", Severity::Error, node, format!("{ev}: EXPIRED, the arbiter refuses the gate: no node can fence"), renew));
+    } else if days < CERT_WARN_DAYS {
+        out.push(f("arbiter.cert", Severity::Warning, node, format!("{ev}: ends in less than {CERT_WARN_DAYS} days"), renew));
+    } else {
+        out.push(f("arbiter.cert", Severity::Ok, node, ev, ""));
+    }
+}
+
+/// The arbiter as the gate sees it: probe (TLS + INIT) and each node's client certificate.
+fn gate_checks(facts: &Facts, c: &Conf, out: &mut Vec<Finding>) {
+    let Ok(targets) = targets_of(c) else { return };
+    let layout = gate_layout(&targets);
+    let Some(g) = layout.gates.first() else { return };
+    let cluster = c.model.cluster_name();
+    match &facts.gate_probe {
+        None => out.push(f(
+            "arbiter.gate",
+            Severity::Info,
+            None,
+            format!("the arbiter gate {} was not probed", g.target()),
+            "run doctor without --no-arbiter-probe on a node (it needs the gate's certificate files)",
+        )),
+        Some(p) if p.ok && p.depth == "init" => out.push(f(
+            "arbiter.gate",
+            Severity::Ok,
+            None,
+            format!(
+                "arbiter {} accepted the gate's client (TCP, TLS, INIT for cluster {:?}){}{}",
+                p.target,
+                cluster.unwrap_or("?"),
+                p.rtt_ms.map(|r| format!(", round trip {r:.1} ms")).unwrap_or_default(),
+                p.detail.as_deref().map(|d| format!("; {d}")).unwrap_or_default()
+            ),
+            "",
+        )),
+        Some(p) if p.ok => out.push(f(
+            "arbiter.gate",
+            Severity::Warning,
+            None,
+            format!(
+                "arbiter {} accepts TCP connections{}; TLS and INIT were NOT checked{}",
+                p.target,
+                p.rtt_ms.map(|r| format!(" ({r:.1} ms)")).unwrap_or_default(),
+                p.detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
+            ),
+            "run doctor on a cluster node, where the gate's certificate files are, so the full handshake is tried",
+        )),
+        Some(p) => out.push(f(
+            "arbiter.gate",
+            Severity::Error,
+            None,
+            format!(
+                "the gate cannot get an answer from the arbiter {}: {}. While this lasts NO node can fence (the gate fails safe: no vote, no fencing)",
+                p.target,
+                p.error.as_deref().unwrap_or("?")
+            ),
+            "start the arbiter (`twonode arbiter serve` on the third machine), open TCP to it, and check the CA/cert/key paths of the gate device",
+        )),
+    }
+    if let Some(cf) = facts.gate_probe.as_ref().and_then(|p| p.cert.as_ref()) {
+        if !facts.nodes.iter().any(|n| n.gate_cert.is_some()) {
+            cert_finding(None, cf, facts.now_unix, cluster, out);
+        }
+    }
+    for n in facts.nodes.iter().filter(|n| n.unreachable.is_none()) {
+        if let Some(cf) = &n.gate_cert {
+            cert_finding(Some(&n.name), cf, facts.now_unix, cluster, out);
+        }
+    }
 }
 
 fn fence_checks(facts: &Facts, c: &Conf, out: &mut Vec<Finding>) {
-    let targets = match targets_of(c) {
+    let all = match targets_of(c) {
         Ok(t) => t,
         Err(e) => {
             out.push(f("fence.config", Severity::Error, None, format!("fencing in {} cannot be read: {e}", c.path), "fix cluster.conf (see config.valid)"));
             return;
         }
     };
+    let layout = gate_layout(&all);
+    let targets = without_gate(&all);
     // Configuration risks, as `fence test` flags them (its fence_race rule is refined below).
     for r in crate::fence::test::risks(&targets, &literal_only) {
         if r.code == "fence_race" {
@@ -344,55 +870,12 @@ fn fence_checks(facts: &Facts, c: &Conf, out: &mut Vec<Finding>) {
         };
         out.push(f(&format!("fence.{}", r.code), sev, None, evidence, fix));
     }
-    // Fence race: a delay on exactly one node, or an arbiter deciding.
-    let fenced: Vec<&FenceTarget> = targets.iter().filter(|t| t.methods.iter().any(|m| !m.devices.is_empty())).collect();
-    if fenced.len() >= 2 {
-        let delay_of = |t: &FenceTarget| -> Option<u64> {
-            let m = t.methods.iter().find(|m| !m.devices.is_empty())?;
-            m.devices
-                .iter()
-                .filter_map(|d| {
-                    let t = Timing::for_device(d).ok().map(|x| x.delay.as_secs()).filter(|s| *s > 0);
-                    t.or_else(|| d.get(&["pcmk_delay_max", "pcmk_delay_base"]).map(|v| v.trim().trim_end_matches('s').parse().unwrap_or(1)))
-                })
-                .max()
-        };
-        let delays: Vec<(String, Option<u64>)> = fenced.iter().map(|t| (t.node.clone(), delay_of(t))).collect();
-        let ev = delays
-            .iter()
-            .map(|(n, d)| format!("{n}: {}", d.map(|d| format!("delay {d}s")).unwrap_or_else(|| "no delay".into())))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let with: Vec<&(String, Option<u64>)> = delays.iter().filter(|d| d.1.is_some()).collect();
-        let arb = arbiter_in_use(facts, Some(c));
-        if arb {
-            out.push(f("fence.race", Severity::Ok, None, format!("an arbiter decides which partition fences ({ev})"), ""));
-        } else if with.len() == 1 {
-            out.push(f("fence.race", Severity::Ok, None, format!("delay on exactly one node ({ev}): {} survives a split", with[0].0), ""));
-        } else if with.is_empty() {
-            out.push(f(
-                "fence.race",
-                Severity::Warning,
-                None,
-                format!("no fence delay and no arbiter ({ev}): on a network split both nodes can fence each other at once"),
-                format!("set delay=\"15\" on the fence device of ONE node (the one that should survive, e.g. {}), or configure an arbiter", fenced[0].node),
-            ));
-        } else {
-            let distinct: BTreeSet<Option<u64>> = with.iter().map(|d| d.1).collect();
-            out.push(f(
-                "fence.race",
-                if distinct.len() > 1 { Severity::Info } else { Severity::Warning },
-                None,
-                format!("every node has a fence delay ({ev}): equal delays only postpone the race"),
-                "keep the delay on the node that should survive only, or configure an arbiter",
-            ));
-        }
-    }
+    race_check(c, &layout, &targets, out);
     // Devices answering.
     match &facts.fence_checks {
         None => out.push(f("fence.device", Severity::Info, None, "fence devices were not contacted", "run without --no-fence to check them")),
         Some(checks) => {
-            for d in checks {
+            for d in checks.iter().filter(|d| !layout.gates.iter().any(|g| g.device == d.device)) {
                 if d.ok() {
                     out.push(f(
                         "fence.device",
@@ -432,10 +915,12 @@ fn fence_checks(facts: &Facts, c: &Conf, out: &mut Vec<Finding>) {
     }
 }
 
-fn arbiter_checks(facts: &Facts, c: Option<&Conf>, out: &mut Vec<Finding>) {
+fn arbiter_checks(facts: &Facts, c: Option<&Conf>, cluster: Option<&str>, out: &mut Vec<Finding>) {
     let Some(a) = &facts.arbiter else {
-        if c.is_none_or(|c| c.model.quorumd.is_none()) {
-            out.push(f("arbiter", Severity::Info, None, "no arbiter given (--arbiter)", ""));
+        let gated = facts.gate_probe.is_some() || c.is_some_and(|c| targets_of(c).is_ok_and(|t| !gate_layout(&t).gates.is_empty()));
+        let qdev = facts.nodes.iter().any(|n| n.qdevice.is_some());
+        if c.is_none_or(|c| c.model.quorumd.is_none()) && !gated && !qdev {
+            out.push(f("arbiter", Severity::Info, None, "no arbiter configured or given (--arbiter)", ""));
         }
         return;
     };
@@ -454,37 +939,68 @@ fn arbiter_checks(facts: &Facts, c: Option<&Conf>, out: &mut Vec<Finding>) {
         return;
     };
     out.push(f("arbiter.reachable", Severity::Ok, None, format!("arbiter status socket {} answered", a.target), ""));
-    let name = c.and_then(|c| c.model.cluster_name()).unwrap_or("");
-    let clusters = st["arbiter"]["clusters"].as_array().cloned().unwrap_or_default();
-    let Some(cl) = clusters.iter().find(|x| x["name"].as_str() == Some(name)) else {
+    if let Some(h) = st["arbiter"]["startup_hold_remaining_ms"].as_u64() {
         out.push(f(
-            "arbiter.lease",
+            "arbiter.hold",
             Severity::Warning,
             None,
-            format!(
-                "the arbiter knows no cluster \"{name}\" (it knows: {})",
-                clusters.iter().filter_map(|x| x["name"].as_str()).collect::<Vec<_>>().join(", ")
-            ),
-            "start the arbiter client (corosync-qdevice) on both nodes with this cluster name",
+            format!("the arbiter restarted recently: it grants no vote for another {:.1} s (leases of its previous instance)", h as f64 / 1000.0),
+            "wait; a split now would leave both partitions without the vote until the hold ends",
         ));
+    }
+    let name = cluster.unwrap_or("");
+    let gated = c.is_some_and(|c| targets_of(c).is_ok_and(|t| !gate_layout(&t).gates.is_empty()));
+    let clusters = st["arbiter"]["clusters"].as_array().cloned().unwrap_or_default();
+    let Some(cl) = clusters.iter().find(|x| x["name"].as_str() == Some(name)) else {
+        let known = clusters.iter().filter_map(|x| x["name"].as_str()).collect::<Vec<_>>().join(", ");
+        if gated {
+            // the gate connects only while a node fences
+            out.push(f(
+                "arbiter.lease",
+                Severity::Ok,
+                None,
+                format!("no client of cluster \"{name}\" connected now (normal for the gate: it connects only while a node fences; the arbiter knows: {known})"),
+                "",
+            ));
+        } else {
+            out.push(f(
+                "arbiter.lease",
+                Severity::Warning,
+                None,
+                format!("the arbiter knows no cluster \"{name}\" (it knows: {known})"),
+                "start the arbiter client (corosync-qdevice) on both nodes with this cluster name",
+            ));
+        }
         return;
     };
     let nodes = cl["nodes"].as_array().cloned().unwrap_or_default();
     let connected = nodes.iter().filter(|n| !n["conn"].is_null() || n.get("conn").is_none()).count();
-    let holder = nodes.iter().find(|n| n["holds_lease"].as_bool() == Some(true));
-    let ev = format!("{connected} of {} node(s) connected", nodes.len());
-    match holder {
-        Some(h) => out.push(f("arbiter.lease", Severity::Ok, None, format!("{ev}; node id {} holds the lease", h["node_id"]), "")),
-        None => out.push(f(
+    let holders: Vec<String> = nodes.iter().filter(|n| n["holds_lease"].as_bool() == Some(true)).map(|n| n["node_id"].to_string()).collect();
+    let per_node = nodes
+        .iter()
+        .map(|n| {
+            let ring = match &n["ring_id"] {
+                serde_json::Value::Object(r) => format!("{:x}.{:x}", r["node_id"].as_u64().unwrap_or(0), r["seq"].as_u64().unwrap_or(0)),
+                _ => "-".into(),
+            };
+            format!("node {}: vote {}, ring {ring}", n["node_id"], n["vote"].as_str().unwrap_or("-"))
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let ev = format!("cluster \"{name}\": {connected} of {} node(s) connected ({per_node})", nodes.len());
+    if holders.is_empty() {
+        out.push(f(
             "arbiter.lease",
             Severity::Warning,
             None,
             format!("{ev}; no node holds a lease"),
-            "check the arbiter clients on both nodes (`twonode arbiter status`)",
-        )),
+            "check the arbiter clients on both nodes (`twonode arbiter status`, `corosync-qdevice-tool -sv`)",
+        ));
+    } else {
+        out.push(f("arbiter.lease", Severity::Ok, None, format!("{ev}; lease held by node id {}", holders.join(", ")), ""));
     }
-    if connected < 2 {
-        out.push(f("arbiter.clients", Severity::Warning, None, ev, "start the arbiter client on the node that is missing"));
+    if connected < 2 && !gated {
+        out.push(f("arbiter.clients", Severity::Warning, None, ev, "start the arbiter client (corosync-qdevice) on the node that is missing"));
     }
 }
 
@@ -813,6 +1329,99 @@ pub struct GatherOptions<'a> {
     /// HOST:PORT of the arbiter, or its status socket path (anything with a `/`).
     pub arbiter: Option<&'a str>,
     pub arbiter_timeout: std::time::Duration,
+    /// corosync.conf paths tried on a node without cluster.conf (first found wins).
+    pub corosync_paths: Vec<std::path::PathBuf>,
+    /// Probe the arbiter through the gate's client when the gate is configured.
+    pub probe_gate: bool,
+}
+
+impl GatherOptions<'_> {
+    /// Defaults for tests and callers that set only a few fields.
+    pub fn new(conf_path: impl Into<std::path::PathBuf>) -> GatherOptions<'static> {
+        GatherOptions {
+            conf_path: conf_path.into(),
+            conf_overrides: BTreeMap::new(),
+            pve_dir: "/etc/pve".into(),
+            fence: true,
+            arbiter: None,
+            arbiter_timeout: std::time::Duration::from_secs(5),
+            corosync_paths: DEFAULT_COROSYNC.iter().map(std::path::PathBuf::from).collect(),
+            probe_gate: true,
+        }
+    }
+}
+
+/// Where corosync.conf is looked for (Proxmox first).
+pub const DEFAULT_COROSYNC: &[&str] = &["/etc/pve/corosync.conf", "/etc/corosync/corosync.conf"];
+
+/// Run a tool on a node with a time limit; Ok(stdout) when it printed something parseable.
+fn run_tool(h: &mut dyn Host, argv: &[&str]) -> Result<(i32, String, String), String> {
+    let mut full = vec!["timeout", "15"];
+    full.extend_from_slice(argv);
+    match h.run(&full, None) {
+        Ok(o) if o.status == 127 => Err(format!("`{}` is not installed on the node", argv[0])),
+        Ok(o) if o.status == 124 => Err(format!("`{}` did not answer within 15 s", argv.join(" "))),
+        Ok(o) => Ok((o.status, o.stdout_str(), o.stderr_str())),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+/// The node's quorum device state: `corosync-quorumtool -s` and `corosync-qdevice-tool -sv`.
+pub fn gather_qdevice(h: &mut dyn Host) -> qdevice::NodeQdevice {
+    let mut q = qdevice::NodeQdevice { node: h.name().to_string(), ..Default::default() };
+    match run_tool(h, &["corosync-quorumtool", "-s"]) {
+        // 0 quorate, 2 not quorate: both are answers
+        Ok((code, out, err)) => match qdevice::parse_quorumtool(&out) {
+            Ok(p) => q.quorumtool = Some(p),
+            Err(e) => q.quorumtool_error = Some(format!("exit {code}: {} ({e})", first_line(&err, &out))),
+        },
+        Err(e) => q.quorumtool_error = Some(e),
+    }
+    match run_tool(h, &["corosync-qdevice-tool", "-s", "-v"]) {
+        Ok((code, out, err)) => match qdevice::parse_qdevice_tool(&out) {
+            Ok(p) => q.qdevice_tool = Some(p),
+            Err(_) => q.qdevice_tool_error = Some(format!("exit {code}: {}", first_line(&err, &out))),
+        },
+        Err(e) => q.qdevice_tool_error = Some(e),
+    }
+    q
+}
+
+fn first_line(a: &str, b: &str) -> String {
+    a.lines().chain(b.lines()).map(str::trim).find(|l| !l.is_empty()).unwrap_or("no output").to_string()
+}
+
+/// Probe the arbiter the way the gate reaches it. Until the gate's client
+/// (`quorum::arbiter::client::probe`) is on this branch, this is a TCP connect only (depth "tcp").
+pub fn probe_gate(g: &GateConf, _cluster: &str, _node_ids: &[u32], timeout: std::time::Duration) -> GateProbe {
+    use std::net::ToSocketAddrs;
+    let mut p = GateProbe { target: g.target(), depth: "tcp".into(), ..Default::default() };
+    if let Some(c) = &g.cert {
+        p.cert = Some(read_cert_local(c));
+    }
+    let t0 = std::time::Instant::now();
+    match (g.host.as_str(), g.port).to_socket_addrs() {
+        Ok(mut it) => match it.next() {
+            Some(addr) => match std::net::TcpStream::connect_timeout(&addr, timeout) {
+                Ok(_) => {
+                    p.ok = true;
+                    p.rtt_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
+                    p.detail = Some("the gate's TLS client is not built into this twonode".into());
+                }
+                Err(e) => p.error = Some(format!("connecting to {addr}: {e}")),
+            },
+            None => p.error = Some(format!("{} has no address", g.host)),
+        },
+        Err(e) => p.error = Some(format!("{} does not resolve: {e}", g.host)),
+    }
+    p
+}
+
+fn read_cert_local(path: &str) -> CertFacts {
+    match std::fs::read_to_string(path) {
+        Ok(t) => CertFacts { path: path.into(), pem: Some(t), error: None },
+        Err(e) => CertFacts { path: path.into(), pem: None, error: Some(e.to_string()) },
+    }
 }
 
 fn gather_node(h: &mut dyn Host, o: &GatherOptions) -> NodeFacts {
@@ -829,6 +1438,23 @@ fn gather_node(h: &mut dyn Host, o: &GatherOptions) -> NodeFacts {
     match h.read_file(&conf_path) {
         Ok(b) => nf.conf = Some(b),
         Err(e) => nf.conf_error = Some(format!("{e:#}")),
+    }
+    if nf.conf.is_none() {
+        for p in &o.corosync_paths {
+            if let Ok(b) = h.read_file(p) {
+                nf.corosync_path = Some(p.display().to_string());
+                nf.corosync_conf = Some(String::from_utf8_lossy(&b).into_owned());
+                break;
+            }
+        }
+        let net = nf
+            .corosync_conf
+            .as_deref()
+            .and_then(|t| crate::quorum::corosync_conf::CorosyncConf::parse(t).ok())
+            .is_some_and(|c| c.get("quorum.device", "model") == Some("net"));
+        if net {
+            nf.qdevice = Some(gather_qdevice(h));
+        }
     }
     match h.run(&["drbdadm", "dump"], None) {
         Ok(out) if out.success() => match crate::drbd::parse::parse_auto(&out.stdout_str()) {
@@ -875,29 +1501,78 @@ fn gather_node(h: &mut dyn Host, o: &GatherOptions) -> NodeFacts {
     nf
 }
 
-/// Gather the facts from the nodes, the fence devices and the arbiter.
-pub fn gather(hosts: &mut [Box<dyn Host>], o: &GatherOptions) -> Facts {
-    let mut facts = Facts::default();
+/// Gather the facts from the nodes, the fence devices and the arbiter. `bar` shows what is being
+/// contacted (pass `ProgressBar::hidden()` for none).
+pub fn gather(hosts: &mut [Box<dyn Host>], o: &GatherOptions, bar: &ProgressBar) -> Facts {
+    let mut facts = Facts {
+        now_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+        ..Default::default()
+    };
+    bar.set_length(hosts.len() as u64 + u64::from(o.arbiter.is_some()));
     for h in hosts.iter_mut() {
+        bar.set_message(format!("node {}", h.name()));
         facts.nodes.push(gather_node(h.as_mut(), o));
+        bar.inc(1);
     }
-    if o.fence {
-        // The fence devices come from the newest readable config.
-        let best = facts
-            .nodes
-            .iter()
-            .filter_map(|n| n.conf.as_ref().map(|b| (n, b)))
-            .filter_map(|(n, b)| Model::parse(b).ok().map(|(_, m)| (n, b, m.version())))
-            .max_by_key(|x| x.2);
-        if let Some((n, b, _)) = best {
-            if let Ok(targets) = crate::fence::spec::from_cluster_conf(&String::from_utf8_lossy(b), &n.conf_path) {
-                let clock = crate::fence::engine::RealClock::new();
-                let mut opener = crate::fence::drivers::RealOpener;
-                facts.fence_checks = Some(crate::fence::test::check_devices(&targets, &mut opener, &clock));
+    // The fence devices and the gate come from the newest readable config.
+    let best = facts
+        .nodes
+        .iter()
+        .filter_map(|n| n.conf.as_ref().map(|b| (n, b)))
+        .filter_map(|(n, b)| Model::parse(b).ok().map(|(_, m)| (n, b, m)))
+        .max_by_key(|x| x.2.version());
+    let parsed = best.and_then(|(n, b, m)| {
+        crate::fence::spec::from_cluster_conf(&String::from_utf8_lossy(b), &n.conf_path).ok().map(|t| (t, m))
+    });
+    if let Some((targets, model)) = parsed {
+        let layout = gate_layout(&targets);
+        let plain = without_gate(&targets);
+        if o.fence {
+            let clock = crate::fence::engine::RealClock::new();
+            let mut opener = crate::fence::drivers::RealOpener;
+            let n: usize = plain.iter().flat_map(|t| &t.methods).map(|m| m.devices.len()).sum();
+            bar.inc_length(n as u64);
+            let mut checks = Vec::new();
+            for t in &plain {
+                for m in &t.methods {
+                    for d in &m.devices {
+                        bar.set_message(format!("fence device {} ({} method {})", d.name, t.node, m.name));
+                        let one = FenceTarget {
+                            node: t.node.clone(),
+                            nodeid: t.nodeid.clone(),
+                            methods: vec![crate::fence::spec::Method { name: m.name.clone(), devices: vec![d.clone()] }],
+                        };
+                        checks.extend(crate::fence::test::check_devices(&[one], &mut opener, &clock));
+                        bar.inc(1);
+                    }
+                }
+            }
+            facts.fence_checks = Some(checks);
+        }
+        if let Some(g) = layout.gates.first() {
+            // each node's client certificate, read on the node
+            if let Some(cert) = &g.cert {
+                for (h, nf) in hosts.iter_mut().zip(facts.nodes.iter_mut()) {
+                    if nf.unreachable.is_some() {
+                        continue;
+                    }
+                    nf.gate_cert = Some(match h.read_file(Path::new(cert)) {
+                        Ok(b) => CertFacts { path: cert.clone(), pem: Some(String::from_utf8_lossy(&b).into_owned()), error: None },
+                        Err(e) => CertFacts { path: cert.clone(), pem: None, error: Some(format!("{e:#}")) },
+                    });
+                }
+            }
+            if o.probe_gate {
+                bar.inc_length(1);
+                bar.set_message(format!("arbiter {} (gate)", g.target()));
+                let ids: Vec<u32> = model.nodes.iter().filter_map(|n| n.nodeid.as_deref().and_then(|v| v.trim().parse().ok())).collect();
+                facts.gate_probe = Some(probe_gate(g, model.cluster_name().unwrap_or(""), &ids, o.arbiter_timeout));
+                bar.inc(1);
             }
         }
     }
     if let Some(t) = o.arbiter {
+        bar.set_message(format!("arbiter {t}"));
         let mut a = ArbiterFacts { target: t.to_string(), ..Default::default() };
         if t.contains('/') {
             match crate::quorum::arbiter::server::query_status(Path::new(t)) {
@@ -921,7 +1596,9 @@ pub fn gather(hosts: &mut [Box<dyn Host>], o: &GatherOptions) -> Facts {
             }
         }
         facts.arbiter = Some(a);
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     facts
 }
 

@@ -83,6 +83,7 @@ fn good_facts() -> Facts {
         ],
         fence_checks: None,
         arbiter: None,
+        ..Default::default()
     }
 }
 
@@ -102,7 +103,8 @@ fn healthy_cluster_has_no_error() {
     let fs = diagnose(&facts);
     assert!(fs.iter().all(|f| f.severity != Severity::Error), "{fs:#?}");
     assert_eq!(one(&fs, "config.version").severity, Severity::Ok);
-    assert_eq!(one(&fs, "fence.race").severity, Severity::Ok);
+    // a static delay on one node is a weak protection: a warning, not an error
+    assert_eq!(one(&fs, "fence.race").severity, Severity::Warning);
     assert_eq!(one(&fs, "drbd.state").severity, Severity::Ok);
     assert_eq!(one(&fs, "quorum.arithmetic").severity, Severity::Ok);
     assert!(find(&fs, "drbd.peers").iter().all(|f| f.severity == Severity::Ok));
@@ -141,7 +143,7 @@ fn invalid_config_is_an_error_on_that_node() {
 }
 
 #[test]
-fn no_delay_is_a_warning_unless_an_arbiter_decides() {
+fn fence_race_nothing_is_an_error_a_delay_is_weak_an_arbiter_alone_does_not_protect_cman() {
     let mut facts = good_facts();
     let c = conf(3, &ipmi_dev("bmc-alice", 1, ""), &ipmi_dev("bmc-bob", 2, ""), "");
     for n in &mut facts.nodes {
@@ -149,12 +151,14 @@ fn no_delay_is_a_warning_unless_an_arbiter_decides() {
     }
     let fs = diagnose(&facts);
     let r = one(&fs, "fence.race");
-    assert_eq!(r.severity, Severity::Warning);
-    assert!(r.fix.contains("delay=\"15\""), "{r:?}");
+    assert_eq!(r.severity, Severity::Error, "nothing under two_node: {r:?}");
+    assert!(r.fix.contains("twonode conf gate-fencing") && r.fix.contains("delay=\"15\""), "{r:?}");
     assert_eq!(one(&fs, "arbiter").severity, Severity::Info);
+    assert_eq!(exit_code(&facts, &fs), 1);
+    // a reachable arbiter does not decide a cman fence race by itself (cman has no qdevice)
     facts.arbiter = Some(twonode::doctor::ArbiterFacts { target: "127.0.0.1:1".into(), reachable: true, ..Default::default() });
     let fs = diagnose(&facts);
-    assert_eq!(one(&fs, "fence.race").severity, Severity::Ok);
+    assert_eq!(one(&fs, "fence.race").severity, Severity::Error);
     assert_eq!(one(&fs, "arbiter.reachable").severity, Severity::Ok);
     // delays on both nodes, equal: still a race
     let c = conf(3, &ipmi_dev("bmc-alice", 1, r#"delay="15""#), &ipmi_dev("bmc-bob", 2, r#"delay="15""#), "");
@@ -162,7 +166,18 @@ fn no_delay_is_a_warning_unless_an_arbiter_decides() {
     for n in &mut facts.nodes {
         n.conf = Some(c.clone().into_bytes());
     }
-    assert_eq!(one(&diagnose(&facts), "fence.race").severity, Severity::Warning);
+    assert_eq!(one(&diagnose(&facts), "fence.race").severity, Severity::Error);
+    // one delay: weak, explained
+    let r = one(&diagnose(&good_facts()), "fence.race").clone();
+    assert_eq!(r.severity, Severity::Warning);
+    assert!(r.evidence.contains("weak") && r.evidence.contains("alice") && r.fix.contains("gate-fencing"), "{r:?}");
+    // two_node="0": no race
+    let c = conf(3, &ipmi_dev("bmc-alice", 1, ""), &ipmi_dev("bmc-bob", 2, ""), "").replace(r#"two_node="1" expected_votes="1""#, r#"two_node="0""#);
+    let mut facts = good_facts();
+    for n in &mut facts.nodes {
+        n.conf = Some(c.clone().into_bytes());
+    }
+    assert_eq!(one(&diagnose(&facts), "fence.race").severity, Severity::Ok);
 }
 
 #[test]
@@ -368,7 +383,7 @@ fn end_to_end_over_simulated_drbd_nodes_and_real_bmc_simulators() {
     assert!(!all.contains("secret"), "a password leaked: {all}");
     assert_eq!(sev(&v, "config.version"), ["ok"], "{all}");
     assert_eq!(sev(&v, "fence.device"), ["ok", "ok"], "both simulated BMCs answer: {all}");
-    assert_eq!(sev(&v, "fence.race"), ["ok"], "{all}");
+    assert_eq!(sev(&v, "fence.race"), ["warning"], "one static delay: weak: {all}");
     assert_eq!(sev(&v, "drbd.state"), ["ok"], "{all}");
     assert_eq!(sev(&v, "drbd.peers"), ["ok", "ok"], "{all}");
     assert_eq!(sev(&v, "ha.drbd-coherence"), ["ok", "ok"], "{all}");
@@ -408,4 +423,170 @@ fn end_to_end_over_simulated_drbd_nodes_and_real_bmc_simulators() {
     let (code, v, all) = run(&["--json", "doctor", "--file", &cfile.display().to_string(), "--no-fence", "--node", &alice, "--node", "bob=root@127.0.0.1:1", "--known-hosts", "/dev/null", "--ssh-timeout", "2"]);
     assert_eq!(code, 2, "{all}");
     assert_eq!(sev(&v, "node.reachable"), ["error"], "{all}");
+}
+
+// ------------------------------------------------------------------------------------------------
+// corosync with a quorum device: real `corosync-quorumtool -s` / `corosync-qdevice-tool -sv`
+// outputs captured in the netns lab (fixtures/corosync/qdevice/SOURCES.md)
+
+fn qfix(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/corosync/qdevice").join(name);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn corosync_facts(state: &str) -> Facts {
+    use twonode::doctor::qdevice::{parse_qdevice_tool, parse_quorumtool, NodeQdevice};
+    let cc = qfix("corosync.conf.n1");
+    let nodes = ["n1", "n2"]
+        .iter()
+        .map(|n| {
+            let qt = qfix(&format!("{state}.{n}.quorumtool.txt"));
+            let qd = qfix(&format!("{state}.{n}.qdevice-tool.txt"));
+            let (qdt, qde) = match parse_qdevice_tool(&qd) {
+                Ok(p) => (Some(p), None),
+                Err(_) => (None, Some(qd.trim().to_string())),
+            };
+            NodeFacts {
+                name: n.to_string(),
+                conf_path: "/etc/cluster/cluster.conf".into(),
+                conf_error: Some("No such file or directory".into()),
+                corosync_path: Some("/etc/corosync/corosync.conf".into()),
+                corosync_conf: Some(cc.clone()),
+                drbd_configs: Some(vec![]),
+                qdevice: Some(NodeQdevice {
+                    node: n.to_string(),
+                    quorumtool: Some(parse_quorumtool(&qt).expect("real quorumtool output parses")),
+                    qdevice_tool: qdt,
+                    qdevice_tool_error: qde,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    Facts { nodes, ..Default::default() }
+}
+
+fn node_finding<'a>(fs: &'a [Finding], check: &str, node: &str) -> &'a Finding {
+    fs.iter().find(|f| f.check == check && f.node.as_deref() == Some(node)).unwrap_or_else(|| panic!("{check} for {node}: {fs:#?}"))
+}
+
+#[test]
+fn real_quorumtool_outputs_parse() {
+    use twonode::doctor::qdevice::{parse_qdevice_tool, parse_quorumtool};
+    let q = parse_quorumtool(&qfix("ring-cut.n2.quorumtool.txt")).unwrap();
+    assert_eq!((q.node_id, q.ring_id.as_deref(), q.quorate, q.activity_blocked), (Some(2), Some("2.d"), Some(false), true));
+    assert_eq!(q.device_row, Some((0, Some(1))), "0 votes now, configured with 1");
+    assert_eq!(q.local().and_then(|m| m.qdevice.as_deref()), Some("A,NV,NMW"));
+    let q = parse_quorumtool(&qfix("healthy.n1.quorumtool.txt")).unwrap();
+    assert_eq!(q.member_ids(), vec![1, 2]);
+    assert_eq!((q.total_votes, q.expected_votes, q.device_votes()), (Some(3), Some(3), 1));
+    assert!(q.members.iter().all(|m| m.qdevice.as_deref() == Some("A,V,NMW")), "{q:?}");
+    assert_eq!(q.local().map(|m| m.name.as_str()), Some("n1"));
+    let q = parse_quorumtool(&qfix("no-qdevice.n1.quorumtool.txt")).unwrap();
+    assert!(q.members.iter().all(|m| m.qdevice.is_none()) && q.device_row.is_none());
+    let d = parse_qdevice_tool(&qfix("healthy.n2.qdevice-tool.txt")).unwrap();
+    assert_eq!((d.state.as_deref(), d.cast_vote, d.membership.clone()), (Some("Connected"), true, vec![1, 2]));
+    assert_eq!(d.qnetd_host.as_deref(), Some("10.77.2.254:5403"));
+    let d = parse_qdevice_tool(&qfix("arbiter-killed.n1.qdevice-tool.txt")).unwrap();
+    assert_eq!((d.state.as_deref(), d.cast_vote), (Some("Connect failed"), false));
+    assert!(parse_qdevice_tool(&qfix("no-qdevice.n1.qdevice-tool.txt")).is_err());
+}
+
+#[test]
+fn qdevice_healthy_both_nodes_agree_and_the_device_decides_the_race() {
+    let facts = corosync_facts("healthy");
+    let fs = diagnose(&facts);
+    assert_eq!(node_finding(&fs, "qdevice.state", "n1").severity, Severity::Ok, "{fs:#?}");
+    assert_eq!(node_finding(&fs, "qdevice.state", "n2").severity, Severity::Ok);
+    let p = one(&fs, "qdevice.partition");
+    assert_eq!(p.severity, Severity::Ok);
+    assert!(p.evidence.contains("ring 1.9") && p.evidence.contains("[1, 2]"), "{p:?}");
+    let r = one(&fs, "fence.race");
+    assert_eq!(r.severity, Severity::Ok);
+    assert!(r.evidence.contains("10.77.2.254"), "{r:?}");
+    assert!(find(&fs, "config.readable").is_empty(), "a corosync cluster needs no cluster.conf: {fs:#?}");
+    assert_eq!(one(&fs, "quorum.arithmetic").severity, Severity::Ok);
+    assert_eq!(exit_code(&facts, &fs), 0, "{fs:#?}");
+}
+
+#[test]
+fn qdevice_ring_cut_one_partition_holds_the_vote() {
+    let fs = diagnose(&corosync_facts("ring-cut"));
+    assert_eq!(node_finding(&fs, "qdevice.state", "n1").severity, Severity::Ok, "{fs:#?}");
+    let n2 = node_finding(&fs, "qdevice.state", "n2");
+    assert_eq!(n2.severity, Severity::Error);
+    assert!(n2.evidence.contains("lost the arbiter's vote (NACK)") && n2.evidence.contains("A,NV,NMW"), "{n2:?}");
+    let p = one(&fs, "qdevice.partition");
+    assert_eq!(p.severity, Severity::Error);
+    assert!(p.evidence.contains("n1 holds the vote") && p.evidence.contains("ring 2.d"), "{p:?}");
+}
+
+#[test]
+fn qdevice_arbiter_down_and_qdevice_not_running_are_errors() {
+    let fs = diagnose(&corosync_facts("arbiter-killed"));
+    for n in ["n1", "n2"] {
+        let s = node_finding(&fs, "qdevice.state", n);
+        assert_eq!(s.severity, Severity::Error);
+        assert!(s.evidence.contains("not connected to the arbiter 10.77.2.254:5403") && s.evidence.contains("Connect failed"), "{s:?}");
+    }
+    assert_eq!(one(&fs, "qdevice.partition").severity, Severity::Ok, "still one partition: {fs:#?}");
+    let fs = diagnose(&corosync_facts("no-qdevice"));
+    let s = node_finding(&fs, "qdevice.state", "n1");
+    assert_eq!(s.severity, Severity::Error);
+    assert!(s.fix.contains("corosync-qdevice") && s.evidence.contains("Can't connect to QDevice socket"), "{s:?}");
+}
+
+/// Per-node tool wrappers in `DIR/NODE/bin` (the PATH a `lab:DIR` node gets): the fake
+/// corosync tools print the captured outputs (a parser fixture, not a peer), drbdadm says there is
+/// no DRBD on the node.
+fn fake_corosync_nodes(dir: &Path, state: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    for n in ["n1", "n2"] {
+        let bin = dir.join(n).join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/corosync/qdevice");
+        let rc_qt = if qfix(&format!("{state}.{n}.quorumtool.txt")).contains("Quorate:          No") { 2 } else { 0 };
+        let rc_qd = if qfix(&format!("{state}.{n}.qdevice-tool.txt")).starts_with("corosync-qdevice-tool:") { 3 } else { 0 };
+        for (tool, file, rc) in [("corosync-quorumtool", "quorumtool", rc_qt), ("corosync-qdevice-tool", "qdevice-tool", rc_qd)] {
+            let p = bin.join(tool);
+            std::fs::write(&p, format!("#!/bin/sh\ncat '{}/{state}.{n}.{file}.txt'\nexit {rc}\n", fx.display())).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let p = bin.join("drbdadm");
+        std::fs::write(&p, "#!/bin/sh\necho 'no resources defined!' >&2\nexit 1\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+#[test]
+fn cli_reads_the_qdevice_state_on_each_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let cc = dir.path().join("corosync.conf");
+    std::fs::write(&cc, qfix("corosync.conf.n1")).unwrap();
+    let missing = dir.path().join("no-cluster.conf");
+    for (state, code) in [("healthy", 0), ("ring-cut", 1)] {
+        let nodes = dir.path().join(state);
+        fake_corosync_nodes(&nodes, state);
+        let n1 = format!("n1=lab:{}", nodes.display());
+        let n2 = format!("n2=lab:{}", nodes.display());
+        let (c, v, all) = run(&[
+            "--json", "doctor", "--file", &missing.display().to_string(), "--corosync-conf", &cc.display().to_string(),
+            "--no-fence", "--pve-dir", &dir.path().display().to_string(), "--node", &n1, "--node", &n2,
+        ]);
+        assert_eq!(c, code, "{state}: {all}");
+        let states = sev(&v, "qdevice.state");
+        let part = sev(&v, "qdevice.partition");
+        match state {
+            "healthy" => {
+                assert_eq!(states, ["ok", "ok"], "{all}");
+                assert_eq!(part, ["ok"], "{all}");
+            }
+            _ => {
+                assert_eq!(states, ["error", "ok"], "errors sort first: {all}");
+                assert_eq!(part, ["error"], "{all}");
+            }
+        }
+        assert!(!all.contains("doctor ["), "no progress bar without a terminal: {all}");
+    }
 }
