@@ -433,3 +433,109 @@ fn simulated_clusters_get_the_vote_and_one_half_after_a_split() {
     assert_eq!(r.votes, 20, "{r:?}");
     assert_eq!(r.split_votes, 20, "one half of every split cluster holds the vote: {r:?}");
 }
+
+/// A qdevice-like client of cluster `cluster`, node `node`, reporting `ring` with `members`:
+/// PREINIT, INIT, config list {1,2}, membership list. Answers VOTE_INFO; returns the socket.
+fn join(addr: SocketAddr, cluster: &str, node: u32, ring: RingId, members: &[u32]) -> TcpStream {
+    use twonode::quorum::arbiter::wire::{NodeInfo, NodeList, NodeListType};
+    let nl = |seq: u32, t: NodeListType, r: Option<RingId>, ids: &[u32]| {
+        Message::NodeList(NodeList {
+            seq: Some(seq),
+            list_type: Some(t),
+            ring_id: r,
+            nodes: ids.iter().map(|i| NodeInfo { node_id: *i, data_center_id: 0, node_state: None }).collect(),
+            ..NodeList::default()
+        })
+    };
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    send(&mut s, &preinit(1, cluster));
+    assert!(matches!(recv(&mut s), Some(Message::PreinitReply { .. })));
+    let Message::Init(mut i) = init(2, node) else { unreachable!() };
+    i.ring_id = Some(ring);
+    send(&mut s, &Message::Init(i));
+    assert!(matches!(recv(&mut s), Some(Message::InitReply(_))));
+    send(&mut s, &nl(3, NodeListType::InitialConfig, None, &[1, 2]));
+    assert!(matches!(recv(&mut s), Some(Message::NodeListReply { .. })));
+    send(&mut s, &nl(4, NodeListType::Membership, Some(ring), members));
+    s
+}
+
+/// `--log-format json`: every stderr line of the daemon is one JSON object with timestamp and
+/// level; decisions carry event, cluster, node and ring (ACK for a whole cluster, the restart
+/// hold making a split cluster wait, with its reason, a client closing).
+#[test]
+fn json_logs_one_object_per_line_with_decision_fields() {
+    use std::io::BufRead;
+    let t = tempfile::tempdir().unwrap();
+    let conf = t.path().join("arbiter.toml");
+    // the config file says text; the command line wins
+    std::fs::write(&conf, "listen = \"127.0.0.1\"\nport = 0\nstatus_socket = \"\"\nlog_format = \"text\"\n[tls]\nmode = \"off\"\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_twonode"))
+        .args(["arbiter", "serve", "--log-format", "json", "--config"])
+        .arg(&conf)
+        .env_remove("TWONODE_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = child.stderr.take().unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let guard = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines: Vec<String> = Vec::new();
+    let wait_for = |what: &str, pred: &dyn Fn(&serde_json::Value) -> bool, lines: &mut Vec<String>| -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(v) = lines.iter().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|v| pred(v)) {
+                return v;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) => lines.push(l),
+                Err(_) => panic!("no log line with {what}; got:\n{}", lines.join("\n")),
+            }
+        }
+    };
+    let started = wait_for("message 'arbiter started'", &|v| v["message"] == "arbiter started", &mut lines);
+    let addr: SocketAddr = started["listen"].as_str().unwrap().parse().unwrap();
+    // a whole cluster gets its vote at once, even during the restart hold
+    let r4 = RingId { node_id: 1, seq: 4 };
+    let _w1 = join(addr, "whole", 1, r4, &[1, 2]);
+    let _w2 = join(addr, "whole", 2, r4, &[1, 2]);
+    for n in [1, 2] {
+        let ack = wait_for(&format!("event=ack node={n}"), &|v| v["event"] == "ack" && v["cluster"] == "whole" && v["node"] == n, &mut lines);
+        assert_eq!(ack["ring"], "1/4", "{ack}");
+        assert_eq!(ack["level"], "INFO", "{ack}");
+    }
+    // a split cluster waits for the restart hold (the reason is in the line)
+    let _s1 = join(addr, "split", 1, RingId { node_id: 1, seq: 8 }, &[1]);
+    let s2 = join(addr, "split", 2, RingId { node_id: 2, seq: 8 }, &[2]);
+    let w = wait_for("event=waiting", &|v| v["event"] == "waiting" && v["cluster"] == "split", &mut lines);
+    assert!(w["reason"].as_str().unwrap_or("").contains("restart hold"), "{w}");
+    assert_eq!(w["ring"], "1/8", "tie-breaker lowest: {w}");
+    drop(s2);
+    let c = wait_for("event=closed_by_peer", &|v| v["event"] == "closed_by_peer" && v["cluster"] == "split", &mut lines);
+    assert_eq!(c["node"], 2, "{c}");
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    wait_for("message 'arbiter stopped'", &|v| v["message"] == "arbiter stopped", &mut lines);
+    drop(guard);
+    let _ = reader.join();
+    lines.extend(rx.try_iter());
+    assert!(lines.len() >= 8, "{lines:?}");
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v.is_object() && v["timestamp"].is_string() && v["level"].is_string() && v["message"].is_string(), "{l}");
+    }
+}

@@ -13,6 +13,7 @@ Config file (TOML, every key optional; defaults shown):
   listen = \"::\"            port = 5403        max_clients = 0
   status_socket = \"/run/twonode-arbiter/status.sock\"
   lease_margin_ms = 1000     # extra margin on every vote lease
+  log_format = \"text\"       # text | json (one JSON object per line, for log shippers)
   [tls]
   mode = \"on\"              # on | required | off   (corosync-qnetd -s on|req|off)
   client_cert_required = true
@@ -21,7 +22,9 @@ Config file (TOML, every key optional; defaults shown):
   [arbiter]                # core settings: clock_drift, dpd_coefficient, heartbeat_min_ms, ...
 Signals: SIGTERM/SIGINT stop the daemon cleanly (clients are closed; a restarted arbiter grants
 no vote until every lease a previous instance may have granted has expired).
-Logs: structured, on stderr (TWONODE_LOG=info|debug, or -v/-vv).")]
+Logs: on stderr, level info by default (TWONODE_LOG=warn|info|debug, or -vv for debug); every
+decision is one line with key=value fields (event=ack|nack|hold_released|waiting|close|join...,
+cluster, node, conn, ring, reason), or one JSON object per line with --log-format json.")]
 pub struct ServeArgs {
     /// Config file; a missing default file means defaults.
     #[arg(long, short = 'c', default_value = server::DEFAULT_CONFIG)]
@@ -38,6 +41,10 @@ pub struct ServeArgs {
     /// Override `status_socket`.
     #[arg(long)]
     pub status_socket: Option<PathBuf>,
+    /// Override `log_format`: text, or json (one JSON object per line: timestamp, level, message,
+    /// event, cluster, node, conn, ring, reason).
+    #[arg(long, value_enum)]
+    pub log_format: Option<server::LogFormat>,
     /// Check the configuration (and load the TLS files), print it, and exit.
     #[arg(long)]
     pub check: bool,
@@ -112,6 +119,16 @@ pub fn serve(a: ServeArgs, g: &Global) -> anyhow::Result<i32> {
     if let Some(s) = a.status_socket {
         cfg.status_socket = s;
     }
+    if let Some(f) = a.log_format {
+        cfg.log_format = f;
+    }
+    // the daemon logs its decisions at info by default (other commands: warnings only)
+    let level = match g.verbose {
+        0 | 1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    server::init_logging(cfg.log_format, level);
     cfg.finish()?;
     if a.check {
         if cfg.arbiter.tls != crate::quorum::arbiter::wire::TlsSupported::Unsupported {

@@ -87,7 +87,10 @@ pub fn main() -> i32 {
         return code;
     }
     let cli = Cli::parse();
-    init_logging(cli.global.verbose);
+    // `arbiter serve` sets up its own logging once its config (log_format) is read
+    if !matches!(&cli.command, Command::Arbiter(a) if matches!(a.cmd, arbiter::Cmd::Serve(_))) {
+        init_logging(cli.global.verbose);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(err) => {

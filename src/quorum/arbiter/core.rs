@@ -181,7 +181,50 @@ pub enum Action {
     Close { conn: ConnId, reason: String },
     /// Deliver `Event::Tick` at (or after) this time. Replaces any earlier request.
     SetTimer { at: Millis },
-    Log { level: Level, text: String },
+    /// A log line: `text` for humans, `fields` for structured (JSON) logs.
+    Log { level: Level, text: String, fields: LogFields },
+}
+
+/// The structured facts of a log line (`twonode arbiter serve --log-format json`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LogFields {
+    /// What happened: `ack`, `nack`, `hold_released`, `waiting` (the chosen partition waits for
+    /// an old vote), `join`, `init_refused`, `close` (the arbiter closes), `closed_by_peer`,
+    /// `connect`, `bad_frame`, `unexpected_message`; `log` for anything else.
+    pub event: &'static str,
+    pub cluster: Option<String>,
+    pub node: Option<u32>,
+    pub conn: Option<ConnId>,
+    /// The ring the event is about (`node_id/seq`).
+    pub ring: Option<RingId>,
+    /// Why (close reason, release rule, what the partition waits for...).
+    pub reason: Option<String>,
+}
+
+impl LogFields {
+    fn ev(event: &'static str) -> LogFields {
+        LogFields { event, ..LogFields::default() }
+    }
+    fn cluster(mut self, c: &str) -> Self {
+        self.cluster = Some(c.to_string());
+        self
+    }
+    fn node(mut self, n: u32) -> Self {
+        self.node = Some(n);
+        self
+    }
+    fn conn(mut self, c: ConnId) -> Self {
+        self.conn = Some(c);
+        self
+    }
+    fn ring(mut self, r: RingId) -> Self {
+        self.ring = Some(r);
+        self
+    }
+    fn reason(mut self, r: impl Into<String>) -> Self {
+        self.reason = Some(r.into());
+        self
+    }
 }
 
 /// The arbiter's state.
@@ -295,7 +338,7 @@ impl Arbiter {
     pub fn handle(&mut self, now: Millis, ev: Event) -> Vec<Action> {
         match ev {
             Event::ClientConnected { conn, peer } => {
-                self.log(Level::Debug, format!("conn {conn}: new client from {peer}"));
+                self.log_ev(Level::Debug, LogFields::ev("connect").conn(conn).reason(peer.clone()), format!("conn {conn}: new client from {peer}"));
                 self.conns.insert(conn, Conn::new(peer, now, &self.cfg));
             }
             Event::Message { conn, msg } => self.on_message(now, conn, msg),
@@ -304,7 +347,8 @@ impl Arbiter {
                     WireError::UnsupportedMessage { seq, .. } => *seq,
                     _ => None,
                 };
-                self.log(Level::Warn, format!("conn {conn}: bad frame: {error}"));
+                let f = self.conn_fields("bad_frame", conn).reason(error.to_string());
+                self.log_ev(Level::Warn, f, format!("conn {conn}: bad frame: {error}"));
                 self.send(conn, Message::server_error(seq, error.reply_code()));
                 if !matches!(error, WireError::UnsupportedMessage { .. } | WireError::TooLong { .. }) {
                     self.close(now, conn, format!("undecodable message: {error}"));
@@ -319,7 +363,8 @@ impl Arbiter {
                 }
             }
             Event::ClientClosed { conn } => {
-                self.log(Level::Info, format!("conn {conn}: closed by peer"));
+                let f = self.conn_fields("closed_by_peer", conn);
+                self.log_ev(Level::Info, f, format!("conn {conn}: closed by peer"));
                 self.drop_conn(now, conn, true);
             }
             Event::Tick => {}
@@ -337,8 +382,23 @@ impl Arbiter {
 
     // ---- plumbing -------------------------------------------------------------------------
 
+    #[allow(dead_code)]
     fn log(&mut self, level: Level, text: String) {
-        self.out.push(Action::Log { level, text });
+        self.out.push(Action::Log { level, text, fields: LogFields::ev("log") });
+    }
+    fn log_ev(&mut self, level: Level, fields: LogFields, text: String) {
+        self.out.push(Action::Log { level, text, fields });
+    }
+    /// Log fields naming a connection, with its cluster and node once known.
+    fn conn_fields(&self, event: &'static str, conn: ConnId) -> LogFields {
+        let mut f = LogFields::ev(event).conn(conn);
+        if let Some(c) = self.conns.get(&conn) {
+            f.cluster = c.cluster.clone();
+            if c.init {
+                f.node = Some(c.node_id);
+            }
+        }
+        f
     }
     fn send(&mut self, conn: ConnId, msg: Message) {
         self.out.push(Action::Send { conn, msg });
@@ -347,7 +407,8 @@ impl Arbiter {
         if !self.conns.contains_key(&conn) {
             return;
         }
-        self.log(Level::Warn, format!("conn {conn}: closing: {reason}"));
+        let f = self.conn_fields("close", conn).reason(reason.clone());
+        self.log_ev(Level::Warn, f, format!("conn {conn}: closing: {reason}"));
         self.drop_conn(now, conn, false);
         self.out.push(Action::Close { conn, reason });
     }
@@ -607,7 +668,8 @@ impl Arbiter {
                     let before = cl.holds.len();
                     cl.holds.retain(|h| !(h.conn == conn && h.nack_seq == Some(s)));
                     if cl.holds.len() != before {
-                        self.log(Level::Info, format!("cluster {name}: conn {conn} confirmed NACK; its vote is released"));
+                        let f = self.conn_fields("hold_released", conn).reason("NACK confirmed");
+                        self.log_ev(Level::Info, f, format!("cluster {name}: conn {conn} confirmed NACK; its vote is released"));
                     }
                 }
                 self.evaluate(now, &name);
@@ -627,7 +689,8 @@ impl Arbiter {
             }
             other => {
                 let t = other.msg_type();
-                self.log(Level::Warn, format!("conn {conn}: unexpected {t} message from a client"));
+                let f = self.conn_fields("unexpected_message", conn).reason(t.to_string());
+                self.log_ev(Level::Warn, f, format!("conn {conn}: unexpected {t} message from a client"));
                 self.send(conn, Message::server_error(seq, ReplyErrorCode::UnexpectedMessage));
             }
         }
@@ -697,9 +760,11 @@ impl Arbiter {
             if let Some(r) = init.ring_id {
                 note_ring(cl, node_id, r);
             }
-            self.log(Level::Info, format!("cluster {name}: node {node_id} joined (conn {conn})"));
+            let f = LogFields::ev("join").cluster(&name).node(node_id).conn(conn);
+            self.log_ev(Level::Info, f, format!("cluster {name}: node {node_id} joined (conn {conn})"));
         } else {
-            self.log(Level::Warn, format!("conn {conn}: INIT refused: {code:?}"));
+            let f = LogFields::ev("init_refused").cluster(&name).node(node_id).conn(conn).reason(format!("{code:?}"));
+            self.log_ev(Level::Warn, f, format!("conn {conn}: INIT refused: {code:?}"));
         }
         let reply = InitReply {
             seq: init.seq,
@@ -872,7 +937,8 @@ impl Arbiter {
                     h.nack_seq = Some(s);
                 }
             }
-            self.log(Level::Info, format!("cluster {name}: NACK to node {node} (ring {}/{})", ring.node_id, ring.seq));
+            let f = LogFields::ev("nack").cluster(name).node(node).conn(id).ring(ring);
+            self.log_ev(Level::Info, f, format!("cluster {name}: NACK to node {node} (ring {}/{})", ring.node_id, ring.seq));
             self.send(id, Message::vote_info(s, ring, Vote::Nack));
         }
         let Some(w) = winner else {
@@ -904,7 +970,8 @@ impl Arbiter {
                 } else {
                     format!("vote still possibly held by node(s) {:?}", blockers.iter().map(|b| b.0).collect::<Vec<_>>())
                 };
-                self.log(Level::Info, format!("cluster {name}: partition {}/{} chosen, waiting: {why}", w.node_id, w.seq));
+                let f = LogFields::ev("waiting").cluster(name).ring(w).reason(why.clone());
+                self.log_ev(Level::Info, f, format!("cluster {name}: partition {}/{} chosen, waiting: {why}", w.node_id, w.seq));
             }
             return;
         }
@@ -942,7 +1009,8 @@ impl Arbiter {
             if let Some(cl) = self.clusters.get_mut(name) {
                 cl.holds.push(hold);
             }
-            self.log(Level::Info, format!("cluster {name}: ACK to node {node} (ring {}/{})", w.node_id, w.seq));
+            let f = LogFields::ev("ack").cluster(name).node(node).conn(id).ring(w);
+            self.log_ev(Level::Info, f, format!("cluster {name}: ACK to node {node} (ring {}/{})", w.node_id, w.seq));
             self.send(id, Message::vote_info(s, w, Vote::Ack));
         }
     }
@@ -957,7 +1025,7 @@ impl Arbiter {
             let dissolved = h.members.iter().any(|m| cl.node_rings.get(m).is_some_and(|r| r.seq > h.ring.seq));
             let expired = self.lease_end(h).is_some_and(|end| now >= end);
             if dissolved || expired {
-                released.push((h.node_id, if dissolved { "its ring dissolved" } else { "its lease expired" }));
+                released.push((h.node_id, h.conn, h.ring, if dissolved { "its ring dissolved" } else { "its lease expired" }));
             } else {
                 keep.push(h.clone());
             }
@@ -965,8 +1033,9 @@ impl Arbiter {
         if let Some(cl) = self.clusters.get_mut(name) {
             cl.holds = keep;
         }
-        for (node, why) in released {
-            self.log(Level::Info, format!("cluster {name}: vote of node {node} released: {why}"));
+        for (node, conn, ring, why) in released {
+            let f = LogFields::ev("hold_released").cluster(name).node(node).conn(conn).ring(ring).reason(why);
+            self.log_ev(Level::Info, f, format!("cluster {name}: vote of node {node} released: {why}"));
         }
     }
 

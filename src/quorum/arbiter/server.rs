@@ -64,6 +64,31 @@ impl Default for TlsFiles {
     }
 }
 
+/// Log line format on stderr (`log_format` in the config file, `--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `TIMESTAMP LEVEL target: message key=value...` (journald adds its own timestamp).
+    #[default]
+    Text,
+    /// One JSON object per line: timestamp, level, message, event, cluster, node, conn, ring,
+    /// reason (those that apply), target — for log shippers.
+    Json,
+}
+
+/// Install the log subscriber for the daemon: stderr, `TWONODE_LOG` (an env-filter) or
+/// `default_level`, text (colours only on a terminal) or JSON lines. Once per process.
+pub fn init_logging(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TWONODE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},ipmi_rs=error")));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => b.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => b.json().flatten_event(true).with_current_span(false).with_span_list(false).try_init(),
+    };
+}
+
 /// The config file (TOML). Every key is optional.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -77,6 +102,8 @@ pub struct ServerConfig {
     pub max_clients: usize,
     /// Shortcut for `[arbiter] lease_margin_ms` (extra safety margin on every lease, ms).
     pub lease_margin_ms: Option<u64>,
+    /// "text" (default) or "json" (one JSON object per log line).
+    pub log_format: LogFormat,
     pub tls: TlsFiles,
     /// The core's settings (heartbeat bounds, clock drift bound, dead-peer coefficient...).
     pub arbiter: core::Config,
@@ -90,6 +117,7 @@ impl Default for ServerConfig {
             status_socket: DEFAULT_STATUS_SOCKET.into(),
             max_clients: 0,
             lease_margin_ms: None,
+            log_format: LogFormat::Text,
             tls: TlsFiles::default(),
             arbiter: core::Config::default(),
         }
@@ -541,12 +569,7 @@ fn apply(
             Action::StartTls { conn } => push(conn, ConnCmd::StartTls),
             Action::Close { conn, reason } => push(conn, ConnCmd::Close(reason)),
             Action::SetTimer { at } => *timer = Some(at),
-            Action::Log { level, text } => match level {
-                Level::Debug => tracing::debug!(target: "twonode::arbiter", "{text}"),
-                Level::Info => tracing::info!(target: "twonode::arbiter", "{text}"),
-                Level::Warn => tracing::warn!(target: "twonode::arbiter", "{text}"),
-                Level::Error => tracing::error!(target: "twonode::arbiter", "{text}"),
-            },
+            Action::Log { level, text, fields } => log_core(level, &text, &fields),
         }
     }
     if let Some(r) = reply_to {
@@ -562,6 +585,23 @@ fn apply(
         if closing {
             conns.remove(&conn);
         }
+    }
+}
+
+/// One core log line as a tracing event with its structured fields (absent ones are omitted).
+fn log_core(level: Level, text: &str, f: &core::LogFields) {
+    let ring = f.ring.map(|r| format!("{}/{}", r.node_id, r.seq));
+    let (event, cluster, node, conn, ring, reason) = (f.event, f.cluster.as_deref(), f.node, f.conn, ring.as_deref(), f.reason.as_deref());
+    macro_rules! emit {
+        ($lvl:ident) => {
+            tracing::$lvl!(target: "twonode::arbiter", event, cluster, node, conn, ring, reason, "{text}")
+        };
+    }
+    match level {
+        Level::Debug => emit!(debug),
+        Level::Info => emit!(info),
+        Level::Warn => emit!(warn),
+        Level::Error => emit!(error),
     }
 }
 
@@ -869,5 +909,8 @@ mod tests {
         assert!(ServerConfig::parse("[tls]\nmode = \"maybe\"\n").is_err());
         let off = ServerConfig::parse("[tls]\nmode = \"off\"\n").unwrap();
         assert!(!off.arbiter.client_cert_required);
+        assert_eq!(off.log_format, LogFormat::Text);
+        assert_eq!(ServerConfig::parse("log_format = \"json\"\n").unwrap().log_format, LogFormat::Json);
+        assert!(ServerConfig::parse("log_format = \"xml\"\n").is_err());
     }
 }
