@@ -951,7 +951,11 @@ fn arbiter_checks(facts: &Facts, c: Option<&Conf>, cluster: Option<&str>, out: &
     let name = cluster.unwrap_or("");
     let gated = c.is_some_and(|c| targets_of(c).is_ok_and(|t| !gate_layout(&t).gates.is_empty()));
     let clusters = st["arbiter"]["clusters"].as_array().cloned().unwrap_or_default();
-    let Some(cl) = clusters.iter().find(|x| x["name"].as_str() == Some(name)) else {
+    // probes (doctor's own, `fence gate` monitor) announce node ids with the top bit set: not nodes
+    let real = |c: &serde_json::Value| -> Vec<serde_json::Value> {
+        c["nodes"].as_array().into_iter().flatten().filter(|n| n["node_id"].as_u64().is_some_and(|id| id & 0x8000_0000 == 0)).cloned().collect()
+    };
+    let Some(cl) = clusters.iter().find(|x| x["name"].as_str() == Some(name) && !real(x).is_empty()) else {
         let known = clusters.iter().filter_map(|x| x["name"].as_str()).collect::<Vec<_>>().join(", ");
         if gated {
             // the gate connects only while a node fences
@@ -973,7 +977,7 @@ fn arbiter_checks(facts: &Facts, c: Option<&Conf>, cluster: Option<&str>, out: &
         }
         return;
     };
-    let nodes = cl["nodes"].as_array().cloned().unwrap_or_default();
+    let nodes = real(cl);
     let connected = nodes.iter().filter(|n| !n["conn"].is_null() || n.get("conn").is_none()).count();
     let holders: Vec<String> = nodes.iter().filter(|n| n["holds_lease"].as_bool() == Some(true)).map(|n| n["node_id"].to_string()).collect();
     let per_node = nodes
@@ -1391,14 +1395,51 @@ fn first_line(a: &str, b: &str) -> String {
     a.lines().chain(b.lines()).map(str::trim).find(|l| !l.is_empty()).unwrap_or("no output").to_string()
 }
 
-/// Probe the arbiter the way the gate reaches it. Until the gate's client
-/// (`quorum::arbiter::client::probe`) is on this branch, this is a TCP connect only (depth "tcp").
-pub fn probe_gate(g: &GateConf, _cluster: &str, _node_ids: &[u32], timeout: std::time::Duration) -> GateProbe {
-    use std::net::ToSocketAddrs;
-    let mut p = GateProbe { target: g.target(), depth: "tcp".into(), ..Default::default() };
+/// Probe the arbiter the way the gate reaches it: the gate's client
+/// ([`crate::quorum::arbiter::client::probe`]: TCP, STARTTLS with the gate's CA/cert/key, INIT for
+/// this cluster with a probe node id, one echo). When the certificate files are not on this
+/// machine (doctor run from elsewhere) only a TCP connect is tried (depth "tcp").
+pub fn probe_gate(g: &GateConf, cluster: &str, node_id: u32, timeout: std::time::Duration) -> GateProbe {
+    use crate::quorum::arbiter::client::{self, ClientConfig, ClientError, ClientTls};
+    let mut p = GateProbe { target: g.target(), depth: "init".into(), ..Default::default() };
     if let Some(c) = &g.cert {
         p.cert = Some(read_cert_local(c));
     }
+    let mut cfg = ClientConfig::new(g.host.clone(), g.port, cluster, node_id);
+    cfg.connect_timeout = timeout;
+    cfg.timeout = timeout.max(std::time::Duration::from_secs(10));
+    if let (Some(ca), Some(cert), Some(key)) = (&g.ca, &g.cert, &g.key) {
+        cfg.tls = Some(ClientTls { ca: ca.into(), cert: cert.into(), key: key.into() });
+    }
+    let missing: Vec<&str> = cfg
+        .tls
+        .as_ref()
+        .map(|t| [&t.ca, &t.cert, &t.key].into_iter().filter(|f| !f.exists()).filter_map(|f| f.to_str()).collect())
+        .unwrap_or_default();
+    if !missing.is_empty() {
+        return probe_tcp(p, g, timeout, format!("the gate's files {} are not on this machine", missing.join(", ")));
+    }
+    match client::probe(&cfg) {
+        Ok(r) => {
+            p.ok = true;
+            p.rtt_ms = Some(r.rtt_ms);
+            p.detail = Some(format!(
+                "TLS {} (the arbiter offers TLS {}), INIT accepted in {:.1} ms, algorithms {}",
+                if r.tls { "used" } else { "NOT used" },
+                r.server_tls,
+                r.init_ms,
+                r.algorithms.join(",")
+            ));
+        }
+        Err(ClientError::Config(e)) => return probe_tcp(p, g, timeout, format!("the gate's client cannot start here: {e}")),
+        Err(e) => p.error = Some(format!("{e} ({})", e.advice())),
+    }
+    p
+}
+
+fn probe_tcp(mut p: GateProbe, g: &GateConf, timeout: std::time::Duration, why: String) -> GateProbe {
+    use std::net::ToSocketAddrs;
+    p.depth = "tcp".into();
     let t0 = std::time::Instant::now();
     match (g.host.as_str(), g.port).to_socket_addrs() {
         Ok(mut it) => match it.next() {
@@ -1406,9 +1447,9 @@ pub fn probe_gate(g: &GateConf, _cluster: &str, _node_ids: &[u32], timeout: std:
                 Ok(_) => {
                     p.ok = true;
                     p.rtt_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
-                    p.detail = Some("the gate's TLS client is not built into this twonode".into());
+                    p.detail = Some(why);
                 }
-                Err(e) => p.error = Some(format!("connecting to {addr}: {e}")),
+                Err(e) => p.error = Some(format!("connecting to {addr}: {e} ({why}: TCP only)")),
             },
             None => p.error = Some(format!("{} has no address", g.host)),
         },
@@ -1565,8 +1606,15 @@ pub fn gather(hosts: &mut [Box<dyn Host>], o: &GatherOptions, bar: &ProgressBar)
             if o.probe_gate {
                 bar.inc_length(1);
                 bar.set_message(format!("arbiter {} (gate)", g.target()));
-                let ids: Vec<u32> = model.nodes.iter().filter_map(|n| n.nodeid.as_deref().and_then(|v| v.trim().parse().ok())).collect();
-                facts.gate_probe = Some(probe_gate(g, model.cluster_name().unwrap_or(""), &ids, o.arbiter_timeout));
+                // the id of the node doctor runs on when it is one, else the first node's
+                let me = nix::unistd::gethostname().ok().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+                let ids: Vec<(String, u32)> = model
+                    .nodes
+                    .iter()
+                    .filter_map(|n| Some((n.name.clone()?, n.nodeid.as_deref()?.trim().parse().ok()?)))
+                    .collect();
+                let id = ids.iter().find(|(n, _)| same_host(n, &me)).or(ids.first()).map(|x| x.1).unwrap_or(1);
+                facts.gate_probe = Some(probe_gate(g, model.cluster_name().unwrap_or(""), id, o.arbiter_timeout));
                 bar.inc(1);
             }
         }
