@@ -275,3 +275,517 @@ fn client_against_corosync_qnetd() {
     assert!(st.lost.is_none(), "{st:?}\n{}", log());
     let _ = RingId::default();
 }
+
+// ---- steps 2-3, 6: the gate and the engine against a real arbiter and two real BMCs ----------
+
+/// The BMC password of these tests: must never show up in any argv or log.
+const BMC_PASSWORD: &str = "secret";
+
+/// A two-node lab: the arbiter, one ipmi_sim BMC per node, a gated cluster.conf per round.
+struct Lab {
+    arb: Arbiter,
+    bmc1: IpmiSim,
+    bmc2: IpmiSim,
+    dir: tempfile::TempDir,
+    audit: PathBuf,
+    watch: ArgvWatch,
+}
+
+/// Whether process `pid` is a descendant of `ancestor` (parent chain in /proc/PID/stat).
+fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+    for _ in 0..64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return false };
+        let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) else { return false };
+        if ppid == ancestor {
+            return true;
+        }
+        if ppid <= 1 {
+            return false;
+        }
+        pid = ppid;
+    }
+    false
+}
+
+/// Scans the argv (/proc/PID/cmdline) of every process this test starts (its descendants:
+/// twonode, ipmi_sim, openssl...) while the test runs, for secrets.
+struct ArgvWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    found: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    needles: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    scans: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ArgvWatch {
+    fn start() -> ArgvWatch {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let needles = std::sync::Arc::new(std::sync::Mutex::new(vec![BMC_PASSWORD.to_string()]));
+        let scans = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (s, f, n, c) = (stop.clone(), found.clone(), needles.clone(), scans.clone());
+        let me = std::process::id();
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let needles = n.lock().unwrap().clone();
+                if let Ok(rd) = std::fs::read_dir("/proc") {
+                    for e in rd.flatten() {
+                        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
+                        if pid == me || !descends_from(pid, me) {
+                            continue;
+                        }
+                        let Ok(b) = std::fs::read(e.path().join("cmdline")) else { continue };
+                        let args: Vec<String> = b.split(|c| *c == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+                        let hit = args.iter().any(|a| {
+                            needles.iter().any(|n| a == n || a.ends_with(&format!("={n}")) || (n.len() > 12 && a.contains(n.as_str())))
+                        });
+                        if hit {
+                            f.lock().unwrap().push(args.join(" "));
+                        }
+                    }
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        ArgvWatch { stop, found, needles, scans, thread: Some(thread) }
+    }
+    fn add_needle(&self, s: String) {
+        self.needles.lock().unwrap().push(s);
+    }
+    fn finish(&mut self) -> (Vec<String>, u64) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        (self.found.lock().unwrap().clone(), self.scans.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+impl Drop for ArgvWatch {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// What one side's fenced did.
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+struct Side {
+    local: String,
+    gate_code: i32,
+    gate_out: String,
+    device_ran: bool,
+    device_code: Option<i32>,
+    secs: f64,
+}
+
+impl Lab {
+    fn start() -> Lab {
+        let arb = Arbiter::start();
+        let bmc1 = IpmiSim::start();
+        let bmc2 = IpmiSim::start();
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit.log");
+        Lab { arb, bmc1, bmc2, dir, audit, watch: ArgvWatch::start() }
+    }
+
+    /// A gated two_node cluster.conf for `cluster` (its own certificate), `gate_attrs` extra
+    /// attributes of the gate device; returns its path.
+    fn conf(&self, cluster: &str, gate_attrs: &str) -> PathBuf {
+        let tls = self.arb.client_cert(cluster);
+        // the client key's body must never appear in an argv or a log either
+        let key = std::fs::read_to_string(&tls.key).unwrap();
+        if let Some(l) = key.lines().find(|l| l.len() > 40 && !l.starts_with("-----")) {
+            self.watch.add_needle(l.to_string());
+        }
+        let text = format!(
+            r#"<?xml version="1.0"?>
+<cluster name="{cluster}" config_version="1">
+  <cman two_node="1" expected_votes="1"/>
+  <clusternodes>
+    <clusternode name="node1" nodeid="1">
+      <fence>
+        <method name="ipmi">
+          <device name="twonode-arbiter"/>
+          <device name="bmc-node1" action="off"/>
+        </method>
+      </fence>
+    </clusternode>
+    <clusternode name="node2" nodeid="2">
+      <fence>
+        <method name="ipmi">
+          <device name="twonode-arbiter"/>
+          <device name="bmc-node2" action="off"/>
+        </method>
+      </fence>
+    </clusternode>
+  </clusternodes>
+  <fencedevices>
+    <fencedevice name="twonode-arbiter" agent="fence_twonode_arbiter" ipaddr="127.0.0.1" ipport="{port}" tlscacert="{ca}" tlscert="{cert}" tlskey="{key}" {gate_attrs}/>
+    <fencedevice name="bmc-node1" agent="fence_ipmilan" ipaddr="127.0.0.1" ipport="{p1}" login="admin" passwd="{pw}" lanplus="1" cipher="3" power_wait="1"/>
+    <fencedevice name="bmc-node2" agent="fence_ipmilan" ipaddr="127.0.0.1" ipport="{p2}" login="admin" passwd="{pw}" lanplus="1" cipher="3" power_wait="1"/>
+  </fencedevices>
+</cluster>
+"#,
+            port = self.arb.port,
+            ca = tls.ca.display(),
+            cert = tls.cert.display(),
+            key = tls.key.display(),
+            p1 = self.bmc1.port,
+            p2 = self.bmc2.port,
+            pw = BMC_PASSWORD,
+        );
+        let p = self.dir.path().join(format!("{cluster}.conf"));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// node `local`'s fenced running the method for `victim` exactly as fenced does: each
+    /// device's agent in order with the key=value lines fenced writes on its stdin (from the
+    /// cluster.conf model), stopping at the first failing device.
+    fn fenced(&self, conf: &Path, local: &str, victim: &str) -> Side {
+        let xml = std::fs::read(conf).unwrap();
+        let (_d, m) = twonode::clusterconf::model::Model::parse(&xml).unwrap();
+        let f = m.fencing_for(victim).unwrap();
+        let method = &f.methods[0];
+        let t0 = Instant::now();
+        let mut side = Side { local: local.into(), gate_code: -1, gate_out: String::new(), device_ran: false, device_code: None, secs: 0.0 };
+        for (i, call) in method.devices.iter().enumerate() {
+            let stdin: String = call.stdin.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            let agent = call.agent.clone().unwrap_or_default();
+            let sub = if agent == "fence_twonode_arbiter" { "gate" } else { "agent" };
+            let r = self.run_env(&["fence", sub], &stdin, local, conf);
+            if i == 0 {
+                side.gate_code = r.code;
+                side.gate_out = format!("{}{}", r.stdout, r.stderr);
+            } else {
+                side.device_ran = true;
+                side.device_code = Some(r.code);
+            }
+            if r.code != 0 {
+                break;
+            }
+        }
+        side.secs = t0.elapsed().as_secs_f64();
+        side
+    }
+
+    /// `twonode fence VICTIM --file CONF` on node `local` (the engine: asks, holds, fences).
+    fn engine(&self, conf: &Path, local: &str, victim: &str) -> Side {
+        let t0 = Instant::now();
+        let r = self.run_env(&["fence", victim, "--action", "off", "--yes", "--file", conf.to_str().unwrap()], "", local, conf);
+        let out = format!("{}{}", r.stdout, r.stderr);
+        Side {
+            local: local.into(),
+            gate_code: if out.contains("vote granted") { 0 } else { 1 },
+            device_ran: out.contains("power off confirmed"),
+            device_code: Some(r.code),
+            gate_out: out,
+            secs: t0.elapsed().as_secs_f64(),
+        }
+    }
+
+    fn run_env(&self, args: &[&str], stdin: &str, local: &str, conf: &Path) -> Run {
+        use std::io::Write;
+        let t0 = Instant::now();
+        let mut child = Command::new(bin())
+            .args(args)
+            .env("TWONODE_LOCAL_NODE", local)
+            .env("TWONODE_CLUSTER_CONF", conf)
+            .env("TWONODE_FENCE_AUDIT_LOG", &self.audit)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        let out = child.wait_with_output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+            secs: t0.elapsed().as_secs_f64(),
+        }
+    }
+
+    fn reset_power(&self) {
+        self.bmc1.set_power(true);
+        self.bmc2.set_power(true);
+    }
+
+    /// No secret in any argv seen during the test, nor in the logs.
+    fn check_secrets(&mut self, outputs: &[String]) {
+        let (found, scans) = self.watch.finish();
+        assert!(scans >= 2, "the argv scanner ran {scans} times");
+        assert!(found.is_empty(), "secret in a process's argv: {found:?}");
+        let needles = self.watch.needles.lock().unwrap().clone();
+        let mut logs = vec![self.arb.log(), std::fs::read_to_string(&self.audit).unwrap_or_default()];
+        logs.extend(outputs.iter().cloned());
+        for l in &logs {
+            for n in &needles {
+                assert!(!l.contains(n.as_str()), "secret {n:?} in a log or output:\n{l}");
+            }
+            assert!(!l.contains("PRIVATE KEY"), "key material in a log:\n{l}");
+        }
+    }
+}
+
+/// A small deterministic random source (seed printed, so a failing round can be replayed).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("GATE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    })
+}
+
+/// Both fenced daemons at (nearly) the same moment: offsets in ms for node1's and node2's side.
+fn race(lab: &Lab, conf: &Path, off1: u64, off2: u64, engine: bool) -> (Side, Side) {
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let h1 = s.spawn(|| {
+            barrier.wait();
+            std::thread::sleep(Duration::from_millis(off1));
+            if engine { lab.engine(conf, "node1", "node2") } else { lab.fenced(conf, "node1", "node2") }
+        });
+        let h2 = s.spawn(|| {
+            barrier.wait();
+            std::thread::sleep(Duration::from_millis(off2));
+            if engine { lab.engine(conf, "node2", "node1") } else { lab.fenced(conf, "node2", "node1") }
+        });
+        (h1.join().unwrap(), h2.join().unwrap())
+    })
+}
+
+/// Exactly one BMC off; the loser's gate exited 1 and its device never ran.
+fn assert_one_fenced(lab: &Lab, round: &str, a: &Side, b: &Side, need_nack: bool) -> &'static str {
+    let off1 = !lab.bmc1.power();
+    let off2 = !lab.bmc2.power();
+    assert!(off1 ^ off2, "{round}: exactly one node must be fenced; node1 off={off1} node2 off={off2}\n{a:?}\n{b:?}\n{}", lab.arb.log());
+    let (winner, loser) = if off2 { (a, b) } else { (b, a) };
+    assert_eq!(winner.gate_code, 0, "{round}: winner {winner:?}");
+    assert!(winner.device_ran && winner.device_code == Some(0), "{round}: winner's device: {winner:?}");
+    assert_eq!(loser.gate_code, 1, "{round}: loser {loser:?}");
+    assert!(!loser.device_ran, "{round}: the loser's device must never run: {loser:?}");
+    if need_nack {
+        assert!(loser.gate_out.contains("NACK"), "{round}: the loser's gate must name the NACK: {}", loser.gate_out);
+    } else {
+        assert!(
+            loser.gate_out.contains("NACK") || loser.gate_out.contains("gave no vote within"),
+            "{round}: the loser's gate must say why: {}",
+            loser.gate_out
+        );
+    }
+    assert!(loser.gate_out.contains("to be fenced"), "{round}: the loser is told what to expect: {}", loser.gate_out);
+    if off2 { "node1" } else { "node2" }
+}
+
+/// THE PROOF, engine mode (`twonode fence NODE --file`, the gate wrapping the real device): in a
+/// split both nodes fence at the same moment, with random start offsets and with either side
+/// first: every round exactly one BMC ends off, the other side's gate names the NACK.
+#[test]
+fn split_race_exactly_one_node_is_fenced_engine() {
+    let mut lab = Lab::start();
+    let s = seed();
+    println!("GATE_SEED={s}");
+    let mut rng = Lcg(s);
+    let mut wins = std::collections::BTreeMap::new();
+    let mut outs = Vec::new();
+    let rounds = 10;
+    for i in 0..rounds {
+        let (o1, o2) = match i {
+            0 => (0, 0),
+            1 => (0, 250), // node1 clearly first
+            2 => (250, 0), // node2 clearly first
+            _ => (rng.next(200), rng.next(200)),
+        };
+        lab.reset_power();
+        let conf = lab.conf(&format!("ge{i}"), "timeout=\"5\" power_timeout=\"4\"");
+        let (a, b) = race(&lab, &conf, o1, o2, true);
+        let w = assert_one_fenced(&lab, &format!("engine round {i} (offsets {o1}/{o2} ms)"), &a, &b, true);
+        if i == 1 {
+            assert_eq!(w, "node1", "the first to ask wins");
+        }
+        if i == 2 {
+            assert_eq!(w, "node2", "the first to ask wins");
+        }
+        *wins.entry(w).or_insert(0) += 1;
+        outs.push(a.gate_out);
+        outs.push(b.gate_out);
+    }
+    println!("engine rounds: {rounds}, winners: {wins:?}");
+    lab.check_secrets(&outs);
+}
+
+/// THE PROOF, fenced mode: the gate and the real agent as two processes, as fenced runs the
+/// method (`twonode fence gate` exits, the vote stays by the lease, then `twonode fence agent`).
+#[test]
+fn split_race_exactly_one_node_is_fenced_fenced_mode() {
+    let mut lab = Lab::start();
+    let s = seed();
+    println!("GATE_SEED={s}");
+    let mut rng = Lcg(s ^ 0x5eed);
+    let mut outs = Vec::new();
+    let mut nacks = 0;
+    let rounds = 6;
+    for i in 0..rounds {
+        let (o1, o2) = match i {
+            0 => (0, 0),
+            1 => (0, 300),
+            2 => (300, 0),
+            _ => (rng.next(150), rng.next(150)),
+        };
+        lab.reset_power();
+        // decision timeout 2 s: the loser stops waiting for the winner's lease after 2 s
+        let conf = lab.conf(&format!("gf{i}"), "timeout=\"2\" power_timeout=\"10\"");
+        let (a, b) = race(&lab, &conf, o1, o2, false);
+        assert_one_fenced(&lab, &format!("fenced round {i} (offsets {o1}/{o2} ms)"), &a, &b, false);
+        nacks += [&a, &b].iter().filter(|s| s.gate_out.contains("NACK")).count();
+        outs.push(a.gate_out);
+        outs.push(b.gate_out);
+    }
+    println!("fenced-mode rounds: {rounds}, losers told NACK (winner still connected): {nacks}, the others: no decision (winner's lease)");
+    lab.check_secrets(&outs);
+}
+
+/// No arbiter, no fencing: both sides' gates exit 1 saying the arbiter is unreachable, both
+/// BMCs stay on, in both modes.
+#[test]
+fn arbiter_unreachable_nobody_is_fenced() {
+    let mut lab = Lab::start();
+    let conf = lab.conf("gu", "timeout=\"3\" power_timeout=\"4\"");
+    lab.arb.stop();
+    for engine in [false, true] {
+        lab.reset_power();
+        let (a, b) = race(&lab, &conf, 0, 0, engine);
+        assert!(lab.bmc1.power() && lab.bmc2.power(), "nobody may be fenced without the arbiter: {a:?} {b:?}");
+        for s in [&a, &b] {
+            assert_ne!(s.gate_code, 0, "{s:?}");
+            assert!(!s.device_ran, "{s:?}");
+            assert!(s.gate_out.contains("unreachable") && s.gate_out.contains("fix the arbiter"), "{s:?}");
+        }
+        if engine {
+            assert_eq!(a.device_code, Some(1), "{a:?}");
+        }
+    }
+    // monitor says so too; status/on never ask
+    let r = lab.run_env(&["fence", "gate", "-o", "monitor", "-a", "127.0.0.1", "-u", &lab.arb.port.to_string()], "", "node1", &conf);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let r = lab.run_env(&["fence", "gate"], "action=status\n", "node1", &conf);
+    assert_eq!(r.code, 0);
+    lab.check_secrets(&[]);
+}
+
+/// The winner's hold covers a slow real device: while node1 fences node2 through a BMC that
+/// takes 4 s to switch off, node2's fenced retries every 0.5 s and is refused every time.
+#[test]
+fn winner_hold_covers_a_slow_device_and_the_retrying_loser_is_refused() {
+    let mut lab = Lab::start();
+    lab.bmc2.fault("delay_s", "4");
+    let mut outs = Vec::new();
+    for engine in [true, false] {
+        lab.reset_power();
+        let conf = lab.conf(if engine { "gse" } else { "gsf" }, "timeout=\"1\" power_timeout=\"20\"");
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let (winner, tries) = std::thread::scope(|s| {
+            let w = s.spawn(|| {
+                let r = if engine { lab.engine(&conf, "node1", "node2") } else { lab.fenced(&conf, "node1", "node2") };
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+                r
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            let mut tries = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                tries.push(lab.fenced(&conf, "node2", "node1"));
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            (w.join().unwrap(), tries)
+        });
+        let mode = if engine { "engine" } else { "fenced" };
+        assert!(winner.secs >= 4.0, "{mode}: the slow device took {:.1} s", winner.secs);
+        assert_eq!(winner.device_code, Some(0), "{mode}: {winner:?}\n{}", lab.arb.log());
+        assert!(!lab.bmc2.power() && lab.bmc1.power(), "{mode}: node2 off, node1 on");
+        assert!(tries.len() >= 3, "{mode}: the loser retried {} times", tries.len());
+        for t in &tries {
+            assert_eq!(t.gate_code, 1, "{mode}: {t:?}");
+            assert!(!t.device_ran, "{mode}: {t:?}");
+            if engine {
+                assert!(t.gate_out.contains("NACK"), "{mode}: {}", t.gate_out);
+            }
+        }
+        println!("{mode}: hold during a {:.1} s fence; loser refused {} times", winner.secs, tries.len());
+        outs.extend(tries.into_iter().map(|t| t.gate_out));
+        outs.push(winner.gate_out);
+    }
+    lab.check_secrets(&outs);
+}
+
+/// The argv scanner is not blind: a password on a command line is caught.
+#[test]
+fn argv_watch_catches_a_password_on_a_command_line() {
+    let mut w = ArgvWatch::start();
+    let mut c = Command::new("sh").args(["-c", "sleep 1", "x", &format!("passwd={BMC_PASSWORD}")]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let _ = c.kill();
+    let _ = c.wait();
+    let (found, _) = w.finish();
+    assert!(!found.is_empty(), "the scanner must see a password in argv");
+}
+
+/// Agent surface: metadata valid against fence-agents' metadata.rng, getopt form, and the
+/// binary invoked as fence_twonode_arbiter (a link, as fenced runs agents by name).
+#[test]
+fn gate_agent_metadata_getopt_and_argv0() {
+    let r = twonode(&["fence", "gate", "-o", "metadata"], None);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("resource-agent name=\"fence_twonode_arbiter\""));
+    let rng = "/usr/share/cluster/relaxng/metadata.rng";
+    if Path::new(rng).exists() && have("xmllint") {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("m.xml");
+        std::fs::write(&f, &r.stdout).unwrap();
+        let out = Command::new("xmllint").args(["--noout", "--relaxng", rng]).arg(&f).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let arb = Arbiter::start();
+    let t = tempfile::tempdir().unwrap();
+    let tls = arb.client_cert("gargv");
+    let conf = t.path().join("cluster.conf");
+    std::fs::write(
+        &conf,
+        "<?xml version=\"1.0\"?>\n<cluster name=\"gargv\" config_version=\"1\"><cman two_node=\"1\" expected_votes=\"1\"/>\
+         <clusternodes><clusternode name=\"node1\" nodeid=\"1\"/><clusternode name=\"node2\" nodeid=\"2\"/></clusternodes></cluster>\n",
+    )
+    .unwrap();
+    let link = t.path().join("fence_twonode_arbiter");
+    std::os::unix::fs::symlink(bin(), &link).unwrap();
+    let port = arb.port.to_string();
+    let args = [
+        "-o", "off", "-a", "127.0.0.1", "-u", &port, "-n", "node2", "--local-node", "node1",
+        "--tlscacert", tls.ca.to_str().unwrap(), "--tlscert", tls.cert.to_str().unwrap(), "--tlskey", tls.key.to_str().unwrap(),
+        "--power-timeout=4", "--timeout=3",
+    ];
+    let out = Command::new(&link).args(args).env("TWONODE_CLUSTER_CONF", &conf).env("TWONODE_FENCE_AUDIT_LOG", t.path().join("a.log")).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", arb.log());
+    assert!(text.contains(&format!("arbiter 127.0.0.1:{port} gave node1 the vote: node1 may fence node2")), "{text}");
+    // monitor probes; validate-all checks the parameters without asking
+    let out = Command::new(&link).args(["-o", "monitor"]).args(&args[2..]).env("TWONODE_CLUSTER_CONF", &conf).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("INIT accepted"));
+    // fencing oneself is refused
+    let mut me = args.to_vec();
+    me[7] = "node1";
+    let out = Command::new(&link).args(&me).env("TWONODE_CLUSTER_CONF", &conf).env("TWONODE_FENCE_AUDIT_LOG", t.path().join("a.log")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fence itself"));
+}

@@ -29,7 +29,8 @@ Exit codes:
     after_help = EXIT_CODES,
     override_usage = "twonode fence NODE [--action reboot|off|on|status] [--file PATH] [--yes]\n       \
                       twonode fence test [--file PATH] [--destructive --yes] [--json] [--report PATH]\n       \
-                      twonode fence agent [fence-agent options]   (key=value on stdin without options)"
+                      twonode fence agent [fence-agent options]   (key=value on stdin without options)\n       \
+                      twonode fence gate [gate options]           (the arbiter gate; key=value on stdin without options)"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -63,6 +64,10 @@ pub struct ActArgs {
     /// Append every action and outcome as a JSON line here.
     #[arg(long, env = "TWONODE_FENCE_AUDIT_LOG", default_value = crate::fence::audit::DEFAULT_PATH)]
     pub audit_log: PathBuf,
+    /// This node's clusternode name, for methods gated by the arbiter (default: cman_tool status,
+    /// else the host name).
+    #[arg(long, env = "TWONODE_LOCAL_NODE")]
+    pub local_node: Option<String>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -75,6 +80,14 @@ pub enum Sub {
     #[command(disable_help_flag = true)]
     Agent {
         /// fence-agent options (-o ACTION -a IP -l LOGIN -S SCRIPT ...); none: read stdin.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The arbiter gate (fence agent fence_twonode_arbiter): exit 0 only if the quorum arbiter
+    /// gives this node the cluster's vote. First device of every method in a gated cluster.conf.
+    #[command(disable_help_flag = true)]
+    Gate {
+        /// gate options (-o ACTION -a ARBITER -n NODE --tlscacert F ...); none: read stdin.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -109,6 +122,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
     match args.command {
         Some(Sub::Test(t)) => crate::fence::test::run_cli(t, g),
         Some(Sub::Agent { args }) => Ok(crate::fence::agent::run(&args, &mut std::io::stdin(), None)),
+        Some(Sub::Gate { args }) => Ok(crate::fence::gate::run_agent(&args, &mut std::io::stdin(), None)),
         None => {
             let Some(node) = args.node else {
                 anyhow::bail!("name the node to fence: twonode fence NODE --action reboot|off|on|status (see --help)");
@@ -122,10 +136,13 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
 pub fn run_if_named_as_agent() -> Option<i32> {
     let argv0 = std::env::args_os().next()?;
     let name = std::path::Path::new(&argv0).file_name()?.to_str()?.to_string();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if name == crate::fence::gate::AGENT {
+        return Some(crate::fence::gate::run_agent(&args, &mut std::io::stdin(), None));
+    }
     if name != "fence_twonode" {
         return None;
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
     Some(crate::fence::agent::run(&args, &mut std::io::stdin(), None))
 }
 
@@ -286,6 +303,7 @@ fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
     let audit = if a.action.is_destructive() { Some(AuditLog::open(Some(&a.audit_log))) } else { None };
     let clock = RealClock::new();
     let mut opener = crate::fence::drivers::RealOpener;
+    let mut gatekeeper = gatekeeper_for(&target, &a)?;
     let report = match &audit {
         Some(log) => {
             log.append("start", serde_json::json!({"node": node, "action": a.action.as_str(), "file": a.file}));
@@ -295,7 +313,11 @@ fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
                 node: node.into(),
                 action: a.action,
             };
-            let r = Engine::new(&clock, &mut opener, &mut obs).run(&target, a.action, &opts);
+            let mut e = Engine::new(&clock, &mut opener, &mut obs);
+            if let Some(k) = gatekeeper.as_mut() {
+                e = e.with_gatekeeper(k);
+            }
+            let r = e.run(&target, a.action, &opts);
             log.append(
                 "outcome",
                 serde_json::json!({"node": node, "action": a.action.as_str(), "exit": r.exit_code(),
@@ -305,11 +327,31 @@ fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
         }
         None => {
             let mut obs = Progress::new(g.verbose > 0, g.json);
-            Engine::new(&clock, &mut opener, &mut obs).run(&target, a.action, &opts)
+            let mut e = Engine::new(&clock, &mut opener, &mut obs);
+            if let Some(k) = gatekeeper.as_mut() {
+                e = e.with_gatekeeper(k);
+            }
+            e.run(&target, a.action, &opts)
         }
     };
     print_report(&report, g)?;
     Ok(report.exit_code())
+}
+
+/// For a target with methods gated by the arbiter: a gatekeeper knowing the cluster (name, node
+/// ids from the same cluster.conf) and this node. None when no method is gated.
+fn gatekeeper_for(target: &FenceTarget, a: &ActArgs) -> anyhow::Result<Option<crate::fence::gate::RealGatekeeper>> {
+    use crate::fence::gate;
+    if !target.methods.iter().any(|m| m.devices.iter().any(gate::is_gate)) {
+        return Ok(None);
+    }
+    let identity = gate::ClusterIdentity::load(&a.file).map_err(|e| Failure::new(1, e))?;
+    let mut p = std::collections::BTreeMap::new();
+    if let Some(l) = &a.local_node {
+        p.insert("local_node".to_string(), l.clone());
+    }
+    let local = gate::local_node(&p).unwrap_or_default();
+    Ok(Some(gate::RealGatekeeper::new(identity, local)))
 }
 
 fn print_report(r: &Report, g: &Global) -> anyhow::Result<()> {
@@ -326,14 +368,27 @@ fn print_report(r: &Report, g: &Global) -> anyhow::Result<()> {
             if matches!(r.verdict, Verdict::StatusOn) { "ON" } else { "OFF" },
             r.node
         ),
-        Verdict::Done => println!("OK: {} ({:.1}s)", r.message, r.elapsed_ms as f64 / 1000.0),
+        Verdict::Done => {
+            println!("OK: {} ({:.1}s)", r.message, r.elapsed_ms as f64 / 1000.0);
+            if let Some(s) = r.steps.iter().find(|s| s.op == "gate" && s.ok) {
+                println!("  arbiter gate {}: vote granted after {} ms, held until the method ended", s.device, s.took_ms);
+            }
+        }
         Verdict::FencedPowerOnFailed { .. } => {
             eprintln!("WARNING: {} ({:.1}s)", r.message, r.elapsed_ms as f64 / 1000.0);
             eprintln!("  The node is powered off (fenced). Check its power supply/BMC and power it on by hand.");
         }
         Verdict::Failed { error } => {
             eprintln!("FAILED: {}", r.message);
-            eprintln!("  what to do: {}", advice(error));
+            if r.steps.iter().any(|s| s.op == "gate" && !s.ok) {
+                eprintln!(
+                    "  arbiter gate: no device was touched where the arbiter gave no vote. Refused (NACK / no \
+                     decision): the other node holds the vote and fences this one. Unreachable or TLS/INIT refused: \
+                     fix the arbiter; until then nobody can fence."
+                );
+            } else {
+                eprintln!("  what to do: {}", advice(error));
+            }
         }
     }
     let _ = PowerState::On;

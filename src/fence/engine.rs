@@ -144,6 +144,42 @@ pub enum Event<'a> {
     Sleeping { why: &'a str, d: Duration },
 }
 
+/// Asks the quorum arbiter before a method whose first device is the arbiter gate
+/// (`fence::gate`, agent `fence_twonode_arbiter`). `Ok(hold)`: this node holds the cluster's vote
+/// and may fence; the engine keeps `hold` until the method has ended (the real gatekeeper keeps
+/// its arbiter connection open meanwhile). `Err`: no vote, the method fails without touching
+/// any device.
+pub trait Gatekeeper {
+    fn acquire(&mut self, gate: &DeviceSpec, target: &FenceTarget, action: Action) -> Result<Box<dyn std::any::Any>, PowerError>;
+}
+
+/// Split a method into its gate (first device, when it is the arbiter gate) and the real
+/// devices. A gate anywhere but first is a configuration error (the devices before it would run
+/// without the vote).
+pub fn split_gate(devs: &[DeviceSpec]) -> Result<(Option<&DeviceSpec>, Vec<DeviceSpec>), PowerError> {
+    if let Some(pos) = devs.iter().skip(1).position(super::gate::is_gate) {
+        return Err(PowerError::Config(format!(
+            "device {} (the arbiter gate) is device {} of its method: it must be the first, or the devices before it \
+             run without the arbiter's vote (twonode conf gate-fencing fixes the order)",
+            devs[pos + 1].name,
+            pos + 2
+        )));
+    }
+    match devs.first() {
+        Some(g) if super::gate::is_gate(g) => {
+            let rest: Vec<DeviceSpec> = devs[1..].to_vec();
+            if rest.is_empty() {
+                return Err(PowerError::Config(format!(
+                    "the method has only the arbiter gate {} and no real fence device after it",
+                    g.name
+                )));
+            }
+            Ok((Some(g), rest))
+        }
+        _ => Ok((None, devs.to_vec())),
+    }
+}
+
 pub trait Observer {
     fn event(&mut self, e: Event<'_>);
 }
@@ -220,6 +256,7 @@ pub struct Engine<'a> {
     opener: &'a mut dyn DeviceOpener,
     observer: &'a mut dyn Observer,
     steps: Vec<Step>,
+    gatekeeper: Option<&'a mut dyn Gatekeeper>,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -228,7 +265,40 @@ fn ms(d: Duration) -> u64 {
 
 impl<'a> Engine<'a> {
     pub fn new(clock: &'a dyn Clock, opener: &'a mut dyn DeviceOpener, observer: &'a mut dyn Observer) -> Self {
-        Engine { clock, opener, observer, steps: Vec::new() }
+        Engine { clock, opener, observer, steps: Vec::new(), gatekeeper: None }
+    }
+
+    /// Ask `g` before every method gated by the arbiter (see [`Gatekeeper`]).
+    pub fn with_gatekeeper(mut self, g: &'a mut dyn Gatekeeper) -> Self {
+        self.gatekeeper = Some(g);
+        self
+    }
+
+    /// The gate of one method: `Ok(None)` no gate or a non-destructive action, `Ok(Some(hold))`
+    /// the vote is held, `Err` no vote (or no gatekeeper): the method must not run.
+    fn pass_gate(&mut self, method: &str, gate: Option<&DeviceSpec>, target: &FenceTarget, action: Action) -> Result<Option<Box<dyn std::any::Any>>, PowerError> {
+        let Some(g) = gate else { return Ok(None) };
+        if !matches!(action, Action::Off | Action::Reboot) {
+            return Ok(None);
+        }
+        let t0 = self.clock.now();
+        let r = match self.gatekeeper.as_mut() {
+            Some(k) => k.acquire(g, target, action),
+            None => Err(PowerError::Config(format!(
+                "method {method} is gated by the arbiter ({}) but this run cannot ask it; no vote, no fencing",
+                g.name
+            ))),
+        };
+        match r {
+            Ok(h) => {
+                self.record(method, &g.name, "gate", t0, Ok("vote granted (ACK)".into()));
+                Ok(Some(h))
+            }
+            Err(e) => {
+                self.record(method, &g.name, "gate", t0, Err(&e));
+                Err(e)
+            }
+        }
     }
 
     fn record(&mut self, method: &str, device: &str, op: &str, started: Duration, r: Result<String, &PowerError>) {
@@ -467,7 +537,22 @@ impl<'a> Engine<'a> {
         let mut errors: Vec<(String, PowerError)> = Vec::new();
         for m in target.methods.iter().filter(|m| !m.devices.is_empty()) {
             let mname = if m.name.is_empty() { "(unnamed)".to_string() } else { m.name.clone() };
-            let mut devs = match self.open_all(&mname, &m.devices) {
+            let (gate, real) = match split_gate(&m.devices) {
+                Ok(x) => x,
+                Err(e) => {
+                    errors.push((mname, e));
+                    continue;
+                }
+            };
+            // Held until this iteration ends: through every device of the method.
+            let _hold = match self.pass_gate(&mname, gate, target, action) {
+                Ok(h) => h,
+                Err(e) => {
+                    errors.push((mname, e));
+                    continue;
+                }
+            };
+            let mut devs = match self.open_all(&mname, &real) {
                 Ok(d) => d,
                 Err(e) => {
                     errors.push((mname, e));
@@ -475,7 +560,7 @@ impl<'a> Engine<'a> {
                 }
             };
             let reboot_method = opts.reboot_method.unwrap_or_else(|| {
-                if m.devices.iter().any(|d| d.get(&["method"]).map(|v| v.eq_ignore_ascii_case("cycle")) == Some(true)) {
+                if real.iter().any(|d| d.get(&["method"]).map(|v| v.eq_ignore_ascii_case("cycle")) == Some(true)) {
                     RebootMethod::Cycle
                 } else {
                     RebootMethod::Onoff
@@ -591,6 +676,9 @@ pub fn plan(target: &FenceTarget, action: Action, opts: &RunOptions) -> Vec<Stri
             .devices
             .iter()
             .map(|d| {
+                if super::gate::is_gate(d) {
+                    return format!("{} (ask the arbiter {}:{} for the vote first; no vote, no fencing)", d.name, d.address().unwrap_or("?"), d.ipport().unwrap_or("5403"));
+                }
                 let k = driver_kind(d).map(|k| format!("{k:?}").to_lowercase()).unwrap_or_else(|e| e.to_string());
                 format!("{} via {k}", d.describe())
             })

@@ -12,3 +12,4 @@ pub mod test;
 pub mod ribcl;
 pub mod tls;
 pub mod redfish;
+pub mod gate;
