@@ -6,7 +6,7 @@ use std::path::PathBuf;
 pub mod ilo;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:\n  twonode lab demo                 the guided tour, non-interactive\n  twonode lab demo --keep /tmp/lab keep the lab's files to explore them afterwards")]
+#[command(after_help = "Examples:\n  twonode lab demo                 the guided tour and every scenario, non-interactive\n  twonode lab demo --keep /tmp/lab keep the lab's files to explore them afterwards\n  twonode lab scenario --list      the failures you can rehearse\n  twonode lab scenario dead-bmc    rehearse one\n  twonode lab start                a lab that stays up (Ctrl-C stops it) to try commands by hand")]
 pub struct Args {
     #[command(subcommand)]
     pub cmd: LabCmd,
@@ -23,6 +23,27 @@ pub enum LabCmd {
         #[arg(long)]
         log: Option<PathBuf>,
     },
+    /// Rehearse one failure (a scenario) in a fresh lab, step by step, saying what happened and why.
+    Scenario {
+        /// The scenario (see --list).
+        #[arg(required_unless_present = "list")]
+        name: Option<String>,
+        /// List the scenarios.
+        #[arg(long, conflicts_with_all = ["keep", "log"])]
+        list: bool,
+        /// Keep the lab directory here instead of a temporary one.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+        /// Also write a normalised log (ports, paths and timings as placeholders) for regression comparison.
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+    /// Start the whole lab (BMCs, arbiter, DRBD nodes over SSH) and keep it up until Ctrl-C.
+    Start {
+        /// The lab directory (default: a temporary one, removed on exit).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Run a simulated HP iLO (RIBCL over TLS, raw and HTTP) on loopback.
     IloSim(ilo::IloSimArgs),
     /// Drive one power device (RIBCL iLO or Redfish) once; key=value parameters on stdin.
@@ -34,6 +55,9 @@ pub enum LabCmd {
 pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
     match args.cmd {
         LabCmd::Demo { keep, log } => crate::lab::demo::run(keep, log, g.json),
+        LabCmd::Scenario { list: true, .. } => crate::lab::scenario::list(g.json),
+        LabCmd::Scenario { name, keep, log, .. } => crate::lab::scenario::run(name.as_deref().unwrap_or(""), keep, log, g.json),
+        LabCmd::Start { dir } => crate::lab::start::run(dir, g.json),
         LabCmd::IloSim(a) => ilo::run_sim(a, g),
         LabCmd::Power(a) => ilo::run_power(a, g),
         LabCmd::DrbdKernel(a) => super::drbd_kernel::run(a),

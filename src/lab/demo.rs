@@ -6,11 +6,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// One step of the tour.
+/// What a step does.
+pub enum Kind {
+    /// Run `twonode ARGS` and show what it printed.
+    Run,
+    /// Run the sub-steps' commands at the same time (e.g. both nodes' fenced firing at once);
+    /// their outputs are printed in the listed order, never completion order.
+    Race(Vec<Step>),
+    /// Print an explanation (what happened and why) without running anything.
+    Narrate,
+}
+
+/// One step of the tour or of a scenario.
 pub struct Step {
     pub title: String,
     pub why: String,
-    /// Arguments after `twonode`; `$LAB` is replaced by the lab directory.
+    /// Arguments after `twonode`; `$LAB`, `$IPMI_PORT`, `$ILO_PORT`, `$ARBITER_PORT` are expanded.
     pub args: Vec<String>,
     /// Exit code the step must end with for the tour to go on.
     pub expect: i32,
@@ -20,41 +31,17 @@ pub struct Step {
     pub needs_ipmi: bool,
     /// Something to do to the lab before the step runs (e.g. inject a fault).
     pub before: Option<fn(&Lab) -> anyhow::Result<()>>,
-}
-
-/// The running lab: its directory and simulators.
-pub struct Lab {
-    pub dir: PathBuf,
-    pub ipmi: Option<super::services::IpmiBmc>,
-    pub ilo: Option<super::ilo_sim::IloSim>,
-}
-
-impl Lab {
-    /// Replace `$LAB`, `$IPMI_PORT`, `$ILO_PORT` in a step argument.
-    fn expand(&self, arg: &str) -> String {
-        arg.replace("$LAB", &self.dir.to_string_lossy())
-            .replace("$IPMI_PORT", &self.ipmi.as_ref().map(|b| b.port).unwrap_or(9623).to_string())
-            .replace("$ILO_PORT", &self.ilo.as_ref().map(|b| b.port()).unwrap_or(8443).to_string())
-    }
-
-    /// Undo `expand` in output, for logs that compare across runs.
-    fn placeholders(&self, text: &str) -> String {
-        let mut t = text.replace(&*self.dir.to_string_lossy(), "$LAB");
-        if let Some(b) = &self.ipmi {
-            t = t.replace(&format!(":{}", b.port), ":$IPMI_PORT").replace(&format!("={}", b.port), "=$IPMI_PORT")
-                .replace(&format!("\"{}\"", b.port), "\"$IPMI_PORT\"");
-        }
-        if let Some(b) = &self.ilo {
-            let port = b.port();
-            t = t.replace(&format!(":{port}"), ":$ILO_PORT").replace(&format!("={port}"), "=$ILO_PORT")
-                .replace(&format!("\"{port}\""), "\"$ILO_PORT\"");
-        }
-        t
-    }
+    /// An observation printed after the step ("observed: node2 BMC off"), part of the golden log.
+    pub after: Option<fn(&Lab) -> anyhow::Result<String>>,
+    /// Extra environment for the command (shown in the log as `VAR=value twonode ...`); values
+    /// are expanded like `args`.
+    pub env: Vec<(String, String)>,
+    pub kind: Kind,
 }
 
 impl Step {
-    fn new(title: &str, why: &str, args: &str, expect: i32) -> Step {
+    /// A step running `twonode ARGS` (split on whitespace), which must exit with EXPECT.
+    pub fn new(title: &str, why: &str, args: &str, expect: i32) -> Step {
         Step {
             title: title.into(),
             why: why.into(),
@@ -63,24 +50,51 @@ impl Step {
             stdin: None,
             needs_ipmi: false,
             before: None,
+            after: None,
+            env: Vec::new(),
+            kind: Kind::Run,
         }
     }
 
-    fn ipmi(mut self) -> Step {
+    /// Run STEPS' commands concurrently (each `before` hook first, in order), then print their
+    /// outputs in the listed order. Each sub-step's exit code is checked.
+    pub fn race(title: &str, why: &str, steps: Vec<Step>) -> Step {
+        let needs_ipmi = steps.iter().any(|s| s.needs_ipmi);
+        Step { kind: Kind::Race(steps), needs_ipmi, ..Step::new(title, why, "", 0) }
+    }
+
+    /// An explanation printed between steps ("what happened and why"); runs nothing.
+    pub fn narrate(text: &str) -> Step {
+        Step { kind: Kind::Narrate, ..Step::new(text, "", "", 0) }
+    }
+
+    pub fn ipmi(mut self) -> Step {
         self.needs_ipmi = true;
         self
     }
 
-    fn before(mut self, f: fn(&Lab) -> anyhow::Result<()>) -> Step {
+    pub fn before(mut self, f: fn(&Lab) -> anyhow::Result<()>) -> Step {
         self.before = Some(f);
         self
     }
 
-    fn stdin(mut self, input: &str) -> Step {
+    pub fn after(mut self, f: fn(&Lab) -> anyhow::Result<String>) -> Step {
+        self.after = Some(f);
+        self
+    }
+
+    pub fn stdin(mut self, input: &str) -> Step {
         self.stdin = Some(input.into());
         self
     }
+
+    pub fn env(mut self, key: &str, value: &str) -> Step {
+        self.env.push((key.into(), value.into()));
+        self
+    }
 }
+
+pub use super::rig::Lab;
 
 /// The cluster.conf part of the tour.
 pub fn conf_steps() -> Vec<Step> {
@@ -189,12 +203,7 @@ pub fn fence_steps() -> Vec<Step> {
             8,
         )
         .ipmi()
-        .before(|lab| {
-            if let Some(b) = &lab.ipmi {
-                b.ignore_power_on(true)?;
-            }
-            Ok(())
-        }),
+        .before(|lab| lab.ignore_power_on("node1", true)),
         Step::new(
             "Power node1 on again once the fault is fixed",
             "Verified: the command returns only when the BMC reports on.",
@@ -202,12 +211,7 @@ pub fn fence_steps() -> Vec<Step> {
             0,
         )
         .ipmi()
-        .before(|lab| {
-            if let Some(b) = &lab.ipmi {
-                b.ignore_power_on(false)?;
-            }
-            Ok(())
-        }),
+        .before(|lab| lab.ignore_power_on("node1", false)),
     ]
 }
 
@@ -218,22 +222,208 @@ pub fn tour() -> Vec<Step> {
     steps
 }
 
-/// Start the lab's simulators in DIR. A missing ipmi_sim is not fatal: its steps are skipped.
-pub fn start_lab(dir: PathBuf) -> anyhow::Result<(Lab, Vec<String>)> {
-    let mut notes = Vec::new();
-    let ipmi = match super::services::IpmiBmc::start(&dir.join("bmc-node1")) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            notes.push(format!("IPMI steps skipped: {e:#}"));
-            None
-        }
-    };
-    let cfg = super::ilo_sim::IloSimConfig::new(super::ilo_sim::Profile::Ilo2, dir.join("ilo-node2"));
-    let ilo = Some(super::ilo_sim::IloSim::start(cfg)?);
-    Ok((Lab { dir, ipmi, ilo }, notes))
+/// Runs steps against a lab: prints them (unless --json), and collects the normalised log and a
+/// JSON report. Shared by the tour and the scenarios.
+pub struct Runner<'a> {
+    pub lab: &'a Lab,
+    exe: PathBuf,
+    json: bool,
+    number: usize,
+    /// The normalised log so far (the golden-log text).
+    pub log: String,
+    pub report: Vec<serde_json::Value>,
+    /// Why the run stopped, if a step did not end as expected.
+    pub failed: Option<String>,
 }
 
-/// Run the tour; returns the exit code (0 when every step ended as expected).
+/// One finished command of a step.
+struct Ran {
+    shown: String,
+    args: Vec<String>,
+    code: i32,
+    stdout: String,
+    stderr: String,
+    ms: u128,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(lab: &'a Lab, json: bool) -> anyhow::Result<Runner<'a>> {
+        let exe = std::env::current_exe().context("locating the twonode binary")?;
+        Ok(Runner { lab, exe, json, number: 0, log: String::new(), report: Vec::new(), failed: None })
+    }
+
+    /// Text that is not a step (a header): printed, and part of the log.
+    pub fn text(&mut self, t: &str) {
+        let t = self.lab.placeholders(t);
+        if !self.json {
+            print!("{t}");
+        }
+        self.log.push_str(&normalise(&t, &self.lab.dir));
+    }
+
+    /// Run STEP; false when it did not end as expected (the run stops; see `failed`).
+    pub fn run(&mut self, step: &Step) -> anyhow::Result<bool> {
+        if let Kind::Narrate = step.kind {
+            let block = format!("{}\n", wrap(&step.title, ">> ", "   "));
+            self.text(&block);
+            self.report.push(serde_json::json!({ "narration": step.title }));
+            return Ok(true);
+        }
+        self.number += 1;
+        let n = self.number;
+        if step.needs_ipmi && self.lab.ipmi_port.is_none() {
+            if !self.json {
+                println!("== {n}. {} (skipped: no ipmi_sim)\n", step.title);
+            }
+            return Ok(true);
+        }
+        let started = Instant::now();
+        let mut block = format!("== {n}. {}\n", step.title);
+        if !step.why.is_empty() {
+            block.push_str(&format!("   {}\n", step.why));
+        }
+        let mut ok = true;
+        let mut entry = serde_json::json!({ "step": n, "title": step.title });
+        match &step.kind {
+            Kind::Run => {
+                if let Some(f) = step.before {
+                    f(self.lab).with_context(|| format!("preparing step {n} ({})", step.title))?;
+                }
+                let ran = self.exec(step).with_context(|| format!("running step {n} ({})", step.title))?;
+                block.push_str(&self.render(&ran));
+                if let Some(f) = step.after {
+                    block.push_str(&observed(&f(self.lab).with_context(|| format!("observing after step {n}"))?));
+                }
+                entry["args"] = serde_json::json!(ran.args);
+                entry["exit"] = serde_json::json!(ran.code);
+                entry["expected_exit"] = serde_json::json!(step.expect);
+                entry["ms"] = serde_json::json!(ran.ms as u64);
+                if ran.code != step.expect {
+                    ok = false;
+                    self.failed = Some(format!("step {n} ({}) ended with exit {}, expected {}", step.title, ran.code, step.expect));
+                }
+            }
+            Kind::Race(subs) => {
+                block.push_str(&format!("   (these {} commands run at the same time; their outputs follow in this order)\n", subs.len()));
+                for s in subs {
+                    if let Some(f) = s.before {
+                        f(self.lab).with_context(|| format!("preparing step {n} ({})", s.title))?;
+                    }
+                }
+                let results: Vec<anyhow::Result<Ran>> = std::thread::scope(|sc| {
+                    let handles: Vec<_> = subs.iter().map(|s| sc.spawn(|| self.exec(s))).collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a concurrent step panicked"))))
+                        .collect()
+                });
+                let mut parts = Vec::new();
+                for (s, r) in subs.iter().zip(results) {
+                    let ran = r.with_context(|| format!("running step {n} ({})", s.title))?;
+                    block.push_str(&format!("-- {}\n", s.title));
+                    if !s.why.is_empty() {
+                        block.push_str(&format!("   {}\n", s.why));
+                    }
+                    block.push_str(&self.render(&ran));
+                    if let Some(f) = s.after {
+                        block.push_str(&observed(&f(self.lab)?));
+                    }
+                    parts.push(serde_json::json!({
+                        "title": s.title, "args": ran.args, "exit": ran.code, "expected_exit": s.expect, "ms": ran.ms as u64,
+                    }));
+                    if ran.code != s.expect && ok {
+                        ok = false;
+                        self.failed = Some(format!("step {n} ({}: {}) ended with exit {}, expected {}", step.title, s.title, ran.code, s.expect));
+                    }
+                }
+                if let Some(f) = step.after {
+                    block.push_str(&observed(&f(self.lab)?));
+                }
+                entry["race"] = serde_json::json!(parts);
+            }
+            Kind::Narrate => {}
+        }
+        block.push('\n');
+        let shown = self.lab.placeholders(&block);
+        self.log.push_str(&normalise(&shown, &self.lab.dir));
+        if !self.json {
+            print!("{shown}");
+            println!("   ({} ms)\n", started.elapsed().as_millis());
+        }
+        entry["output"] = serde_json::json!(normalise(&shown, &self.lab.dir));
+        self.report.push(entry);
+        Ok(ok)
+    }
+
+    fn exec(&self, step: &Step) -> anyhow::Result<Ran> {
+        let args = self.lab.expand_args(&step.args);
+        let env: Vec<(String, String)> = step.env.iter().map(|(k, v)| (k.clone(), self.lab.expand(v))).collect();
+        let started = Instant::now();
+        let out = run_child(&self.exe, &args, &self.lab.dir, step.stdin.as_deref(), &self.lab.env(), &env)
+            .with_context(|| format!("running twonode {}", args.join(" ")))?;
+        let mut shown = String::new();
+        for (k, v) in &env {
+            shown.push_str(&format!("{k}={} ", show_word(v)));
+        }
+        shown.push_str("twonode");
+        for a in &args {
+            shown.push(' ');
+            shown.push_str(&show_word(a));
+        }
+        Ok(Ran {
+            shown,
+            args,
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            ms: started.elapsed().as_millis(),
+        })
+    }
+
+    fn render(&self, r: &Ran) -> String {
+        format!("$ {}\n{}{}[exit {}]\n", r.shown, indent(&r.stdout), indent(&r.stderr), r.code)
+    }
+}
+
+/// A word of a command line as shown in the log: quoted only when a shell would split it.
+fn show_word(w: &str) -> String {
+    if w.is_empty() || w.chars().any(|c| c.is_whitespace() || c == '\'' || c == '"' || c == ';' || c == '|' || c == '&') {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    } else {
+        w.to_string()
+    }
+}
+
+fn observed(text: &str) -> String {
+    wrap(text, "observed: ", "          ")
+}
+
+/// Wrap TEXT at 100 columns: FIRST before the first line, REST before the others; explicit
+/// newlines start new lines.
+pub fn wrap(text: &str, first: &str, rest: &str) -> String {
+    let mut out = String::new();
+    let mut prefix = first;
+    for para in text.lines() {
+        let mut line = String::new();
+        for word in para.split_whitespace() {
+            if !line.is_empty() && prefix.len() + line.len() + 1 + word.len() > 100 {
+                out.push_str(&format!("{prefix}{line}\n"));
+                prefix = rest;
+                line.clear();
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+        out.push_str(&format!("{prefix}{line}\n"));
+        prefix = rest;
+    }
+    out
+}
+
+/// Run the tour, then every registered scenario (each in a fresh lab); returns the exit code (0
+/// when every step ended as expected).
 pub fn run(keep: Option<PathBuf>, log: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
     let tmp;
     let kept = keep.is_some();
@@ -243,81 +433,74 @@ pub fn run(keep: Option<PathBuf>, log: Option<PathBuf>, json: bool) -> anyhow::R
             dir
         }
         None => {
-            tmp = tempfile::Builder::new().prefix("twonode-lab.").tempdir()?;
+            tmp = super::rig::temp_dir()?;
             tmp.path().to_path_buf()
         }
     };
-    let exe = std::env::current_exe().context("locating the twonode binary")?;
-    let (lab_env, notes) = start_lab(lab.clone())?;
-    for note in &notes {
-        eprintln!("lab: {note}");
-    }
-    let mut normalised = String::new();
-    let mut report = Vec::new();
-    let mut failed = None;
-    for (i, step) in tour().iter().enumerate() {
-        if step.needs_ipmi && lab_env.ipmi.is_none() {
-            if !json {
-                println!("== {}. {} (skipped: no ipmi_sim)\n", i + 1, step.title);
+    let mut text = String::new();
+    let mut reports = Vec::new();
+    let mut failed;
+    let mut steps = 0;
+    {
+        let lab_env = Lab::start(lab.clone(), super::rig::LabOptions::default())?;
+        for note in &lab_env.notes {
+            eprintln!("lab: {note}");
+        }
+        let mut r = Runner::new(&lab_env, json)?;
+        for step in tour() {
+            if !r.run(&step)? {
+                break;
             }
-            continue;
         }
-        if let Some(f) = step.before {
-            f(&lab_env).with_context(|| format!("preparing step {}", i + 1))?;
-        }
-        let args: Vec<String> = step.args.iter().map(|a| lab_env.expand(a)).collect();
-        let started = Instant::now();
-        let out = run_child(&exe, &args, &lab, step.stdin.as_deref())
-            .with_context(|| format!("running step {}: twonode {}", i + 1, args.join(" ")))?;
-        let code = out.status.code().unwrap_or(-1);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let block = format!(
-            "== {}. {}\n   {}\n$ twonode {}\n{}{}[exit {}]\n\n",
-            i + 1,
-            step.title,
-            step.why,
-            step.args.join(" "),
-            indent(&stdout),
-            indent(&stderr),
-            code
-        );
-        normalised.push_str(&normalise(&lab_env.placeholders(&block), &lab));
-        if !json {
-            print!("{}", lab_env.placeholders(&block));
-            println!("   ({} ms)\n", started.elapsed().as_millis());
-        }
-        report.push(serde_json::json!({
-            "step": i + 1, "title": step.title, "args": args, "exit": code,
-            "expected_exit": step.expect, "ms": started.elapsed().as_millis() as u64,
-        }));
-        if code != step.expect {
-            failed = Some(format!("step {} ({}) ended with exit {code}, expected {}", i + 1, step.title, step.expect));
-            break;
+        text.push_str(&r.log);
+        steps += r.report.len();
+        failed = r.failed.take();
+        reports.push(serde_json::json!({ "part": "tour", "lab": lab, "steps": r.report, "failed": failed }));
+    }
+    if failed.is_none() {
+        for sc in super::scenario::all() {
+            let dir = lab.join("scenarios").join(sc.name);
+            let out = super::scenario::run_in(&sc, dir.clone(), json)?;
+            text.push_str(&out.log);
+            steps += out.report.len();
+            reports.push(serde_json::json!({ "part": sc.name, "lab": dir, "steps": out.report, "failed": out.failed, "skipped": out.skipped }));
+            if let Some(f) = out.failed {
+                failed = Some(format!("scenario {}: {f}", sc.name));
+                break;
+            }
         }
     }
     if let Some(path) = log {
-        std::fs::write(&path, &normalised).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
     }
     if json {
-        crate::util::print_json(&serde_json::json!({ "lab": lab, "steps": report, "failed": failed }))?;
+        crate::util::print_json(&serde_json::json!({ "lab": lab, "parts": reports, "failed": failed }))?;
     } else {
         match &failed {
             Some(why) => println!("tour stopped: {why}"),
-            None if kept => println!("tour complete: {} steps; the lab stays in {}", report.len(), lab.display()),
-            None => println!("tour complete: {} steps (lab removed; `--keep DIR` keeps it to explore)", report.len()),
+            None if kept => println!("tour complete: {steps} steps; the lab stays in {}", lab.display()),
+            None => println!("tour complete: {steps} steps (lab removed; `--keep DIR` keeps it to explore)"),
         }
     }
     Ok(if failed.is_some() { 1 } else { 0 })
 }
 
-fn run_child(exe: &Path, args: &[String], dir: &Path, stdin: Option<&str>) -> std::io::Result<std::process::Output> {
+fn run_child(
+    exe: &Path,
+    args: &[String],
+    dir: &Path,
+    stdin: Option<&str>,
+    lab_env: &[(String, String)],
+    env: &[(String, String)],
+) -> std::io::Result<std::process::Output> {
     use std::io::Write;
     use std::process::Stdio;
-    let mut child = Command::new(exe)
-        .args(args)
-        .current_dir(dir)
-        .env("TWONODE_FENCE_AUDIT_LOG", dir.join("fence-audit.log"))
+    let mut cmd = Command::new(exe);
+    cmd.args(args).current_dir(dir);
+    for (k, v) in lab_env.iter().chain(env) {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,5 +1,10 @@
 //! Simulators admins rehearse with, and the lab that ties them together.
 pub mod demo;
 pub mod drbd_sim;
+pub mod faults;
 pub mod ilo_sim;
+pub mod rig;
+pub mod scenario;
 pub mod services;
+pub mod splitbrain;
+pub mod start;
