@@ -95,3 +95,137 @@ fn simulate_exits_1_when_the_qnetd_rule_overlaps() {
     assert_eq!(out.status.code(), Some(1));
     assert!(last_line(&out.stdout).starts_with("violations: 10 schedules: 10 "), "{}", last_line(&out.stdout));
 }
+
+// ---- cman with the arbiter gate (GATE.md): `quorum status --file cluster.conf` shows the gate ----
+
+/// `twonode arbiter serve` in-process on 127.0.0.1 (OS-chosen port), TLS on, client certificate
+/// required; stopped on drop.
+struct Arbiter {
+    port: u16,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Arbiter {
+    fn start(dir: &std::path::Path) -> Arbiter {
+        use twonode::quorum::arbiter::{certs, server};
+        let mut cfg = server::loopback_config();
+        cfg.tls.mode = "on".into();
+        cfg.tls.client_cert_required = true;
+        cfg.tls.cert = dir.join(certs::SERVER_CERT);
+        cfg.tls.key = dir.join(certs::SERVER_KEY);
+        cfg.tls.ca = dir.join(certs::CA_CERT);
+        cfg.finish().unwrap();
+        let (rtx, rrx) = std::sync::mpsc::channel();
+        let (stx, srx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let (atx, arx) = tokio::sync::oneshot::channel();
+                let h = tokio::spawn(server::serve(cfg, Some(atx), Some(srx)));
+                if let Ok(a) = arx.await {
+                    let _ = rtx.send(a);
+                }
+                let _ = h.await;
+            })
+        });
+        let addr = rrx.recv_timeout(std::time::Duration::from_secs(10)).expect("arbiter started");
+        Arbiter { port: addr.port(), stop: Some(stx), thread: Some(thread) }
+    }
+}
+
+impl Drop for Arbiter {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn gated_cluster_conf(port: u16, tls: &std::path::Path) -> String {
+    format!(
+        r#"<?xml version="1.0"?>
+<cluster name="lab" config_version="4">
+  <cman two_node="1" expected_votes="1"/>
+  <clusternodes>
+    <clusternode name="alice" nodeid="1"><fence><method name="ipmi"><device name="twonode-arbiter"/><device name="ipmi-alice"/></method></fence></clusternode>
+    <clusternode name="bob" nodeid="2"><fence><method name="ipmi"><device name="twonode-arbiter"/><device name="ipmi-bob"/></method></fence></clusternode>
+  </clusternodes>
+  <fencedevices>
+    <fencedevice name="twonode-arbiter" agent="fence_twonode_arbiter" ipaddr="127.0.0.1" ipport="{port}" tlscacert="{d}/ca.crt" tlscert="{d}/node.crt" tlskey="{d}/node.key"/>
+    <fencedevice name="ipmi-alice" agent="fence_ipmilan" ipaddr="127.0.0.1" ipport="1" login="admin" passwd="secret"/>
+    <fencedevice name="ipmi-bob" agent="fence_ipmilan" ipaddr="127.0.0.1" ipport="2" login="admin" passwd="secret"/>
+  </fencedevices>
+</cluster>
+"#,
+        d = tls.display()
+    )
+}
+
+#[test]
+fn status_of_a_gated_cman_config_shows_the_gate_probed_or_not() {
+    let t = tempfile::tempdir().unwrap();
+    let tls = t.path().join("tls");
+    let st = twonode().args(["arbiter", "certs", "init", "--dir"]).arg(&tls).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let dir = twonode::quorum::arbiter::certs::CertDir::new(&tls);
+    let (cert, key) = twonode::quorum::arbiter::certs::client_pem(&dir, "lab").unwrap();
+    std::fs::write(tls.join("node.crt"), cert).unwrap();
+    std::fs::write(tls.join("node.key"), key).unwrap();
+    let arb = Arbiter::start(&tls);
+    let file = t.path().join("cluster.conf");
+    std::fs::write(&file, gated_cluster_conf(arb.port, &tls)).unwrap();
+    let target = format!("127.0.0.1:{}", arb.port);
+
+    // --no-probe: the gate from the file alone, nothing on the network
+    let out = twonode().args(["quorum", "status", "--no-probe", "--file"]).arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("Fence gate:       arbiter {target} (not probed (--no-probe)), tie_breaker lowest")), "{text}");
+    assert!(text.contains("Guarded methods:  alice/ipmi, bob/ipmi"), "{text}");
+    let out = twonode().args(["--json", "quorum", "status", "--no-probe", "--file"]).arg(&file).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["gate"]["arbiter"], target.as_str());
+    assert_eq!(v["gate"]["reachable"], serde_json::Value::Null);
+    assert_eq!(v["gate"]["complete"], true);
+    assert_eq!(v["quorum"], 1, "the votequorum view is still there: {v}");
+
+    // probed (the default with --file): the gate's client gets TLS + INIT through
+    let out = twonode().args(["quorum", "status", "--file"]).arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("arbiter {target} (reachable: TLS + INIT accepted, round trip")), "{text}");
+    let out = twonode().args(["--json", "quorum", "status", "--file"]).arg(&file).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["gate"]["reachable"], true, "{v}");
+    assert_eq!(v["gate"]["probe"]["depth"], "init", "{v}");
+    assert_eq!(v["gate"]["tie_breaker"], "lowest");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("secret"), "a password leaked");
+
+    // the arbiter gone
+    drop(arb);
+    let out = twonode().args(["--json", "quorum", "status", "--file"]).arg(&file).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["gate"]["reachable"], false, "{v}");
+    let out = twonode().args(["quorum", "status", "--file"]).arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("arbiter {target} (UNREACHABLE: ")), "{text}");
+}
+
+#[test]
+fn status_of_a_config_whose_gate_misses_a_method_says_so() {
+    let conf = gated_cluster_conf(5403, std::path::Path::new("/etc/twonode/arbiter"))
+        .replacen(r#"<device name="twonode-arbiter"/><device name="ipmi-bob"/>"#, r#"<device name="ipmi-bob"/>"#, 1);
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("cluster.conf");
+    std::fs::write(&file, conf).unwrap();
+    let out = twonode().args(["quorum", "status", "--no-probe", "--file"]).arg(&file).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("NOT guarded:      bob/ipmi: no gate in this method"), "{text}");
+    // a config without a gate prints no gate section
+    let out = twonode().args(["--json", "quorum", "status", "--file", "fixtures/sims/corosync-lab/corosync.conf.n1.qdevice.final"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(v.get("gate").is_none(), "{v}");
+}

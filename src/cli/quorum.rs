@@ -20,7 +20,10 @@ pub enum Cmd {
     ///
     /// Exit codes: 0 quorate and no configuration error; 1 configuration error(s); 2 input
     /// unreadable; 3 not quorate (or activity blocked).
-    #[command(after_help = "Examples:\n  twonode quorum status\n  twonode quorum status --file /etc/corosync/corosync.conf --json\n  corosync-quorumtool -s > qt.txt; twonode quorum status --file corosync.conf --live qt.txt")]
+        /// A cman cluster.conf whose fence methods start with the arbiter gate
+    /// (agent fence_twonode_arbiter) also shows the gate: the arbiter HOST:PORT, whether it
+    /// answers the gate's client (TLS + INIT; skipped with --no-probe), and the tie-breaker.
+    #[command(after_help = "Examples:\n  twonode quorum status\n  twonode quorum status --file /etc/corosync/corosync.conf --json\n  corosync-quorumtool -s > qt.txt; twonode quorum status --file corosync.conf --live qt.txt\n  twonode quorum status --file /etc/cluster/cluster.conf --no-probe")]
     Status {
         /// cluster.conf or corosync.conf (default: /etc/cluster/cluster.conf, then
         /// /etc/pve/corosync.conf, then /etc/corosync/corosync.conf). Given a file, live
@@ -31,6 +34,9 @@ pub enum Cmd {
         /// ("-" = stdin). Without --file the local corosync-quorumtool is asked, if present.
         #[arg(long)]
         live: Option<PathBuf>,
+        /// cman with the arbiter gate: do not probe the arbiter (no network).
+        #[arg(long)]
+        no_probe: bool,
     },
     /// Validate corosync.conf: votequorum's refusals (quorum device with two_node,
     /// last_man_standing, auto_tie_breaker, allow_downscale, unequal votes, expected_votes),
@@ -115,7 +121,7 @@ const DEFAULTS: &[&str] = &["/etc/cluster/cluster.conf", "/etc/pve/corosync.conf
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
     match args.cmd {
-        Cmd::Status { file, live } => status(file, live, g),
+        Cmd::Status { file, live, no_probe } => status(file, live, no_probe, g),
         Cmd::Validate { cc, staged } => super::quorum_corosync::validate(&cc, staged, g),
         Cmd::EnableArbiter { host, algorithm, tie_breaker, edit } => {
             super::quorum_corosync::enable_arbiter(&edit, crate::quorum::corosync_conf::ArbiterSpec { host, algorithm, tie_breaker }, g)
@@ -126,7 +132,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
     }
 }
 
-fn status(file: Option<PathBuf>, live: Option<PathBuf>, g: &Global) -> anyhow::Result<i32> {
+fn status(file: Option<PathBuf>, live: Option<PathBuf>, no_probe: bool, g: &Global) -> anyhow::Result<i32> {
     let explicit = file.is_some();
     let path = match file {
         Some(p) => p,
@@ -141,10 +147,18 @@ fn status(file: Option<PathBuf>, live: Option<PathBuf>, g: &Global) -> anyhow::R
         None => None,
     };
     let view = cfg.compute(live.as_ref());
+    let gate = gate_status(&path, no_probe);
     if g.json {
-        crate::util::print_json(&view)?;
+        let mut v = serde_json::to_value(&view)?;
+        if let (Some(gs), Some(o)) = (&gate, v.as_object_mut()) {
+            o.insert("gate".into(), serde_json::to_value(gs)?);
+        }
+        crate::util::print_json(&v)?;
     } else {
         print!("{}", view.render());
+        if let Some(gs) = &gate {
+            print!("{}", gs.render());
+        }
     }
     if view.diagnostics.iter().any(|d| d.severity == Severity::Error) {
         return Ok(1);
@@ -190,4 +204,94 @@ fn ask_quorumtool() -> Option<Live> {
         return None;
     }
     Live::from_quorumtool(&String::from_utf8_lossy(&out.stdout)).ok()
+}
+
+/// The arbiter gate of a cman cluster.conf, as `quorum status` shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct GateStatus {
+    /// The gate's `<fencedevice name>`.
+    pub device: String,
+    /// HOST:PORT of the arbiter.
+    pub arbiter: String,
+    /// "ffsplit" / "lowest": what the gate asks the arbiter for (GATE.md).
+    pub algorithm: String,
+    pub tie_breaker: String,
+    /// Whether the gate is the first device of every fence method.
+    pub complete: bool,
+    /// Methods (NODE/METHOD) that start with the gate, and those that do not (with why).
+    pub guarded: Vec<String>,
+    pub unguarded: Vec<String>,
+    /// null with --no-probe; else the probe through the gate's client.
+    pub reachable: Option<bool>,
+    pub probe: Option<crate::doctor::GateProbe>,
+}
+
+impl GateStatus {
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "\nFence gate");
+        let _ = writeln!(s, "----------");
+        let state = match (&self.reachable, &self.probe) {
+            (None, _) => "not probed (--no-probe)".to_string(),
+            (Some(true), Some(p)) if p.depth == "init" => {
+                format!("reachable: TLS + INIT accepted{}", p.rtt_ms.map(|r| format!(", round trip {r:.1} ms")).unwrap_or_default())
+            }
+            (Some(true), Some(p)) => format!(
+                "reachable over TCP only ({}); TLS and INIT not checked",
+                p.detail.as_deref().unwrap_or("the gate's certificate files are not here")
+            ),
+            (Some(false), Some(p)) => format!("UNREACHABLE: {} (no node can fence until it answers)", p.error.as_deref().unwrap_or("?")),
+            _ => "?".into(),
+        };
+        let _ = writeln!(s, "Fence gate:       arbiter {} ({state}), tie_breaker {}", self.arbiter, self.tie_breaker);
+        let _ = writeln!(s, "Device:           {} (agent {}), algorithm {}", self.device, crate::doctor::GATE_AGENT, self.algorithm);
+        let _ = writeln!(s, "Guarded methods:  {}", if self.guarded.is_empty() { "-".into() } else { self.guarded.join(", ") });
+        if !self.unguarded.is_empty() {
+            let _ = writeln!(s, "NOT guarded:      {}", self.unguarded.join("; "));
+            let _ = writeln!(
+                s,
+                "  fix: the gate must be the first device of every method (`twonode conf gate-fencing --arbiter HOST ...`): \
+                 otherwise the partition without the arbiter's vote can fence"
+            );
+        }
+        s
+    }
+}
+
+/// The gate of the cluster.conf at `path` (None: not a cluster.conf, or no gate in it).
+fn gate_status(path: &Path, no_probe: bool) -> Option<GateStatus> {
+    let bytes = std::fs::read(path).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.trim_start().starts_with('<') {
+        return None;
+    }
+    let shown = path.display().to_string();
+    let layout = crate::doctor::gate_of_cluster_conf(&text, &shown)?;
+    let g = layout.gates.first()?.clone();
+    let (_, model) = crate::clusterconf::model::Model::parse(&bytes).ok()?;
+    let cluster = model.cluster_name().unwrap_or("").to_string();
+    let defaults = crate::quorum::arbiter::client::ClientConfig::new(g.host.clone(), g.port, cluster.clone(), 1);
+    let probe = (!no_probe).then(|| {
+        let me = nix::unistd::gethostname().ok().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+        let short = |n: &str| n.split('.').next().unwrap_or(n).to_ascii_lowercase();
+        let ids: Vec<(String, u32)> = model
+            .nodes
+            .iter()
+            .filter_map(|n| Some((n.name.clone()?, n.nodeid.as_deref()?.trim().parse().ok()?)))
+            .collect();
+        let id = ids.iter().find(|(n, _)| short(n) == short(&me)).or(ids.first()).map(|x| x.1).unwrap_or(1);
+        crate::doctor::probe_gate(&g, &cluster, id, std::time::Duration::from_secs(5))
+    });
+    Some(GateStatus {
+        device: g.device.clone(),
+        arbiter: g.target(),
+        algorithm: format!("{:?}", defaults.algorithm).to_lowercase(),
+        tie_breaker: format!("{:?}", defaults.tie_breaker).to_lowercase(),
+        complete: layout.complete(),
+        guarded: layout.gated.iter().map(|(n, m)| format!("{n}/{m}")).collect(),
+        unguarded: layout.ungated.iter().map(|(n, m, w)| format!("{n}/{m}: {w}")).collect(),
+        reachable: probe.as_ref().map(|p| p.ok),
+        probe,
+    })
 }
