@@ -789,3 +789,136 @@ fn gate_agent_metadata_getopt_and_argv0() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("fence itself"));
 }
+
+// ---- step 4: twonode conf gate-fencing -------------------------------------------------------
+
+const UNGATED: &str = "<?xml version=\"1.0\"?>\n<!-- duo: hand-written, keep the comments -->\n<cluster name=\"duo\" config_version=\"41\">\n\t<cman two_node=\"1\" expected_votes=\"1\"/>\n\t<clusternodes>\n\t\t<clusternode name=\"node1\" nodeid=\"1\" votes=\"1\">\n\t\t\t<fence>\n\t\t\t\t<method name=\"ipmi\">\n\t\t\t\t\t<device name=\"ipmi-n1\" delay=\"15\"/>\n\t\t\t\t</method>\n\t\t\t\t<method name=\"pdu\"> <!-- dual PSU -->\n\t\t\t\t\t<device name=\"apc\" port=\"1\" action=\"off\"/>\n\t\t\t\t\t<device name=\"apc\" port=\"2\" action=\"off\"/>\n\t\t\t\t\t<device name=\"apc\" port=\"1\" action=\"on\"/>\n\t\t\t\t\t<device name=\"apc\" port=\"2\" action=\"on\"/>\n\t\t\t\t</method>\n\t\t\t</fence>\n\t\t</clusternode>\n\t\t<clusternode name=\"node2\" nodeid=\"2\" votes=\"1\">\n\t\t\t<fence>\n\t\t\t\t<method name=\"ipmi\">\n\t\t\t\t\t<device name=\"ipmi-n2\"/>\n\t\t\t\t</method>\n\t\t\t</fence>\n\t\t</clusternode>\n\t</clusternodes>\n\t<fencedevices>\n\t\t<fencedevice name=\"ipmi-n1\" agent=\"fence_ipmilan\" ipaddr=\"10.0.0.11\" login=\"admin\" passwd=\"s3cr3t-pw\" lanplus=\"1\"/>\n\t\t<fencedevice name=\"ipmi-n2\" agent=\"fence_ipmilan\" ipaddr=\"10.0.0.12\" login=\"admin\" passwd=\"s3cr3t-pw\" lanplus=\"1\"/>\n\t\t<fencedevice name=\"apc\" agent=\"fence_apc\" ipaddr=\"10.0.0.20\" login=\"apc\" passwd=\"s3cr3t-pw\"/>\n\t</fencedevices>\n\t<rm/>\n</cluster>\n";
+
+fn xmllint_ok(path: &Path) -> Result<(), String> {
+    let rng = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/clusterconf/schema/cluster.rng");
+    let out = Command::new("xmllint").args(["--noout", "--relaxng"]).arg(&rng).arg(path).output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into())
+    }
+}
+
+#[test]
+fn conf_gate_fencing_is_lossless_valid_one_bump_and_removable() {
+    let t = tempfile::tempdir().unwrap();
+    let live = t.path().join("cluster.conf");
+    std::fs::write(&live, UNGATED).unwrap();
+    let f = live.to_str().unwrap();
+    let r = twonode(
+        &["conf", "gate-fencing", "--arbiter", "arbiter.example.com:5404", "--ca", "/etc/twonode/arbiter/ca.crt",
+          "--cert", "/etc/twonode/arbiter/duo.crt", "--key", "/etc/twonode/arbiter/duo.key", "--hold", "90", "--file", f],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains("s3cr3t-pw") && !r.stderr.contains("s3cr3t-pw"), "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(&live).unwrap(), UNGATED, "staged: the live file is untouched");
+    let staged_path = t.path().join("cluster.conf.new");
+    let staged = std::fs::read_to_string(&staged_path).unwrap();
+    // lossless: take the added lines and the version away and the original comes back
+    let gate_dev = "\t\t\t\t\t<device name=\"twonode-arbiter\"/>\n";
+    assert_eq!(staged.matches(gate_dev).count(), 3, "first device of all 3 methods:\n{staged}");
+    let fd_line = staged.lines().find(|l| l.contains("agent=\"fence_twonode_arbiter\"")).expect("gate fencedevice").to_string();
+    assert!(fd_line.contains("ipaddr=\"arbiter.example.com\"") && fd_line.contains("ipport=\"5404\"") && fd_line.contains("power_timeout=\"90\""), "{fd_line}");
+    let back = staged.replace(gate_dev, "").replace(&format!("{fd_line}\n"), "").replace("config_version=\"42\"", "config_version=\"41\"");
+    assert_eq!(back, UNGATED, "only the gate lines and the version changed");
+    // each method begins with the gate
+    for m in ["<method name=\"ipmi\">\n", "<method name=\"pdu\"> <!-- dual PSU -->\n"] {
+        for (i, _) in staged.match_indices(m) {
+            assert!(staged[i + m.len()..].starts_with(gate_dev), "gate not first after {m:?}");
+        }
+    }
+    // valid for twonode and for the stock schema
+    let r = twonode(&["conf", "validate", "--staged", "--file", f], None);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    if have("xmllint") {
+        xmllint_ok(&staged_path).unwrap_or_else(|e| panic!("xmllint --relaxng cluster.rng refuses the gated file: {e}\n{staged}"));
+    }
+    // again: no second gate anywhere, one more bump
+    let r = twonode(
+        &["conf", "gate-fencing", "--arbiter", "10.0.0.99", "--ca", "/a/ca.crt", "--cert", "/a/duo.crt", "--key", "/a/duo.key", "--file", f],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let again = std::fs::read_to_string(&staged_path).unwrap();
+    assert_eq!(again.matches("<device name=\"twonode-arbiter\"/>").count(), 3);
+    assert!(again.contains("config_version=\"43\"") && again.contains("ipaddr=\"10.0.0.99\"") && !again.contains("power_timeout=\"90\""));
+    // relative paths are refused (fenced runs agents elsewhere)
+    let r = twonode(&["conf", "gate-fencing", "--arbiter", "h", "--ca", "ca.crt", "--cert", "/c", "--key", "/k", "--file", f], None);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("not an absolute path"), "{}", r.stderr);
+    // --remove gives back the original, two versions later
+    let r = twonode(&["conf", "gate-fencing", "--remove", "--file", f], None);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let removed = std::fs::read_to_string(&staged_path).unwrap();
+    assert_eq!(removed, UNGATED.replace("config_version=\"41\"", "config_version=\"44\""));
+}
+
+#[test]
+fn validator_requires_the_gate_first_in_every_method() {
+    let t = tempfile::tempdir().unwrap();
+    let live = t.path().join("cluster.conf");
+    std::fs::write(&live, UNGATED).unwrap();
+    let f = live.to_str().unwrap();
+    let r = twonode(&["conf", "gate-fencing", "--arbiter", "10.0.0.9", "--ca", "/a/ca", "--cert", "/a/c", "--key", "/a/k", "--file", f, "--in-place"], None);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let gated = std::fs::read_to_string(&live).unwrap();
+    let validate = |text: &str| {
+        std::fs::write(&live, text).unwrap();
+        let r = twonode(&["conf", "validate", "--file", f], None);
+        (r.code, format!("{}{}", r.stdout, r.stderr))
+    };
+    // node2's method without the gate: error at the method's line:col
+    let lines: Vec<&str> = gated.lines().collect();
+    let n2 = lines.iter().position(|l| l.contains("clusternode name=\"node2\"")).unwrap();
+    let gate_line = n2 + lines[n2..].iter().position(|l| l.contains("twonode-arbiter")).unwrap();
+    let mut v = lines.clone();
+    v.remove(gate_line);
+    let (code, out) = validate(&(v.join("\n") + "\n"));
+    assert_eq!(code, 1, "{out}");
+    let method_line = gate_line; // the <method> line is just above the removed line (1-based = index)
+    assert!(out.contains(&format!(":{method_line}:5: error[fence.gate-missing]")), "{out}");
+    assert!(out.contains("method ipmi of node node2"), "{out}");
+    // the gate second: error at that device
+    let mut v = lines.clone();
+    v.swap(gate_line, gate_line + 1);
+    let (code, out) = validate(&(v.join("\n") + "\n"));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!(":{}:6: error[fence.gate-not-first]", gate_line + 2)), "{out}");
+    // two_node off: a warning only
+    let (code, out) = validate(&gated.replace("two_node=\"1\" expected_votes=\"1\"", "expected_votes=\"2\""));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("warning[fence.gate-not-two-node]"), "{out}");
+    // the file as gate-fencing wrote it is clean
+    let (code, out) = validate(&gated);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("gate"), "{out}");
+}
+
+/// The whole path an admin takes: an ungated cluster.conf, `conf gate-fencing`, then a split.
+#[test]
+fn gated_by_conf_gate_fencing_then_a_split_fences_exactly_one() {
+    let mut lab = Lab::start();
+    let gated = lab.conf("gc", "timeout=\"3\" power_timeout=\"4\"");
+    let text = std::fs::read_to_string(&gated).unwrap();
+    let fd = text.lines().find(|l| l.contains("fence_twonode_arbiter")).unwrap().to_string();
+    let attr = |k: &str| fd.split(&format!("{k}=\"")).nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
+    let ungated = text.replace("          <device name=\"twonode-arbiter\"/>\n", "").replace(&format!("{fd}\n"), "");
+    let path = lab.dir.path().join("gc-admin.conf");
+    std::fs::write(&path, &ungated).unwrap();
+    let r = twonode(
+        &["conf", "gate-fencing", "--arbiter", &format!("127.0.0.1:{}", lab.arb.port), "--ca", &attr("tlscacert"), "--cert", &attr("tlscert"),
+          "--key", &attr("tlskey"), "--timeout", "3", "--hold", "4", "--in-place", "--file", path.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    lab.reset_power();
+    let (a, b) = race(&lab, &path, 0, 0, true);
+    assert_one_fenced(&lab, "conf-gated round", &a, &b, true);
+    lab.check_secrets(&[a.gate_out, b.gate_out, r.stdout]);
+}

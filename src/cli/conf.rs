@@ -181,6 +181,36 @@ pub enum Cmd {
         #[command(flatten)]
         edit: EditOpts,
     },
+    /// Gate every fence method through the quorum arbiter (cman two_node): only the node holding
+    /// the arbiter's vote fences. Adds the fencedevice twonode-arbiter (agent
+    /// fence_twonode_arbiter) and makes it the first device of every method; --remove undoes it.
+    #[command(after_help = "Examples:\n  twonode conf gate-fencing --arbiter arbiter.example.com --ca /etc/twonode/arbiter/ca.crt \\\n      --cert /etc/twonode/arbiter/node.crt --key /etc/twonode/arbiter/node.key\n  twonode conf gate-fencing --remove\n\nTrade-off: with the gate, no arbiter means no fencing (both nodes wait) until it answers again.")]
+    GateFencing {
+        /// The arbiter: HOST or HOST:PORT (port 5403 by default).
+        #[arg(long, value_name = "HOST[:PORT]", required_unless_present = "remove")]
+        arbiter: Option<String>,
+        /// CA certificate (PEM) of the arbiter, as a path on the nodes.
+        #[arg(long, value_name = "FILE", required_unless_present = "remove")]
+        ca: Option<String>,
+        /// This cluster's client certificate (PEM, CN = cluster name), path on the nodes.
+        #[arg(long, value_name = "FILE", required_unless_present = "remove")]
+        cert: Option<String>,
+        /// Its key (PEM), path on the nodes: only the path goes into cluster.conf.
+        #[arg(long, value_name = "FILE", required_unless_present = "remove")]
+        key: Option<String>,
+        /// Seconds to wait for the arbiter's decision (default 30).
+        #[arg(long, value_name = "S")]
+        timeout: Option<u64>,
+        /// Seconds the vote stays with the fencing node after the gate, to cover its real device
+        /// (default 120; 2-240).
+        #[arg(long, value_name = "S")]
+        hold: Option<u64>,
+        /// Remove the gate from every method and its fencedevice.
+        #[arg(long, conflicts_with_all = ["arbiter", "ca", "cert", "key", "timeout", "hold"])]
+        remove: bool,
+        #[command(flatten)]
+        edit: EditOpts,
+    },
     /// config_version + 1, nothing else.
     #[command(after_help = "Examples:\n  twonode conf bump\n  twonode conf bump --in-place --file /etc/cluster/cluster.conf")]
     Bump {
@@ -355,6 +385,23 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
             need_change(&set, &unset)?;
             do_edit(&store, &edit, Op::SectionSet { section, set, unset }, g)
         }
+        Cmd::GateFencing { arbiter, ca, cert, key, timeout, hold, remove, edit } => {
+            let gate = if remove {
+                None
+            } else {
+                let (host, port) = split_host_port(arbiter.as_deref().unwrap_or_default())?;
+                Some(edit::GateSpec {
+                    host,
+                    port,
+                    ca: ca.unwrap_or_default(),
+                    cert: cert.unwrap_or_default(),
+                    key: key.unwrap_or_default(),
+                    timeout,
+                    hold,
+                })
+            };
+            do_edit(&store, &edit, Op::GateFencing { gate }, g)
+        }
         Cmd::Bump { edit } => do_edit(&store, &edit, Op::Bump, g),
         Cmd::Diff => cmd_diff(&store, g),
         Cmd::Apply { reload, force } => cmd_apply(&store, reload.as_deref(), force, g),
@@ -407,6 +454,23 @@ fn kv(args: &[String], edit: &EditOpts) -> anyhow::Result<Attrs> {
         out.push((key.clone(), value));
     }
     Ok(out)
+}
+
+/// "host", "host:port", "[v6]:port" or a bare IPv6 address.
+fn split_host_port(s: &str) -> anyhow::Result<(String, Option<u16>)> {
+    let s = s.trim();
+    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| anyhow::anyhow!("--arbiter {s:?}: {p:?} is not a TCP port"));
+    if let Some(rest) = s.strip_prefix('[') {
+        let (h, tail) = rest.split_once(']').ok_or_else(|| anyhow::anyhow!("--arbiter {s:?}: missing ]"))?;
+        return Ok((h.to_string(), match tail.strip_prefix(':') { Some(p) => Some(port(p)?), None => None }));
+    }
+    match s.matches(':').count() {
+        1 => {
+            let (h, p) = s.split_once(':').unwrap_or((s, ""));
+            Ok((h.to_string(), Some(port(p)?)))
+        }
+        _ => Ok((s.to_string(), None)),
+    }
 }
 
 fn parse_heuristic(s: &str) -> anyhow::Result<Attrs> {

@@ -102,6 +102,24 @@ pub enum Op {
     /// Set/unset attributes of a top-level section (cman, totem, fence_daemon, logging, dlm...),
     /// created when absent; `cluster` means the root element (not config_version).
     SectionSet { section: String, set: Attrs, unset: Vec<String> },
+    /// Arbiter-gated fencing (`fence::gate`): with `Some`, define (or update) the gate
+    /// fencedevice and make it the first device of every method of every node; with `None`,
+    /// remove the gate from every method and its fencedevice.
+    GateFencing { gate: Option<GateSpec> },
+}
+
+/// The arbiter gate's settings (the `<fencedevice agent="fence_twonode_arbiter">`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateSpec {
+    pub host: String,
+    pub port: Option<u16>,
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+    /// Seconds to wait for the arbiter's decision.
+    pub timeout: Option<u64>,
+    /// Seconds the vote stays after the gate (power_timeout; heartbeat = hold / 2).
+    pub hold: Option<u64>,
 }
 
 impl Op {
@@ -122,6 +140,8 @@ impl Op {
             Op::QuorumdSet { .. } => "set quorumd".into(),
             Op::QuorumdRemove => "remove quorumd".into(),
             Op::SectionSet { section, .. } => format!("change <{section}>"),
+            Op::GateFencing { gate: Some(g) } => format!("gate fencing through the arbiter {}", g.host),
+            Op::GateFencing { gate: None } => "remove the arbiter gate from fencing".into(),
         }
     }
 }
@@ -311,7 +331,171 @@ fn run(w: &mut Work, op: &Op) -> Result<(), EditError> {
             w.patch(vec![doc.remove_element(q)])
         }
         Op::SectionSet { section: s, set, unset } => section_set(w, s, set, unset),
+        Op::GateFencing { gate } => gate_fencing(w, gate.as_ref()),
     }
+}
+
+/// Is the fencedevice named `name` the arbiter gate?
+fn gate_device_names(doc: &Document) -> Result<Vec<String>, EditError> {
+    let m = Model::from_doc(doc);
+    let _ = cluster_root(doc)?;
+    Ok(m.fencedevices
+        .iter()
+        .filter(|f| f.agent.as_deref().is_some_and(crate::fence::gate::is_gate_agent))
+        .filter_map(|f| f.name.clone())
+        .collect())
+}
+
+fn gate_fencing(w: &mut Work, gate: Option<&GateSpec>) -> Result<(), EditError> {
+    use crate::fence::gate::{AGENT, DEVICE_NAME};
+    let doc = w.doc()?;
+    let existing = gate_device_names(&doc)?;
+    let Some(g) = gate else {
+        if existing.is_empty() {
+            return Err(EditError::not_found("no arbiter gate (agent fence_twonode_arbiter) is configured", "nothing to remove"));
+        }
+        // every <device> naming a gate, in methods and unfence, then the fencedevices
+        loop {
+            let doc = w.doc()?;
+            let root = cluster_root(&doc)?;
+            let refs: Vec<NodeId> = doc
+                .child(root, "clusternodes")
+                .map(|cns| {
+                    let mut v = Vec::new();
+                    for n in doc.children_named(cns, "clusternode") {
+                        let mut containers: Vec<NodeId> = doc.child(n, "fence").map(|f| doc.children_named(f, "method")).unwrap_or_default();
+                        containers.extend(doc.child(n, "unfence"));
+                        for c in containers {
+                            v.extend(doc.children_named(c, "device").into_iter().filter(|&d| {
+                                doc.attr_value(d, "name").is_some_and(|x| existing.iter().any(|e| e == x))
+                            }));
+                        }
+                    }
+                    v
+                })
+                .unwrap_or_default();
+            let Some(first) = refs.first() else { break };
+            w.patch(vec![doc.remove_element(*first)])?;
+        }
+        for name in &existing {
+            let doc = w.doc()?;
+            if let Some(fd) = find_fencedevice(&doc, name)? {
+                w.patch(vec![doc.remove_element(fd)])?;
+            }
+        }
+        return Ok(());
+    };
+    if g.host.trim().is_empty() {
+        return Err(EditError::invalid("--arbiter needs a host name or address"));
+    }
+    for (what, v) in [("--ca", &g.ca), ("--cert", &g.cert), ("--key", &g.key)] {
+        if !v.starts_with('/') {
+            return Err(EditError::new(
+                EditErrorKind::Invalid,
+                format!("{what} {v:?} is not an absolute path"),
+                Some("fenced runs the agent from another directory: give the path on the nodes, e.g. /etc/twonode/arbiter/node.key"),
+            ));
+        }
+    }
+    if let Some(h) = g.hold {
+        if !(2..=240).contains(&h) {
+            return Err(EditError::invalid(format!("--hold {h}: the arbiter accepts a hold of 2 to 240 seconds (heartbeat 1 to 120 s)")));
+        }
+    }
+    if g.timeout == Some(0) {
+        return Err(EditError::invalid("--timeout must be at least 1 second"));
+    }
+    let m = Model::from_doc(&doc);
+    if m.nodes.is_empty() {
+        return Err(EditError::refused("the file has no clusternode", "add the nodes and their fence devices first"));
+    }
+    for n in &m.nodes {
+        let name = n.name.as_deref().unwrap_or("?");
+        if n.methods.is_empty() || n.methods.iter().all(|mt| mt.devices.is_empty()) {
+            return Err(EditError::refused(
+                format!("node {name} has no fence method with a device (line {}): the gate wraps real fence devices", n.loc.line),
+                format!("bind a real device first: `twonode conf bind {name} DEVICE --method ipmi`"),
+            ));
+        }
+    }
+    let name = match existing.as_slice() {
+        [] => DEVICE_NAME.to_string(),
+        [one] => one.clone(),
+        many => {
+            return Err(EditError::refused(
+                format!("several arbiter gate devices are defined ({}); keep one", many.join(", ")),
+                "`twonode conf gate-fencing --remove` then configure it again",
+            ))
+        }
+    };
+    if existing.is_empty() {
+        if let Some(m) = m.fencedevice(&name) {
+            return Err(EditError::new(
+                EditErrorKind::Exists,
+                format!("a fence device named {name} exists with agent {:?} (line {})", m.agent.as_deref().unwrap_or(""), m.loc.line),
+                Some("rename it (`twonode conf device set NAME name=OTHER`)"),
+            ));
+        }
+    }
+    let mut attrs: Attrs = vec![("ipaddr".into(), g.host.trim().to_string())];
+    attrs.push(("ipport".into(), g.port.unwrap_or(crate::quorum::arbiter::wire::DEFAULT_PORT).to_string()));
+    attrs.push(("tlscacert".into(), g.ca.clone()));
+    attrs.push(("tlscert".into(), g.cert.clone()));
+    attrs.push(("tlskey".into(), g.key.clone()));
+    if let Some(t) = g.timeout {
+        attrs.push(("timeout".into(), t.to_string()));
+    }
+    if let Some(h) = g.hold {
+        attrs.push(("power_timeout".into(), h.to_string()));
+    }
+    if existing.is_empty() {
+        device_add(w, &name, AGENT, &attrs)?;
+    } else {
+        let unset: Vec<String> =
+            ["timeout", "power_timeout"].iter().filter(|k| !attrs.iter().any(|(a, _)| a == *k)).map(|k| k.to_string()).collect();
+        device_set(w, &name, &attrs, &unset)?;
+    }
+    // the gate first in every method: remove it where it is elsewhere, insert it first
+    loop {
+        let doc = w.doc()?;
+        let root = cluster_root(&doc)?;
+        let Some(cns) = doc.child(root, "clusternodes") else { break };
+        let mut todo: Option<(NodeId, Option<NodeId>)> = None;
+        'scan: for n in doc.children_named(cns, "clusternode") {
+            let Some(f) = doc.child(n, "fence") else { continue };
+            for mt in doc.children_named(f, "method") {
+                let devs = doc.children_named(mt, "device");
+                if devs.is_empty() {
+                    continue;
+                }
+                let is_g = |d: NodeId| doc.attr_value(d, "name") == Some(name.as_str());
+                if is_g(devs[0]) {
+                    if let Some(extra) = devs.iter().skip(1).find(|&&d| is_g(d)) {
+                        todo = Some((*extra, None));
+                        break 'scan;
+                    }
+                    continue;
+                }
+                match devs.iter().find(|&&d| is_g(d)) {
+                    Some(&misplaced) => todo = Some((misplaced, None)),
+                    None => todo = Some((mt, doc.child_elements(mt).first().copied())),
+                }
+                break 'scan;
+            }
+        }
+        match todo {
+            None => break,
+            // a gate in the wrong place (or twice): remove it; the next pass inserts it first
+            Some((d, None)) if doc.name(d) == "device" => w.patch(vec![doc.remove_element(d)])?,
+            Some((mt, before)) => {
+                let p = doc
+                    .insert_child(mt, before, &NewElement::new("device").attr("name", name.as_str()))
+                    .ok_or_else(|| EditError::invalid("cannot insert the gate device"))?;
+                w.patch(p)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Patches that set/unset attributes of one element.

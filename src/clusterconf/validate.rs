@@ -216,7 +216,80 @@ fn semantic(cx: &mut Ctx, _doc: &Document, m: &Model, opts: &Options) {
     nodes(cx, m);
     devices(cx, m);
     fencing(cx, m);
+    gate(cx, m);
     two_node(cx, m);
+}
+
+/// Arbiter-gated fencing (`fence::gate`): once one method is gated, every method of every node
+/// must start with the gate, or the node that lost the arbiter's vote fences through it.
+fn gate(cx: &mut Ctx, m: &Model) {
+    let is_gate = |name: Option<&str>| {
+        name.and_then(|n| m.fencedevice(n)).and_then(|f| f.agent.as_deref()).is_some_and(crate::fence::gate::is_gate_agent)
+    };
+    let gated = m.nodes.iter().flat_map(|n| n.methods.iter()).any(|mt| mt.devices.iter().any(|d| is_gate(d.name.as_deref())));
+    if !gated {
+        return;
+    }
+    for n in &m.nodes {
+        let node = n.name.as_deref().unwrap_or("?");
+        for mt in &n.methods {
+            let meth = mt.name.as_deref().unwrap_or("?");
+            let Some(first) = mt.devices.first() else { continue };
+            for d in mt.devices.iter().skip(1).filter(|d| is_gate(d.name.as_deref())) {
+                cx.err(
+                    (d.loc.line, d.loc.col),
+                    "fence.gate-not-first",
+                    format!(
+                        "the arbiter gate {} is not the first device of method {meth} of node {node}: the devices before it run without the arbiter's vote",
+                        d.name.as_deref().unwrap_or("?")
+                    ),
+                    Some("`twonode conf gate-fencing ...` puts it first in every method".into()),
+                );
+            }
+            if !mt.devices.iter().any(|d| is_gate(d.name.as_deref())) {
+                cx.err(
+                    (mt.loc.line, mt.loc.col),
+                    "fence.gate-missing",
+                    format!(
+                        "method {meth} of node {node} is not gated by the arbiter while other methods are: in a split, the node that lost the \
+                         arbiter's vote fails its gated methods and then fences through this one"
+                    ),
+                    Some("run `twonode conf gate-fencing ...` again (it gates every method), or remove the gate everywhere (`--remove`)".into()),
+                );
+            } else if is_gate(first.name.as_deref()) && mt.devices.len() == 1 {
+                cx.err(
+                    (mt.loc.line, mt.loc.col),
+                    "fence.gate-only",
+                    format!("method {meth} of node {node} has only the arbiter gate and no real fence device after it"),
+                    Some(format!("`twonode conf bind {node} DEVICE --method {meth}` adds the real device")),
+                );
+            }
+        }
+    }
+    for fd in m.fencedevices.iter().filter(|f| f.agent.as_deref().is_some_and(crate::fence::gate::is_gate_agent)) {
+        let pos = (fd.loc.line, fd.loc.col);
+        let dname = fd.name.as_deref().unwrap_or("?");
+        if fd.get("ipaddr").is_none() {
+            cx.err(pos, "fence.gate-no-arbiter", format!("the arbiter gate {dname} has no ipaddr= (the arbiter's address)"), Some("`twonode conf gate-fencing --arbiter HOST ...`".into()));
+        }
+        if ["tlscacert", "tlscert", "tlskey"].iter().any(|k| fd.get(k).is_none()) {
+            cx.warn(
+                pos,
+                "fence.gate-no-tls",
+                format!("the arbiter gate {dname} has no tlscacert/tlscert/tlskey: anyone who can reach the arbiter could claim the vote for this cluster"),
+                Some("give the CA, the cluster's certificate and key from `twonode arbiter certs`, and run the arbiter with tls.mode = \"required\"".into()),
+            );
+        }
+    }
+    if !m.two_node() {
+        let pos = m.cman.as_ref().map(|c| (c.loc.line, c.loc.col)).unwrap_or((m.root.line, m.root.col));
+        cx.warn(
+            pos,
+            "fence.gate-not-two-node",
+            "fencing is gated by the arbiter but two_node is not set: with a real quorum the partition without quorum never fences anyway".into(),
+            Some("the gate is meant for cman two_node=\"1\"; keep it only if you know why".into()),
+        );
+    }
 }
 
 fn nodes(cx: &mut Ctx, m: &Model) {
