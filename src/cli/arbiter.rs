@@ -50,6 +50,17 @@ pub struct SimulateArgs {
     /// Worker threads (default: all CPUs).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Decision algorithm of the simulated clusters: `mixed` (ffsplit, and lms for every fourth
+    /// seed, half of those with wait_for_all), `ffsplit` or `lms`.
+    #[arg(long, value_enum, default_value_t = AlgorithmArg::Mixed)]
+    pub algorithm: AlgorithmArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlgorithmArg {
+    Mixed,
+    Ffsplit,
+    Lms,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +95,11 @@ fn simulate(a: SimulateArgs, g: &Global) -> anyhow::Result<i32> {
             PolicyArg::QnetdLike => Policy::QnetdLike,
         },
         scenario_f_only: a.scenario == ScenarioArg::SplitThenHolderCut,
+        algorithms: match a.algorithm {
+            AlgorithmArg::Mixed => sim::Algorithms::Mixed,
+            AlgorithmArg::Ffsplit => sim::Algorithms::Ffsplit,
+            AlgorithmArg::Lms => sim::Algorithms::Lms,
+        },
         duration_ms: a.duration_s.max(60) * 1000,
         ..SimConfig::default()
     };
@@ -143,6 +159,7 @@ fn simulate(a: SimulateArgs, g: &Global) -> anyhow::Result<i32> {
             "failovers: {}  p50 {} ms  p99 {} ms  max {} ms   longest overlap {} ms",
             total.failovers, total.failover_p50_ms, total.failover_p99_ms, total.failover_max_ms, total.overlap_ms_max
         );
+        println!("lms schedules: {} ({} with wait_for_all)", total.lms_schedules, total.lms_wait_for_all_schedules);
         if let Some(s) = total.first_violating_seed {
             println!("first violating schedule: --seed {s} --schedules 1");
             println!("{}", sim::describe(s, &cfg));

@@ -126,6 +126,12 @@ pub struct Config {
     /// so that both halves of a fresh split are compared (tie-breaker) rather than the first to
     /// report winning.
     pub stale_membership_grace_ms: u64,
+    /// lms clusters: assume the nodes run with votequorum's `wait_for_all` (corosync-qdevice's
+    /// lms then keeps its vote while it cannot reach the arbiter, as long as its node is
+    /// quorate), so an lms vote is never released by the lease rule (default true). Set to false
+    /// only if NO node of any lms cluster served here has `quorum.wait_for_all`: lms holds then
+    /// expire like ffsplit ones.
+    pub lms_wait_for_all: bool,
 }
 
 impl Default for Config {
@@ -145,6 +151,7 @@ impl Default for Config {
             max_msg_size: wire::MAX_MSG_SIZE as u32,
             policy: Policy::Lease,
             stale_membership_grace_ms: 2000,
+            lms_wait_for_all: true,
         }
     }
 }
@@ -269,6 +276,8 @@ struct Conn {
     last_vote: Option<Vote>,
     acked_ring: Option<RingId>,
     stale_since: Option<Millis>,
+    /// lms: the last decision this client got (qnetd's `last_result`); `None` = a newcomer.
+    lms_result: Option<Vote>,
 }
 
 #[derive(Debug, Clone)]
@@ -489,7 +498,7 @@ impl Arbiter {
             }
             Policy::Lease => {}
         }
-        if h.lms {
+        if h.lms && self.cfg.lms_wait_for_all {
             return None;
         }
         let r = 1.0 + self.cfg.clock_drift.max(0.0);
@@ -924,8 +933,14 @@ impl Arbiter {
                 nacks.push(*id);
             }
         }
+        let lms = ready.iter().filter_map(|id| self.conns.get(id)).any(|c| c.algorithm == DecisionAlgorithm::Lms);
+        let newcomer_nacks: Vec<ConnId> =
+            if lms { nacks.iter().copied().filter(|id| self.lms_newcomer_nack(&ready, self.conns.get(id).and_then(|c| c.ring))).collect() } else { Vec::new() };
         for id in nacks {
             let Some(c) = self.conns.get_mut(&id) else { continue };
+            if lms && !newcomer_nacks.contains(&id) {
+                c.lms_result = Some(Vote::Nack);
+            }
             c.vote_seq = c.vote_seq.wrapping_add(1);
             let s = c.vote_seq;
             c.last_vote = Some(Vote::Nack);
@@ -992,6 +1007,9 @@ impl Arbiter {
             let s = c.vote_seq;
             c.last_vote = Some(Vote::Ack);
             c.acked_ring = Some(w);
+            if c.algorithm == DecisionAlgorithm::Lms {
+                c.lms_result = Some(Vote::Ack);
+            }
             let hold = Hold {
                 node_id: c.node_id,
                 conn: id,
@@ -1089,17 +1107,7 @@ impl Arbiter {
         };
         let preferred = |members: &[u32]| tb_node.is_some_and(|t| members.contains(&t));
         if first.algorithm == DecisionAlgorithm::Lms {
-            if parts.len() == 1 {
-                return parts.keys().next().copied();
-            }
-            // largest partition wins; equal sizes: the tie-breaker's partition
-            let mut best: Vec<(usize, bool, RingId)> =
-                parts.iter().map(|(r, cs)| (cs[0].members.len(), preferred(&cs[0].members), *r)).collect();
-            best.sort_by_key(|b| std::cmp::Reverse((b.0, b.1)));
-            if best.len() > 1 && (best[0].0, best[0].1) == (best[1].0, best[1].1) {
-                return None;
-            }
-            return best.first().map(|b| b.2);
+            return self.choose_lms(name, &parts, first.tie_breaker);
         }
         // ffsplit
         let kap = clients.iter().all(|c| c.kap);
@@ -1134,6 +1142,78 @@ impl Arbiter {
             }
         }
         best.map(|b| b.1)
+    }
+
+    /// corosync-qnetd's lms (`qnetd-algo-lms.c`), decided for the whole cluster at once:
+    /// 1. one partition (among the connected clients) gets the vote whatever its size — the last
+    ///    man standing; votequorum decides whether that makes it quorate;
+    /// 2. partitions made only of newcomers (clients that never got an lms decision) do not take
+    ///    the vote from a partition one of whose connected clients holds an ACK;
+    /// 3. the highest score wins (per connected client: 1, +1 heuristics pass, −1 fail);
+    /// 4. among the partitions tied on score, the one with most connected clients;
+    /// 5. then the tie-breaker: the partition of the lowest / highest connected node id among
+    ///    them, or the one whose membership holds the configured node id; none: no vote.
+    ///
+    /// Deviations from qnetd, on purpose: step 4 compares only the partitions tied in step 3
+    /// (qnetd compares all, so a larger partition whose heuristics fail could win); step 5's
+    /// `nodeid` mode looks for the configured node (qnetd compares the asking client's own id,
+    /// so only that node itself ever gets the vote).
+    fn choose_lms(&self, _name: &str, parts: &BTreeMap<RingId, Vec<&Conn>>, tb: TieBreaker) -> Option<RingId> {
+        let excluded = Self::lms_newcomer_parts(parts);
+        let cands: Vec<(&RingId, &Vec<&Conn>)> = parts.iter().filter(|(r, _)| !excluded.contains(r)).collect();
+        if cands.len() <= 1 {
+            return cands.first().map(|c| *c.0);
+        }
+        let score = |cs: &[&Conn]| -> i64 {
+            cs.iter()
+                .map(|c| match c.heuristics {
+                    Some(Heuristics::Pass) => 2,
+                    Some(Heuristics::Fail) => 0,
+                    _ => 1,
+                })
+                .sum()
+        };
+        let best = cands.iter().map(|c| score(c.1)).max()?;
+        let cands: Vec<_> = cands.into_iter().filter(|c| score(c.1) == best).collect();
+        if cands.len() == 1 {
+            return Some(*cands[0].0);
+        }
+        let most = cands.iter().map(|c| c.1.len()).max()?;
+        let cands: Vec<_> = cands.into_iter().filter(|c| c.1.len() == most).collect();
+        if cands.len() == 1 {
+            return Some(*cands[0].0);
+        }
+        let ids = |cs: &[&Conn]| cs.iter().map(|c| c.node_id).collect::<Vec<_>>();
+        match tb {
+            TieBreaker::Lowest => cands.iter().min_by_key(|c| ids(c.1).into_iter().min()).map(|c| *c.0),
+            TieBreaker::Highest => cands.iter().max_by_key(|c| ids(c.1).into_iter().max()).map(|c| *c.0),
+            TieBreaker::NodeId(n) => cands.iter().find(|c| c.1.iter().any(|x| x.node_id == n || x.members.contains(&n))).map(|c| *c.0),
+        }
+    }
+
+    /// lms: rings of the partitions that are newcomers only while another partition has a
+    /// connected client holding an ACK (qnetd: "we are a new partition and another active
+    /// partition exists. NACK").
+    fn lms_newcomer_parts(parts: &BTreeMap<RingId, Vec<&Conn>>) -> Vec<RingId> {
+        let active: Vec<RingId> =
+            parts.iter().filter(|(_, cs)| cs.iter().any(|c| c.lms_result == Some(Vote::Ack))).map(|(r, _)| *r).collect();
+        parts
+            .iter()
+            .filter(|(r, cs)| cs.iter().all(|c| c.lms_result.is_none()) && active.iter().any(|a| a != *r))
+            .map(|(r, _)| *r)
+            .collect()
+    }
+
+    /// lms: whether a NACK to a client of ring `r` is a newcomer NACK (not remembered, as qnetd).
+    fn lms_newcomer_nack(&self, ready: &[ConnId], r: Option<RingId>) -> bool {
+        let Some(r) = r else { return false };
+        let mut parts: BTreeMap<RingId, Vec<&Conn>> = BTreeMap::new();
+        for c in ready.iter().filter_map(|id| self.conns.get(id)) {
+            if let Some(x) = c.ring {
+                parts.entry(x).or_default().push(c);
+            }
+        }
+        Self::lms_newcomer_parts(&parts).contains(&r)
     }
 
     // ---- status ---------------------------------------------------------------------------
@@ -1223,6 +1303,7 @@ impl Conn {
             last_vote: None,
             acked_ring: None,
             stale_since: None,
+            lms_result: None,
         }
     }
 }
@@ -1605,6 +1686,176 @@ mod tests {
             acts.extend(h.ev(Event::Tick));
             assert!(!votes(&acts).iter().any(|x| x.0 == 2 && x.1 == Vote::Ack), "lms vote moved at {t}");
         }
+    }
+
+    // ---- lms (qnetd-algo-lms.c) ----------------------------------------------------------------
+
+    impl H {
+        /// An lms client of cluster "l" with config nodes `cfg_nodes`.
+        fn join_lms(&mut self, conn: ConnId, node: u32, r: RingId, members: &[u32], cfg_nodes: &[u32], tb: TieBreaker, h: Option<Heuristics>) -> Vec<Action> {
+            let mut out = self.ev(Event::ClientConnected { conn, peer: format!("n{node}") });
+            let s = self.s();
+            out.extend(self.msg(conn, Message::Preinit { seq: s, cluster_name: Some("l".into()) }));
+            let s = self.s();
+            out.extend(self.msg(
+                conn,
+                Message::Init(Init {
+                    seq: s,
+                    node_id: Some(node),
+                    ring_id: Some(r),
+                    heartbeat_interval: Some(8000),
+                    tie_breaker: Some(tb),
+                    decision_algorithm: Some(DecisionAlgorithm::Lms.as_u16()),
+                    ..Init::default()
+                }),
+            ));
+            let s = self.s();
+            out.extend(self.msg(conn, nl(s, NodeListType::InitialConfig, None, cfg_nodes, None)));
+            out.extend(self.membership(conn, r, members, h));
+            out
+        }
+        /// Answer every VOTE_INFO in `acts` (as qdevice does) and return all votes seen.
+        fn confirm(&mut self, acts: Vec<Action>) -> Vec<(ConnId, Vote, u32)> {
+            let mut seen = votes(&acts);
+            let mut todo = seen.clone();
+            while let Some((conn, _, seq)) = todo.pop() {
+                let more = votes(&self.msg(conn, Message::VoteInfoReply { seq: Some(seq) }));
+                todo.extend(more.iter().copied());
+                seen.extend(more);
+            }
+            seen
+        }
+    }
+
+    fn acked(v: &[(ConnId, Vote, u32)]) -> Vec<ConnId> {
+        let mut a: Vec<ConnId> = v.iter().filter(|x| x.1 == Vote::Ack).map(|x| x.0).collect();
+        a.sort_unstable();
+        a.dedup();
+        a
+    }
+
+    /// Three lms nodes all in ring 1/4, then split {1} | {2,3}.
+    fn lms3_split(h1: Option<Heuristics>, h23: Option<Heuristics>) -> Vec<(ConnId, Vote, u32)> {
+        let mut h = H::new(no_restart_hold());
+        let all = [1, 2, 3];
+        let mut acts = Vec::new();
+        for n in all {
+            acts.extend(h.join_lms(n as ConnId, n, ring(1, 4), &all, &all, TieBreaker::Lowest, None));
+        }
+        assert_eq!(acked(&h.confirm(acts)), vec![1, 2, 3], "one partition: everybody ACK");
+        h.at(1000);
+        let mut acts = h.membership(1, ring(1, 8), &[1], h1);
+        acts.extend(h.membership(2, ring(2, 8), &[2, 3], h23));
+        acts.extend(h.membership(3, ring(2, 8), &[2, 3], h23));
+        h.confirm(acts)
+    }
+
+    #[test]
+    fn lms_the_partition_with_most_active_nodes_wins() {
+        let v = lms3_split(None, None);
+        assert_eq!(acked(&v), vec![2, 3], "{v:?}");
+        assert!(v.iter().any(|x| x.0 == 1 && x.1 == Vote::Nack), "{v:?}");
+    }
+
+    #[test]
+    fn lms_heuristics_score_comes_before_size() {
+        // {1} passes (score 2), {2,3} one pass one fail... both fail here: score 0 < 2
+        let v = lms3_split(Some(Heuristics::Pass), Some(Heuristics::Fail));
+        assert_eq!(acked(&v), vec![1], "{v:?}");
+        // equal scores (2 = 1+1): the larger partition
+        let v = lms3_split(Some(Heuristics::Pass), None);
+        assert_eq!(acked(&v), vec![2, 3], "{v:?}");
+    }
+
+    #[test]
+    fn lms_ties_go_to_the_tie_breaker_partition() {
+        for (tb, winner) in [(TieBreaker::Lowest, 1), (TieBreaker::Highest, 2), (TieBreaker::NodeId(2), 2), (TieBreaker::NodeId(1), 1)] {
+            let mut h = H::new(no_restart_hold());
+            let mut acts = h.join_lms(1, 1, ring(1, 4), &[1, 2], &[1, 2], tb, None);
+            acts.extend(h.join_lms(2, 2, ring(1, 4), &[1, 2], &[1, 2], tb, None));
+            assert_eq!(acked(&h.confirm(acts)), vec![1, 2]);
+            h.at(1000);
+            let mut acts = h.membership(1, ring(1, 8), &[1], None);
+            acts.extend(h.membership(2, ring(2, 8), &[2], None));
+            let v = h.confirm(acts);
+            assert_eq!(acked(&v), vec![winner], "{tb:?}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn lms_the_last_man_standing_gets_the_vote_alone() {
+        let mut h = H::new(no_restart_hold());
+        // a 3-node cluster of which only node 3 is up (and connected); after the start hold
+        h.at(2000);
+        let acts = h_join(&mut h, 3, 3, ring(3, 20), &[3]);
+        let v = h.confirm(acts);
+        assert_eq!(acked(&v), vec![3], "one partition gets the vote whatever its size: {v:?}");
+    }
+
+    fn h_join(h: &mut H, conn: ConnId, node: u32, r: RingId, members: &[u32]) -> Vec<Action> {
+        h.join_lms(conn, node, r, members, &[1, 2, 3], TieBreaker::Lowest, None)
+    }
+
+    #[test]
+    fn lms_newcomers_do_not_take_the_vote_from_the_active_partition() {
+        let mut h = H::new(no_restart_hold());
+        h.at(2000);
+        let acts = h_join(&mut h, 1, 1, ring(1, 8), &[1]);
+        let v = h.confirm(acts);
+        assert_eq!(acked(&v), vec![1]);
+        // nodes 2 and 3 come up on the other side of a cut: a larger partition, but new
+        h.at(5000);
+        let mut acts = h_join(&mut h, 2, 2, ring(2, 12), &[2, 3]);
+        acts.extend(h_join(&mut h, 3, 3, ring(2, 12), &[2, 3]));
+        let v = h.confirm(acts);
+        assert!(acked(&v).is_empty(), "the active partition keeps the vote: {v:?}");
+        assert!(v.iter().any(|x| x.0 == 2 && x.1 == Vote::Nack) && v.iter().any(|x| x.0 == 3 && x.1 == Vote::Nack), "{v:?}");
+        // and keeps it as time goes by and messages come in
+        for t in 1..20 {
+            h.at(5000 + t * 1000);
+            let mut acts = h.echo(1);
+            acts.extend(h.echo(2));
+            acts.extend(h.ev(Event::Tick));
+            assert!(acked(&votes(&acts)).is_empty(), "{acts:?}");
+        }
+        let st = h.a.status(30_000);
+        let n1 = st.clusters[0].nodes.iter().find(|n| n.node_id == 1).unwrap();
+        assert!(n1.holds_lease, "{st:?}");
+    }
+
+    #[test]
+    fn lms_known_nodes_in_a_larger_partition_do_take_the_vote() {
+        // same as above, but 2 and 3 had decisions before (they are not newcomers)
+        let v = lms3_split(None, None);
+        assert_eq!(acked(&v), vec![2, 3]);
+    }
+
+    #[test]
+    fn lms_hold_expires_by_lease_only_when_nodes_run_without_wait_for_all() {
+        let c = Config { lms_wait_for_all: false, ..no_restart_hold() };
+        let lease = lease_len(&c, 8000);
+        let mut h = H::new(c);
+        let mut acts = h.join_lms(1, 1, ring(1, 4), &[1, 2], &[1, 2], TieBreaker::Lowest, None);
+        acts.extend(h.join_lms(2, 2, ring(1, 4), &[1, 2], &[1, 2], TieBreaker::Lowest, None));
+        h.confirm(acts);
+        h.at(1000);
+        let mut acts = h.membership(1, ring(1, 8), &[1], None);
+        acts.extend(h.membership(2, ring(2, 8), &[2], None));
+        assert_eq!(acked(&h.confirm(acts)), vec![1]);
+        // node 1 goes silent: without wait_for_all its qdevice drops the vote at 2 × hb
+        let mut t = 1000;
+        let mut first = None;
+        while first.is_none() && t < 100_000 {
+            t += 500;
+            h.at(t);
+            let mut acts = h.echo(2);
+            acts.extend(h.ev(Event::Tick));
+            if acked(&votes(&acts)) == vec![2] {
+                first = Some(t);
+            }
+        }
+        let got = first.expect("the vote moves after the lease");
+        assert!(got >= 1000 + lease && got <= 1000 + lease + 1000, "{got} vs {}", 1000 + lease);
     }
 
     #[test]

@@ -18,6 +18,13 @@
 //! * **faults**: ring cuts, node↔arbiter cuts, delay storms, qdevice crashes, node power loss,
 //!   arbiter crashes and restarts, clock drift on every host, late timers.
 //!
+//! * **lms clusters** (`Algorithms::Mixed`: every fourth seed; `Lms`: all): the clients speak
+//!   lms (`qdevice-net-algo-lms.c`): with votequorum's `wait_for_all` (half of the lms
+//!   schedules) and while their node is quorate, an unanswered echo does not end the connection
+//!   and a disconnect keeps the vote (the cast-vote timer goes on polling ACK); otherwise they
+//!   behave like ffsplit. A ring change while disconnected turns an ACK into NACK (generic
+//!   qdevice code), so does a ring change while connected (the vote waits for the arbiter).
+//!
 //! The checker runs after every event: two nodes in different rings both quorate is a
 //! violation. "Failover" is the length of each period without any quorate node, minus the time
 //! in it when no vote could be granted at all (arbiter down, or no live qdevice reaching it).
@@ -28,7 +35,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::core::{Action, Arbiter, Config, ConnId, Event, Policy};
-use super::wire::{Init, Message, NodeInfo, NodeList, NodeListType, RingId, TieBreaker, TlsSupported, Vote};
+use super::wire::{DecisionAlgorithm, Init, Message, NodeInfo, NodeList, NodeListType, RingId, TieBreaker, TlsSupported, Vote};
 
 /// Simulation parameters.
 #[derive(Debug, Clone)]
@@ -50,6 +57,35 @@ pub struct SimConfig {
     pub scenario_f_only: bool,
     /// Record a trace of votes, quorum changes and faults in `Outcome::trace`.
     pub trace: bool,
+    /// Which decision algorithm the simulated clusters use.
+    pub algorithms: Algorithms,
+    /// lms schedules: nodes with votequorum's wait_for_all (`None`: every other lms seed).
+    pub wait_for_all: Option<bool>,
+    /// The arbiter's `lms_wait_for_all` setting (false is only safe without wait_for_all).
+    pub arb_lms_wait_for_all: bool,
+}
+
+/// Decision algorithms of the simulated clusters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithms {
+    Ffsplit,
+    Lms,
+    /// ffsplit, and lms for every fourth seed (`seed % 4 == 3`).
+    Mixed,
+}
+
+impl SimConfig {
+    /// (lms, wait_for_all) for a schedule; derived from the seed, not from its RNG stream, so
+    /// ffsplit schedules are the same whatever the mix.
+    pub fn schedule_kind(&self, seed: u64) -> (bool, bool) {
+        let lms = match self.algorithms {
+            Algorithms::Ffsplit => false,
+            Algorithms::Lms => true,
+            Algorithms::Mixed => seed % 4 == 3,
+        };
+        let wfa = self.wait_for_all.unwrap_or((seed / 4) % 2 == 0);
+        (lms, lms && wfa)
+    }
 }
 
 impl Default for SimConfig {
@@ -67,6 +103,9 @@ impl Default for SimConfig {
             jitter_ms: 50,
             scenario_f_only: false,
             trace: false,
+            algorithms: Algorithms::Mixed,
+            wait_for_all: None,
+            arb_lms_wait_for_all: true,
         }
     }
 }
@@ -85,6 +124,9 @@ pub struct Outcome {
     /// Short description of the fault schedule (for replay).
     pub faults: Vec<String>,
     pub trace: Vec<String>,
+    /// The clients spoke lms (with wait_for_all).
+    pub lms: bool,
+    pub wait_for_all: bool,
 }
 
 /// Aggregate over many schedules.
@@ -100,6 +142,9 @@ pub struct Summary {
     pub failover_max_ms: u64,
     pub events: u64,
     pub first_violating_seed: Option<u64>,
+    /// Schedules whose clusters used lms (of which with wait_for_all).
+    pub lms_schedules: u64,
+    pub lms_wait_for_all_schedules: u64,
     /// All failover samples (for merging partial runs).
     #[serde(skip)]
     pub samples: Vec<u64>,
@@ -124,6 +169,8 @@ pub fn run_many_detailed(n: u64, seed: u64, cfg: &SimConfig) -> Summary {
         s.overlap_ms_max = s.overlap_ms_max.max(o.overlap_ms);
         s.events += o.events;
         s.samples.extend(o.failovers);
+        s.lms_schedules += u64::from(o.lms);
+        s.lms_wait_for_all_schedules += u64::from(o.wait_for_all);
     }
     finish(s)
 }
@@ -140,6 +187,8 @@ pub fn merge(parts: Vec<Summary>) -> Summary {
         s.overlap_ms_max = s.overlap_ms_max.max(p.overlap_ms_max);
         s.events += p.events;
         s.samples.extend(p.samples);
+        s.lms_schedules += p.lms_schedules;
+        s.lms_wait_for_all_schedules += p.lms_wait_for_all_schedules;
     }
     finish(s)
 }
@@ -259,6 +308,9 @@ struct World {
     conns: HashMap<ConnId, ConnSt>,
     next_conn: ConnId,
     held: [VecDeque<(ConnId, bool, Payload)>; 2],
+    /// The clients speak lms; their nodes run with wait_for_all.
+    lms: bool,
+    wfa: bool,
     // checker
     overlap_since: Option<u64>,
     outage_since: Option<u64>,
@@ -296,10 +348,12 @@ pub fn run_schedule(seed: u64, cfg: &SimConfig) -> Outcome {
     let n1 = mk(1, &mut rng, cfg.drift);
     let n2 = mk(2, &mut rng, cfg.drift);
     let arb_rate = 1.0 + rng.gen_range(-cfg.drift..=cfg.drift);
+    let (lms, wfa) = cfg.schedule_kind(seed);
     let arb_cfg = Config {
         tls: TlsSupported::Unsupported,
         client_cert_required: false,
         policy: cfg.policy,
+        lms_wait_for_all: cfg.arb_lms_wait_for_all,
         // the simulated hosts drift by at most ±drift each
         clock_drift: (2.0 * cfg.drift + 0.002).max(0.01),
         ..Config::default()
@@ -322,11 +376,13 @@ pub fn run_schedule(seed: u64, cfg: &SimConfig) -> Outcome {
         conns: HashMap::new(),
         next_conn: 1,
         held: [VecDeque::new(), VecDeque::new()],
+        lms,
+        wfa,
         overlap_since: None,
         outage_since: None,
         ineligible_ms: 0,
         last_check: 0,
-        out: Outcome { seed, ..Outcome::default() },
+        out: Outcome { seed, lms, wait_for_all: wfa, ..Outcome::default() },
     };
     w.start_arbiter();
     for i in 0..2 {
@@ -575,7 +631,7 @@ impl World {
                         ring_id: Some(ring),
                         heartbeat_interval: Some(self.cfg.heartbeat_ms as u32),
                         tie_breaker: Some(TieBreaker::Lowest),
-                        decision_algorithm: Some(1),
+                        decision_algorithm: Some(if self.lms { DecisionAlgorithm::Lms } else { DecisionAlgorithm::Ffsplit }.as_u16()),
                         ..Init::default()
                     }),
                 );
@@ -645,13 +701,25 @@ impl World {
         self.at(until, Ev::Check);
     }
 
-    /// qdevice gives up the connection: ffsplit votes NACK at once, reconnects later.
+    /// lms with wait_for_all on a quorate node: keep the vote without the arbiter
+    /// (`qdevice_net_algo_lms_echo_reply_not_received` / `_disconnected`).
+    fn lms_keeps_vote(&self, i: usize) -> bool {
+        self.lms && self.wfa && self.quorate(i)
+    }
+
+    /// qdevice gives up the connection: ffsplit (and lms unless it keeps its vote) votes NACK
+    /// at once, reconnects later.
     fn disconnect(&mut self, i: usize, send_fin: bool) {
+        let keep = self.lms_keeps_vote(i);
         let Some(conn) = self.nodes[i].conn.take() else { return };
         self.nodes[i].q = QState::Idle;
-        self.nodes[i].cast_vote = Vote::Nack;
-        self.nodes[i].cast_running = true;
-        self.poll(i);
+        if keep {
+            self.tr(|| format!("node{}: lms keeps its vote while disconnected (quorate, wait_for_all)", i + 1));
+        } else {
+            self.nodes[i].cast_vote = Vote::Nack;
+            self.nodes[i].cast_running = true;
+            self.poll(i);
+        }
         if send_fin {
             self.transmit(conn, true, Payload::Fin);
         }
@@ -670,6 +738,12 @@ impl World {
             return;
         }
         if n.echo_expected != n.echo_received {
+            if self.lms_keeps_vote(i) {
+                // lms: "continue send heartbeat" — keep the connection, send nothing new
+                let d = self.node_dur(i, self.cfg.heartbeat_ms);
+                self.after(d, Ev::Echo { node: i, epoch: tag });
+                return;
+            }
             self.disconnect(i, true);
             return;
         }
@@ -947,13 +1021,41 @@ mod tests {
 
     #[test]
     fn qnetd_policy_overlaps_where_the_lease_does_not() {
-        let f = SimConfig { scenario_f_only: true, ..SimConfig::default() };
+        // ffsplit: the policy models qnetd's ffsplit timing (its lms re-evaluates differently)
+        let f = SimConfig { scenario_f_only: true, algorithms: Algorithms::Ffsplit, ..SimConfig::default() };
         let qnetd = run_many(20, 7, &SimConfig { policy: Policy::QnetdLike, ..f.clone() });
         let ours = run_many(20, 7, &f);
         assert_eq!(ours.violations, 0, "{ours:?}");
         assert!(qnetd.violations >= 15, "qnetd-like re-grants before the holder drops: {qnetd:?}");
         // measured on real corosync-qnetd: ~4 s of two quorate partitions (16 s - 12 s)
         assert!((3_000..=5_500).contains(&qnetd.overlap_ms_max), "{qnetd:?}");
+    }
+
+    #[test]
+    fn lms_clusters_never_overlap_in_300_random_schedules() {
+        let c = SimConfig { algorithms: Algorithms::Lms, ..SimConfig::default() };
+        let s = run_many(300, 1, &c);
+        assert_eq!(s.violations, 0, "first violating seed {:?}: {}", s.first_violating_seed, s.first_violating_seed.map(|x| describe(x, &c)).unwrap_or_default());
+        assert_eq!(s.lms_schedules, 300);
+        assert!((100..=200).contains(&s.lms_wait_for_all_schedules), "{s:?}");
+        assert!(s.failovers > 50, "{s:?}");
+    }
+
+    /// Why the lease rule must not release an lms hold: with wait_for_all the holder keeps
+    /// voting without the arbiter, so an arbiter that let the lease expire (lms_wait_for_all =
+    /// false) would give the other half the vote while the holder still counts it.
+    #[test]
+    fn lms_holder_with_wait_for_all_keeps_its_vote_so_its_hold_must_not_expire() {
+        let f = SimConfig { scenario_f_only: true, algorithms: Algorithms::Lms, wait_for_all: Some(true), ..SimConfig::default() };
+        let ours = run_many(20, 7, &f);
+        assert_eq!(ours.violations, 0, "{ours:?}");
+        let expiring = run_many(20, 7, &SimConfig { arb_lms_wait_for_all: false, ..f.clone() });
+        assert!(expiring.violations >= 15, "a lease-expired lms hold overlaps with the holder: {expiring:?}");
+        // without wait_for_all the lms holder drops its vote like ffsplit: the lease is safe
+        let no_wfa = SimConfig { wait_for_all: Some(false), arb_lms_wait_for_all: false, ..f };
+        let s = run_many(20, 7, &no_wfa);
+        assert_eq!(s.violations, 0, "{s:?}");
+        assert!(s.failovers > 0, "{s:?}");
     }
 
     #[test]
