@@ -458,6 +458,8 @@ fn join(addr: SocketAddr, cluster: &str, node: u32, ring: RingId, members: &[u32
     send(&mut s, &nl(3, NodeListType::InitialConfig, None, &[1, 2]));
     assert!(matches!(recv(&mut s), Some(Message::NodeListReply { .. })));
     send(&mut s, &nl(4, NodeListType::Membership, Some(ring), members));
+    // the reply comes before any VOTE_INFO: the arbiter has taken the membership in
+    assert!(matches!(recv(&mut s), Some(Message::NodeListReply { .. })));
     s
 }
 

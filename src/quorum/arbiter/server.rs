@@ -280,6 +280,9 @@ enum CoreIn {
     /// spent waiting in the core's queue never counts as client silence.
     Event { ev: Event, reply_to: Option<ConnId>, at: Millis },
     Status(oneshot::Sender<serde_json::Value>),
+    /// Close every client and stop (connection tasks hold senders, so the channel never ends
+    /// by itself while clients are connected).
+    Shutdown,
 }
 
 /// Server-side facts for the status output.
@@ -400,6 +403,7 @@ pub async fn serve(
     };
     tracing::info!(reason, "arbiter stopping: closing all clients");
     drop(listener);
+    let _ = core_tx.send(CoreIn::Shutdown);
     drop(core_tx);
     // the core loop closes every connection when its channel ends
     let _ = tokio::time::timeout(Duration::from_secs(3), core_task).await;
@@ -525,6 +529,7 @@ async fn core_loop(cfg: core::Config, start: Instant, mut rx: mpsc::UnboundedRec
                             conns.remove(&c);
                         }
                     }
+                    CoreIn::Shutdown => break,
                     CoreIn::Status(otx) => {
                         let mut i = info.clone();
                         i.uptime_s = start.elapsed().as_secs();
