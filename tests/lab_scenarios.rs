@@ -95,7 +95,7 @@ fn list_and_unknown_names() {
     let out = Command::new(BIN).args(["lab", "scenario", "--list"]).output().expect("run");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for n in ["dead-bmc", "no-power-on"] {
+    for n in ["dead-bmc", "no-power-on", "split-brain"] {
         assert!(text.contains(n), "{n} not listed:\n{text}");
     }
     let out = Command::new(BIN).args(["lab", "scenario", "no-such-thing"]).output().expect("run");
