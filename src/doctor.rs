@@ -40,7 +40,7 @@ use std::path::Path;
 pub mod qdevice;
 
 /// The agent name of the arbiter gate's `<fencedevice>` (GATE.md).
-pub const GATE_AGENT: &str = "fence_twonode_arbiter";
+pub const GATE_AGENT: &str = crate::fence::gate::AGENT;
 /// Certificates closer than this to their end are a warning.
 pub const CERT_WARN_DAYS: i64 = 30;
 
@@ -566,10 +566,9 @@ impl GateLayout {
     }
 }
 
-/// Is this device the arbiter gate?
+/// Is this device the arbiter gate? (the fence gate's own rule)
 pub fn is_gate(d: &crate::fence::spec::DeviceSpec) -> bool {
-    let a = d.agent();
-    a == GATE_AGENT || a.ends_with(&format!("/{GATE_AGENT}"))
+    crate::fence::gate::is_gate(d)
 }
 
 fn gate_conf_of(d: &crate::fence::spec::DeviceSpec) -> GateConf {
@@ -1477,11 +1476,19 @@ fn gather_node(h: &mut dyn Host, o: &GatherOptions) -> NodeFacts {
         }
     }
     match h.read_file(&conf_path) {
+        // --file / --node-file may name a corosync.conf: told apart by content, like `quorum status`
+        Ok(b) if !String::from_utf8_lossy(&b).trim_start().starts_with('<')
+            && crate::quorum::corosync_conf::CorosyncConf::parse(&String::from_utf8_lossy(&b)).is_ok_and(|c| c.section("totem").is_some() || c.section("quorum").is_some()) =>
+        {
+            nf.corosync_path = Some(conf_path.display().to_string());
+            nf.corosync_conf = Some(String::from_utf8_lossy(&b).into_owned());
+            nf.conf_error = Some(format!("{} is a corosync.conf", conf_path.display()));
+        }
         Ok(b) => nf.conf = Some(b),
         Err(e) => nf.conf_error = Some(format!("{e:#}")),
     }
     if nf.conf.is_none() {
-        for p in &o.corosync_paths {
+        for p in o.corosync_paths.iter().filter(|_| nf.corosync_conf.is_none()) {
             if let Ok(b) = h.read_file(p) {
                 nf.corosync_path = Some(p.display().to_string());
                 nf.corosync_conf = Some(String::from_utf8_lossy(&b).into_owned());

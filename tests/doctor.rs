@@ -856,3 +856,137 @@ fn progress_bar_on_a_terminal_only() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!out.contains("doctor [") && out.contains("\"findings\""), "{out}");
 }
+
+// ------------------------------------------------------------------------------------------------
+// Real corosync 3 + corosync-qdevice in network namespaces (tests/corosync-lab) against
+// `twonode arbiter serve`: doctor reads each node's state through per-node tool wrappers
+// (`ip netns exec` into the node's namespace), healthy then with the ring cut.
+
+fn lab_skip_reason() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("not root (network namespaces need root; CI runs this as root)".into());
+    }
+    for tool in ["corosync", "corosync-qdevice", "corosync-qdevice-tool", "corosync-quorumtool", "certutil", "ip", "unshare"] {
+        if !have(tool) {
+            return Some(format!("{tool} not installed (run scripts/install-deps)"));
+        }
+    }
+    let probe = format!("tnprobe{}", std::process::id());
+    if !Command::new("ip").args(["netns", "add", &probe]).status().map(|s| s.success()).unwrap_or(false) {
+        return Some("cannot create a network namespace here".into());
+    }
+    let _ = Command::new("ip").args(["netns", "del", &probe]).status();
+    None
+}
+
+struct CorosyncLab {
+    id: String,
+    dir: std::path::PathBuf,
+}
+
+impl CorosyncLab {
+    fn sh(&self, args: &[&str]) -> std::process::Output {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corosync-lab/lab.sh");
+        Command::new("bash")
+            .arg(&script)
+            .args([self.id.as_str(), &self.dir.to_string_lossy(), "twonode"])
+            .args(args)
+            .env("TWONODE", BIN)
+            .env("LAB_TIMEOUT", "4000")
+            .env("LAB_TOKEN", "1000")
+            .env("LAB_SYNC_TIMEOUT", "8000")
+            .output()
+            .expect("lab.sh")
+    }
+    fn quorumtool(&self, n: u32) -> String {
+        let o = Command::new("ip").args(["netns", "exec", &format!("tn{}-n{n}", self.id), "corosync-quorumtool", "-s"]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for CorosyncLab {
+    fn drop(&mut self) {
+        let _ = self.sh(&["down"]);
+    }
+}
+
+#[test]
+fn end_to_end_over_the_corosync_netns_lab() {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(why) = lab_skip_reason() {
+        eprintln!("SKIPPED doctor corosync lab: {why}");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let lab = CorosyncLab { id: format!("d{}", std::process::id() % 1000), dir: t.path().join("lab") };
+    let up = lab.sh(&["up"]);
+    assert!(up.status.success(), "lab up: {}", String::from_utf8_lossy(&up.stderr));
+    for step in ["start-arbiter", "start-nodes"] {
+        assert!(lab.sh(&[step]).status.success(), "{step}");
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(lab.sh(&["start-qdevices"]).status.success());
+    let healthy = |lab: &CorosyncLab| (1..=2).all(|n| lab.quorumtool(n).lines().any(|l| l.starts_with("Total votes:") && l.trim_end().ends_with(" 3")));
+    let t0 = std::time::Instant::now();
+    while !healthy(&lab) {
+        assert!(t0.elapsed().as_secs() < 90, "the lab never became quorate with the device:\n{}\n{}", lab.quorumtool(1), lab.quorumtool(2));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    // per-node wrappers: the real tools, run in the node's namespace / against its qdevice socket
+    let nodes = t.path().join("nodes");
+    let real = |tool: &str| {
+        ["/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"].iter().map(|d| format!("{d}{tool}")).find(|p| Path::new(p).exists()).unwrap()
+    };
+    let (qt, qd) = (real("corosync-quorumtool"), real("corosync-qdevice-tool"));
+    for n in 1..=2 {
+        let bin = nodes.join(format!("n{n}")).join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let files = [
+            ("corosync-quorumtool", format!("#!/bin/sh\nexec ip netns exec tn{}-n{n} {qt} \"$@\"\n", lab.id)),
+            (
+                "corosync-qdevice-tool",
+                format!("#!/bin/sh\nexec {qd} \"$@\" -p '{}/n{n}/run/corosync-qdevice/corosync-qdevice.sock'\n", lab.dir.display()),
+            ),
+            ("drbdadm", "#!/bin/sh\necho 'no resources defined!' >&2\nexit 1\n".to_string()),
+        ];
+        for (name, text) in files {
+            std::fs::write(bin.join(name), text).unwrap();
+            std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    let n = |i: u32| format!("n{i}=lab:{}", nodes.display());
+    let nf = |i: u32| format!("n{i}={}/n{i}/etc/corosync.conf", lab.dir.display());
+    let sock = format!("{}/arb/run/twonode-arbiter.sock", lab.dir.display());
+    let missing = t.path().join("none.conf").display().to_string();
+    let pve = t.path().display().to_string();
+    let args = [
+        "--json", "doctor", "--file", &missing, "--node-file", &nf(1), "--node-file", &nf(2), "--pve-dir", &pve, "--arbiter", &sock,
+        "--node", &n(1), "--node", &n(2),
+    ];
+    let (_, v, all) = run(&args);
+    assert_eq!(sev(&v, "qdevice.state"), ["ok", "ok"], "{all}");
+    assert_eq!(sev(&v, "qdevice.partition"), ["ok"], "{all}");
+    assert_eq!(sev(&v, "fence.race"), ["ok"], "{all}");
+    assert_eq!(sev(&v, "arbiter.reachable"), ["ok"], "{all}");
+    assert_eq!(sev(&v, "arbiter.lease"), ["ok"], "the arbiter sees both nodes: {all}");
+    assert!(finding_of(&v, "arbiter.lease")[0]["evidence"].as_str().unwrap().contains("2 of 2 node(s) connected"), "{all}");
+    // cut n1's ring link: n1 keeps the vote (tie_breaker lowest), n2 loses it
+    let st = Command::new("ip").args(["-n", &format!("tn{}-sw", lab.id), "link", "set", "r-n1", "down"]).status().unwrap();
+    assert!(st.success());
+    let t0 = std::time::Instant::now();
+    loop {
+        let (code, v, all) = run(&args);
+        let part = sev(&v, "qdevice.partition");
+        let states = sev(&v, "qdevice.state");
+        if part == ["error"] && states == ["error", "ok"] {
+            assert_eq!(code, 1, "{all}");
+            let p = finding_of(&v, "qdevice.partition")[0]["evidence"].as_str().unwrap().to_string();
+            assert!(p.contains("n1 holds the vote"), "{all}");
+            let lost = finding_of(&v, "qdevice.state").into_iter().find(|f| f["severity"] == "error").unwrap();
+            assert_eq!(lost["node"], "n2", "{all}");
+            break;
+        }
+        assert!(t0.elapsed().as_secs() < 40, "the split never showed as expected: {all}");
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}

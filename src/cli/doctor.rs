@@ -27,7 +27,8 @@ pub struct Args {
     /// cluster.conf path, read on each node (default: /etc/pve/cluster.conf if present, else /etc/cluster/cluster.conf).
     #[arg(long, env = "TWONODE_CLUSTER_CONF", default_value_os_t = crate::clusterconf::store::ConfStore::default_live())]
     pub file: PathBuf,
-    /// Another cluster.conf path for one node: NAME=PATH (repeatable).
+    /// Another cluster.conf (or corosync.conf) path for one node: NAME=PATH (repeatable).
+    /// A corosync.conf given to --file or --node-file is recognised by its content.
     #[arg(long, value_name = "NAME=PATH")]
     pub node_file: Vec<String>,
     /// The arbiter: HOST:PORT (checked with a TCP connect) or its status socket path (lease shown).
