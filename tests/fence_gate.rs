@@ -922,3 +922,35 @@ fn gated_by_conf_gate_fencing_then_a_split_fences_exactly_one() {
     assert_one_fenced(&lab, "conf-gated round", &a, &b, true);
     lab.check_secrets(&[a.gate_out, b.gate_out, r.stdout]);
 }
+
+// ---- step 5: fence test shows the gate -------------------------------------------------------
+
+#[test]
+fn fence_test_probes_the_gate_and_names_the_race_protection() {
+    let mut lab = Lab::start();
+    let conf = lab.conf("gt", "timeout=\"3\" power_timeout=\"4\"");
+    let f = conf.to_str().unwrap();
+    let audit = lab.audit.to_str().unwrap().to_string();
+    let r = twonode(&["fence", "test", "--file", f, "--audit-log", &audit], None);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let gate_rows: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("node") && l.contains("twonode-arbiter")).collect();
+    assert_eq!(gate_rows.len(), 2, "{}", r.stdout);
+    assert!(gate_rows.iter().all(|l| l.contains("yes") && l.ends_with("ok")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("fence race protection: arbiter gate twonode-arbiter (127.0.0.1:{})", lab.arb.port)), "{}", r.stdout);
+    assert!(!r.stdout.contains("fence_race"), "{}", r.stdout);
+    let r = twonode(&["fence", "test", "--file", f, "--json", "--audit-log", &audit], None);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(v["race_protection"].as_str().unwrap().starts_with("arbiter gate"));
+    assert!(v["checks"].as_array().unwrap().iter().any(|c| c["driver"] == "arbiter" && c["login"] == true));
+    // destructive: the real devices are powered off and on; the gate is not asked for a supervised test
+    let r = twonode(&["fence", "test", "--file", f, "--destructive", "--yes", "--audit-log", &audit], None);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.matches("confirmed").count(), 4, "{}", r.stdout);
+    assert!(lab.bmc1.power() && lab.bmc2.power());
+    // the arbiter down: the gate rows fail, the test fails
+    lab.arb.stop();
+    let r = twonode(&["fence", "test", "--file", f, "--audit-log", &audit], None);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("arbiter: arbiter unreachable"), "{}", r.stdout);
+    lab.check_secrets(&[r.stdout]);
+}

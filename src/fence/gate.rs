@@ -295,6 +295,62 @@ pub fn config_failure(message: String) -> GateDecision {
     }
 }
 
+// ---- probes (fence test, doctor) -------------------------------------------------------------
+
+/// The cluster name a client certificate is for (its CN), read from a PEM file.
+pub fn cluster_from_cert(path: &Path) -> Option<String> {
+    let pem = std::fs::read(path).ok()?;
+    let x = openssl::x509::X509::from_pem(&pem).ok()?;
+    crate::quorum::arbiter::certs::cert_common_name(&x.to_der().ok()?)
+}
+
+/// Probe the arbiter of a gate device (TCP, TLS, INIT accepted, one round trip), asking for
+/// nothing. The cluster name comes from the client certificate's CN (or `cluster`).
+pub fn probe_device(dev: &DeviceSpec, cluster: Option<&str>, node_id: u32) -> Result<client::ProbeReport, String> {
+    let s = GateSettings::from_params(&dev.params).map_err(|e| format!("device {}: {e}", dev.name))?;
+    let name = s
+        .tls
+        .as_ref()
+        .and_then(|t| cluster_from_cert(&t.cert))
+        .or_else(|| cluster.map(str::to_string))
+        .unwrap_or_else(|| "twonode-probe".into());
+    let mut c = ClientConfig::new(s.host.clone(), s.port, name, node_id);
+    c.tls = s.tls.clone();
+    c.timeout = s.timeout.min(Duration::from_secs(10));
+    client::probe(&c).map_err(|e| format!("{e} ({})", e.advice()))
+}
+
+/// How the fence race of a two-node cluster is decided, from its fence targets: the arbiter
+/// gate (every method gated), a delay, or nothing.
+pub fn race_protection(targets: &[FenceTarget]) -> String {
+    let fenced: Vec<&FenceTarget> = targets.iter().filter(|t| t.methods.iter().any(|m| !m.devices.is_empty())).collect();
+    let gated = |t: &FenceTarget| t.methods.iter().filter(|m| !m.devices.is_empty()).all(|m| m.devices.first().is_some_and(is_gate));
+    if !fenced.is_empty() && fenced.iter().all(|t| gated(t)) {
+        let g = fenced.iter().flat_map(|t| t.methods.iter()).filter_map(|m| m.devices.first()).find(|d| is_gate(d));
+        let addr = g
+            .map(|d| format!("{} ({}:{})", d.name, d.address().unwrap_or("?"), d.ipport().unwrap_or("5403")))
+            .unwrap_or_default();
+        return format!("arbiter gate {addr}: only the node holding the arbiter's vote fences (no arbiter, no fencing)");
+    }
+    if fenced.iter().any(|t| gated(t)) {
+        return "PARTIAL arbiter gate: some methods are not gated (twonode conf validate shows which)".into();
+    }
+    let delayed: Vec<String> = fenced
+        .iter()
+        .filter(|t| {
+            t.methods.iter().find(|m| !m.devices.is_empty()).is_some_and(|m| {
+                m.devices.iter().any(|d| super::spec::Timing::for_device(d).map(|x| !x.delay.is_zero()).unwrap_or(false))
+            })
+        })
+        .map(|t| t.node.clone())
+        .collect();
+    if delayed.is_empty() {
+        "none: both nodes can fence each other at once".into()
+    } else {
+        format!("static delay on {} (the other node loses a race)", delayed.join(", "))
+    }
+}
+
 // ---- fence-agent mode ------------------------------------------------------------------------
 
 /// Parameters of the gate agent (metadata, getopt).

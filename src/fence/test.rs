@@ -69,6 +69,9 @@ pub struct TestReport {
     pub checks: Vec<DeviceCheck>,
     pub power_tests: Vec<PowerTest>,
     pub risks: Vec<Risk>,
+    /// How a fence race between the nodes is decided (arbiter gate, delay, none).
+    #[serde(default)]
+    pub race_protection: String,
     pub ok: bool,
 }
 
@@ -82,6 +85,10 @@ pub fn check_devices(targets: &[FenceTarget], opener: &mut dyn DeviceOpener, clo
     for t in targets {
         for m in &t.methods {
             for d in &m.devices {
+                if super::gate::is_gate(d) {
+                    out.push(gate_check(t, &m.name, d, clock));
+                    continue;
+                }
                 let mut c = DeviceCheck {
                     node: t.node.clone(),
                     method: m.name.clone(),
@@ -142,6 +149,42 @@ pub fn check_devices(targets: &[FenceTarget], opener: &mut dyn DeviceOpener, clo
     out
 }
 
+/// The row of an arbiter gate: a probe (TCP, TLS, INIT accepted, round trip), no vote asked.
+fn gate_check(t: &FenceTarget, method: &str, d: &super::spec::DeviceSpec, clock: &dyn Clock) -> DeviceCheck {
+    let t0 = clock.now();
+    let id = t.nodeid.as_deref().and_then(|n| n.parse::<u32>().ok()).unwrap_or(1);
+    let r = super::gate::probe_device(d, None, id);
+    let took = ms(clock.now().saturating_sub(t0));
+    let mut c = DeviceCheck {
+        node: t.node.clone(),
+        method: method.to_string(),
+        device: d.name.clone(),
+        describe: format!("{} (arbiter gate {}:{})", d.name, d.address().unwrap_or("?"), d.ipport().unwrap_or("5403")),
+        driver: "arbiter".into(),
+        reachable: false,
+        login: false,
+        status: None,
+        connect_ms: took,
+        status_ms: 0,
+        error: None,
+        exit_code: None,
+    };
+    match r {
+        Ok(p) => {
+            c.reachable = true;
+            c.login = true;
+            c.connect_ms = p.init_ms.round() as u64;
+            c.status_ms = p.rtt_ms.ceil() as u64;
+        }
+        Err(e) => {
+            c.reachable = !e.contains("unreachable");
+            c.error = Some(format!("arbiter: {e}"));
+            c.exit_code = Some(1);
+        }
+    }
+    c
+}
+
 fn norm_addr(a: &str) -> String {
     a.trim().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()
 }
@@ -166,8 +209,11 @@ pub fn risks(targets: &[FenceTarget], resolve: &dyn Fn(&str) -> Vec<std::net::Ip
             message: format!("node {} has no fence device: the cluster cannot recover when it fails", t.node),
         });
     }
-    // 1. fence race: no node has a delay on its first method
-    if fenced.len() >= 2 {
+    // 1. fence race: no node has a delay on its first method (the arbiter gate on every method
+    //    decides the race instead: `fence::gate::race_protection`)
+    let all_gated = !fenced.is_empty()
+        && fenced.iter().all(|t| t.methods.iter().filter(|m| !m.devices.is_empty()).all(|m| m.devices.first().is_some_and(super::gate::is_gate)));
+    if fenced.len() >= 2 && !all_gated {
         let delayed = fenced.iter().any(|t| {
             t.methods.iter().find(|m| !m.devices.is_empty()).is_some_and(|m| {
                 m.devices.iter().any(|d| {
@@ -192,7 +238,8 @@ pub fn risks(targets: &[FenceTarget], resolve: &dyn Fn(&str) -> Vec<std::net::Ip
     let mut seen: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
     for t in targets {
         for m in &t.methods {
-            for d in &m.devices {
+            // the arbiter gate serves every node by design
+            for d in m.devices.iter().filter(|d| !super::gate::is_gate(d)) {
                 if let Some(a) = d.address() {
                     let port = d.ipport().unwrap_or("").to_string();
                     let plug = d.plug().unwrap_or("").to_string();
@@ -248,7 +295,7 @@ pub fn risks(targets: &[FenceTarget], resolve: &dyn Fn(&str) -> Vec<std::net::Ip
     for t in &fenced {
         let levels: Vec<_> = t.methods.iter().filter(|m| !m.devices.is_empty()).collect();
         if levels.len() == 1
-            && levels[0].devices.iter().all(|d| {
+            && levels[0].devices.iter().filter(|d| !super::gate::is_gate(d)).all(|d| {
                 matches!(
                     driver_kind(d),
                     Ok(super::engine::DriverKind::Ipmi | super::engine::DriverKind::Ribcl | super::engine::DriverKind::Redfish)
@@ -287,6 +334,17 @@ pub fn power_test(
         ping_ms: None,
         error: None,
     };
+    // The arbiter gate decides races between the nodes; a supervised, confirmed power test of the
+    // real devices does not ask it (the gate's own row above probed the arbiter).
+    let ungated = FenceTarget {
+        methods: target
+            .methods
+            .iter()
+            .map(|m| super::spec::Method { name: m.name.clone(), devices: m.devices.iter().filter(|d| !super::gate::is_gate(d)).cloned().collect() })
+            .collect(),
+        ..target.clone()
+    };
+    let target = &ungated;
     let off = Engine::new(clock, opener, observer).run(target, Action::Off, &opts);
     pt.off_ms = off.elapsed_ms;
     if !matches!(off.verdict, Verdict::Done) {
@@ -327,13 +385,13 @@ pub fn table(r: &TestReport) -> String {
     let mut s = String::new();
     s.push_str(&format!("fence test of {} at {}\n\n", r.file, r.started));
     s.push_str(&format!(
-        "{:<12} {:<10} {:<14} {:<9} {:<6} {:<6} {:<7} {:>8} {:>8}  {}\n",
+        "{:<12} {:<10} {:<16} {:<9} {:<6} {:<6} {:<7} {:>8} {:>8}  {}\n",
         "NODE", "METHOD", "DEVICE", "DRIVER", "REACH", "LOGIN", "STATUS", "LOGIN_S", "STATUS_S", "RESULT"
     ));
     let yn = |b: bool| if b { "yes" } else { "NO" };
     for c in &r.checks {
         s.push_str(&format!(
-            "{:<12} {:<10} {:<14} {:<9} {:<6} {:<6} {:<7} {:>8.3} {:>8.3}  {}\n",
+            "{:<12} {:<10} {:<16} {:<9} {:<6} {:<6} {:<7} {:>8.3} {:>8.3}  {}\n",
             c.node,
             c.method,
             c.device,
@@ -365,6 +423,9 @@ pub fn table(r: &TestReport) -> String {
             ));
         }
     }
+    if !r.race_protection.is_empty() {
+        s.push_str(&format!("\nfence race protection: {}\n", r.race_protection));
+    }
     if !r.risks.is_empty() {
         s.push_str("\nconfiguration risks:\n");
         for k in &r.risks {
@@ -387,6 +448,7 @@ pub fn run_cli(a: crate::cli::fence::TestArgs, g: &crate::cli::Global) -> anyhow
         checks: vec![],
         power_tests: vec![],
         risks: risks(&targets, &resolve),
+        race_protection: super::gate::race_protection(&targets),
         ok: true,
     };
     if !g.json {
@@ -536,6 +598,7 @@ mod tests {
             checks: c,
             power_tests: vec![pt],
             risks: vec![],
+            race_protection: String::new(),
             ok: false,
         };
         let tab = table(&rep);
