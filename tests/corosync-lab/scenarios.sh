@@ -72,14 +72,17 @@ holder() { # the node whose qdevice column shows the vote (A,V) while alone, els
   done
 }
 
-wait_no_hold() { # twonode: wait until the restart hold is over (status socket)
+wait_no_hold() { # twonode: wait until the restart hold can no longer delay a grant (status socket)
   [ "$ARB" = twonode ] || return 0
-  local end=$(( $(date +%s) + 60 ))
+  # the hold lasts (2 + 1.25) x LAB_ASSUMED_HB x 1.01 + margin (80 s with default timers);
+  # it stops mattering earlier, once every node reported the whole ring (restart_hold_nodes empty)
+  local max=$(( LAB_ASSUMED_HB * 13 / 4000 + 10 ))
+  local end=$(( $(date +%s) + max ))
   while [ "$(date +%s)" -lt "$end" ]; do
-    lab arbiter-status-json 2>/dev/null | grep -q '"startup_hold_remaining_ms": *null' && return 0
+    lab arbiter-status-json 2>/dev/null | tr -d ' \n' | grep -q '"restart_hold_nodes":\[\]' && return 0
     sleep 0.5
   done
-  echo "lab[$ID/$ARB]: restart hold still on after 60 s" >&2
+  echo "lab[$ID/$ARB]: restart hold still matters after $max s" >&2
 }
 
 ensure_arbiter() {

@@ -278,6 +278,8 @@ struct Conn {
     stale_since: Option<Millis>,
     /// lms: the last decision this client got (qnetd's `last_result`); `None` = a newcomer.
     lms_result: Option<Vote>,
+    /// The last VOTE_INFO(NACK) sent on this connection: (seq, ring it carried).
+    nack_sent: Option<(u32, RingId)>,
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +310,19 @@ struct Cluster {
     waiting_since: Option<Millis>,
     /// Re-evaluate then (a stale client's grace ends).
     stale_wake: Option<Millis>,
+    /// Restart hold bookkeeping: the first membership (ring, members) each node reported to
+    /// this instance. Whatever a previous instance granted that node was for this ring or for
+    /// an older one of its rings, which has then ended.
+    first_report: BTreeMap<u32, (RingId, Vec<u32>)>,
+    /// Nodes whose possible vote from a previous instance is ruled out: they confirmed a NACK
+    /// sent by this instance (their qdevice polled NACK before replying).
+    prev_released: BTreeSet<u32>,
+    /// Whether the chosen partition waits for the restart hold (wake-up time).
+    restart_blocked: bool,
+    /// First seen during this instance's restart hold: a previous instance may have served it.
+    restart_tracked: bool,
+    /// Its clients speak lms.
+    lms: bool,
 }
 
 impl Arbiter {
@@ -484,10 +499,39 @@ impl Arbiter {
                 t = Some(t.map_or(end, |x: Millis| x.min(end)));
             }
         }
-        if now < self.startup_hold_until {
+        if cl.restart_blocked && now < self.startup_hold_until {
             t = Some(t.map_or(self.startup_hold_until, |x| x.max(self.startup_hold_until)));
         }
         t
+    }
+
+    /// Nodes whose possible vote from a previous arbiter instance may still be counted in a
+    /// partition other than `w` (the restart hold, per node). Empty once the hold is over.
+    ///
+    /// A previous instance can only have granted node `m` a vote for a ring `m` reported to it,
+    /// before that instance stopped, so before this one started; corosync ring sequence numbers
+    /// only grow, so that ring is either the first ring `F` that `m` reported to this instance or
+    /// an older one of `m`'s rings, which has ended for all its members (the assumption of
+    /// release rule 1). Hence `m` does not block `w` if: `F` is `w`; or `F` has ended too (a
+    /// member of `F` reported a newer ring); or `m` confirmed a NACK sent by this instance
+    /// (its qdevice polled NACK before replying, replacing any older vote). A node that has
+    /// reported nothing to this instance blocks until the restart hold runs out; in an lms
+    /// cluster under `lms_wait_for_all` it never runs out (qdevice's lms keeps a vote without
+    /// the arbiter while quorate with wait_for_all), only the rules above end it.
+    fn restart_blockers(&self, cl: &Cluster, config_nodes: &[u32], w: Option<RingId>, now: Millis) -> Vec<u32> {
+        let unbounded = cl.lms && self.cfg.lms_wait_for_all;
+        if !cl.restart_tracked || (now >= self.startup_hold_until && !unbounded) {
+            return Vec::new();
+        }
+        config_nodes
+            .iter()
+            .copied()
+            .filter(|m| !cl.prev_released.contains(m))
+            .filter(|m| match cl.first_report.get(m) {
+                None => true,
+                Some((f, members)) => Some(*f) != w && !ring_ended(cl, *f, members),
+            })
+            .collect()
     }
 
     /// When a hold certainly ends by itself (`None`: only by ring change or NACK reply).
@@ -673,12 +717,29 @@ impl Arbiter {
             }
             Message::VoteInfoReply { .. } => {
                 let Some(name) = self.ready(now, conn, seq) else { return };
+                // A confirmed NACK for the ring the node still reports: its qdevice polled NACK,
+                // which replaces any older vote, also one a previous arbiter instance gave.
+                let confirmed = self
+                    .conns
+                    .get(&conn)
+                    .filter(|c| c.nack_sent.is_some_and(|(s, r)| Some(s) == seq && c.ring == Some(r)))
+                    .map(|c| c.node_id);
                 if let (Some(s), Some(cl)) = (seq, self.clusters.get_mut(&name)) {
+                    let holding = cl.restart_tracked;
                     let before = cl.holds.len();
                     cl.holds.retain(|h| !(h.conn == conn && h.nack_seq == Some(s)));
-                    if cl.holds.len() != before {
+                    let released = cl.holds.len() != before;
+                    let prev = match confirmed {
+                        Some(node) if holding => cl.prev_released.insert(node),
+                        _ => false,
+                    };
+                    if released {
                         let f = self.conn_fields("hold_released", conn).reason("NACK confirmed");
                         self.log_ev(Level::Info, f, format!("cluster {name}: conn {conn} confirmed NACK; its vote is released"));
+                    }
+                    if prev {
+                        let f = self.conn_fields("hold_released", conn).reason("NACK confirmed: restart hold lifted for this node");
+                        self.log_ev(Level::Info, f, format!("cluster {name}: conn {conn} confirmed NACK; no vote of a previous arbiter instance counts for it"));
                     }
                 }
                 self.evaluate(now, &name);
@@ -764,7 +825,10 @@ impl Arbiter {
                 c.kap = kap_default;
                 c.ring = init.ring_id;
             }
-            let cl = self.clusters.entry(name.clone()).or_default();
+            let tracked = now < self.startup_hold_until;
+            let lms = algorithm == Some(DecisionAlgorithm::Lms);
+            let cl = self.clusters.entry(name.clone()).or_insert_with(|| Cluster { restart_tracked: tracked, ..Cluster::default() });
+            cl.lms |= lms;
             cl.conns.insert(conn);
             if let Some(r) = init.ring_id {
                 note_ring(cl, node_id, r);
@@ -830,8 +894,12 @@ impl Arbiter {
                     c.acked_ring = None;
                 }
                 let node = c.node_id;
+                let members = c.members.clone();
                 if let Some(cl) = self.clusters.get_mut(&name) {
                     note_ring(cl, node, ring);
+                    if cl.restart_tracked {
+                        cl.first_report.entry(node).or_insert((ring, members));
+                    }
                 }
                 let Some(c) = self.conns.get(&conn) else { return };
                 if c.config_nodes.is_empty() {
@@ -898,6 +966,8 @@ impl Arbiter {
         for id in newly_stale {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.stale_since = Some(now);
+                let node = c.node_id;
+                self.log(Level::Debug, format!("cluster {name}: node {node}'s ring has ended; waiting up to {grace} ms for its new membership"));
             }
         }
         if let Some(cl) = self.clusters.get_mut(name) {
@@ -946,6 +1016,7 @@ impl Arbiter {
             c.last_vote = Some(Vote::Nack);
             c.acked_ring = None;
             let ring = c.ring.unwrap_or_default();
+            c.nack_sent = Some((s, ring));
             let node = c.node_id;
             if let Some(cl) = self.clusters.get_mut(name) {
                 for h in cl.holds.iter_mut().filter(|h| h.conn == id && h.nack_seq.is_none()) {
@@ -970,18 +1041,26 @@ impl Arbiter {
             .find(|c| c.ring == Some(w))
             .map(|c| c.members.clone())
             .unwrap_or_default();
-        let complete = self.complete(name, &ready, w);
+        let config_nodes: Vec<u32> = ready.iter().filter_map(|id| self.conns.get(id)).map(|c| c.config_nodes.clone()).next().unwrap_or_default();
+        let restart_blockers = match self.clusters.get(name) {
+            Some(cl) => self.restart_blockers(cl, &config_nodes, Some(w), now),
+            None => return,
+        };
+        let restart_block = !restart_blockers.is_empty();
         let Some(cl) = self.clusters.get_mut(name) else { return };
         if cl.target != Some(w) {
             cl.target = Some(w);
             cl.waiting_since = Some(now);
         }
+        cl.restart_blocked = restart_block;
         let blockers: Vec<(u32, RingId)> = cl.holds.iter().filter(|h| h.ring != w).map(|h| (h.node_id, h.ring)).collect();
-        let restart_block = now < self.startup_hold_until && !complete;
         if !blockers.is_empty() || restart_block {
             if self.pending.insert(name.to_string()) {
                 let why = if restart_block && blockers.is_empty() {
-                    format!("arbiter restart hold ({} ms left)", self.startup_hold_until - now)
+                    format!(
+                        "arbiter restart hold ({} ms left): node(s) {restart_blockers:?} may still count a vote of a previous arbiter instance",
+                        self.startup_hold_until - now
+                    )
                 } else {
                     format!("vote still possibly held by node(s) {:?}", blockers.iter().map(|b| b.0).collect::<Vec<_>>())
                 };
@@ -993,6 +1072,7 @@ impl Arbiter {
         self.pending.remove(name);
         cl.quorate_partition = members.clone();
         cl.waiting_since = None;
+        cl.restart_blocked = false;
         let mut acks = Vec::new();
         for id in &ready {
             let Some(c) = self.conns.get(id) else { continue };
@@ -1040,7 +1120,7 @@ impl Arbiter {
         let mut keep = Vec::with_capacity(cl.holds.len());
         let mut released = Vec::new();
         for h in &cl.holds {
-            let dissolved = h.members.iter().any(|m| cl.node_rings.get(m).is_some_and(|r| r.seq > h.ring.seq));
+            let dissolved = ring_ended(cl, h.ring, &h.members);
             let expired = self.lease_end(h).is_some_and(|end| now >= end);
             if dissolved || expired {
                 released.push((h.node_id, h.conn, h.ring, if dissolved { "its ring dissolved" } else { "its lease expired" }));
@@ -1079,14 +1159,6 @@ impl Arbiter {
             }
         }
         true
-    }
-
-    /// Whether partition `w` holds every configured node, all connected and reporting `w`.
-    fn complete(&self, _name: &str, ready: &[ConnId], w: RingId) -> bool {
-        let Some(cfg) = ready.iter().filter_map(|id| self.conns.get(id)).map(|c| c.config_nodes.clone()).next() else {
-            return false;
-        };
-        cfg.iter().all(|n| ready.iter().filter_map(|id| self.conns.get(id)).any(|c| c.node_id == *n && c.ring == Some(w)))
     }
 
     /// The algorithm: which partition (ring) should have the vote.
@@ -1237,6 +1309,18 @@ impl Arbiter {
                 };
             }
             cs.waiting_for_lease_ms = cl.waiting_since.filter(|_| self.pending.contains(name)).map(|t| now.saturating_sub(t));
+            let config_nodes = cl.conns.iter().filter_map(|id| self.conns.get(id)).map(|c| c.config_nodes.clone()).find(|v| !v.is_empty());
+            if let Some(cfg) = config_nodes {
+                // nodes that could still block some partition: a first report of the whole
+                // cluster's ring never conflicts with a later partition (that ring has then ended)
+                cs.restart_hold_nodes = self
+                    .restart_blockers(cl, &cfg, None, now)
+                    .into_iter()
+                    .filter(|m| cl.first_report.get(m).is_none_or(|(_, members)| !cfg.iter().all(|n| members.contains(n))))
+                    .collect();
+            } else if self.startup_hold_until > now {
+                cs.restart_hold_nodes = cl.node_rings.keys().copied().collect();
+            }
             for id in &cl.conns {
                 let Some(c) = self.conns.get(id) else { continue };
                 let hold = cl.holds.iter().filter(|h| h.conn == *id).max_by_key(|h| h.granted_at);
@@ -1304,6 +1388,7 @@ impl Conn {
             acked_ring: None,
             stale_since: None,
             lms_result: None,
+            nack_sent: None,
         }
     }
 }
@@ -1313,6 +1398,11 @@ fn note_ring(cl: &mut Cluster, node: u32, ring: RingId) {
     if ring.seq > e.seq {
         *e = ring;
     }
+}
+
+/// Whether ring `r` (with these members) has ended: one of its members reported a newer ring.
+fn ring_ended(cl: &Cluster, r: RingId, members: &[u32]) -> bool {
+    members.iter().any(|m| cl.node_rings.get(m).is_some_and(|x| x.seq > r.seq))
 }
 
 fn sorted(v: &[u32]) -> Vec<u32> {
@@ -1350,6 +1440,9 @@ pub struct ClusterStatus {
     pub tie_breaker: String,
     /// How long the chosen partition has been waiting for an old lease to run out.
     pub waiting_for_lease_ms: Option<Millis>,
+    /// Nodes that may still count a vote granted by a previous arbiter instance (restart hold);
+    /// empty when the restart hold can no longer delay any grant in this cluster.
+    pub restart_hold_nodes: Vec<u32>,
     pub nodes: Vec<NodeStatus>,
 }
 
@@ -1611,6 +1704,160 @@ mod tests {
             }
         }
         assert!(first.unwrap_or(0) >= hold, "{first:?} vs hold {hold}");
+    }
+
+    /// The lab's ring-cut with corosync's default timers took 14 s instead of 7 s: the cut came
+    /// 71 s after the arbiter started, inside its 79.8 s restart hold, and the hold was only
+    /// waived for a partition holding every node. A cluster whose nodes all reported the whole
+    /// ring to this instance cannot count an older instance's vote in a later partition.
+    #[test]
+    fn ring_cut_inside_the_restart_hold_of_a_cluster_seen_whole_acks_at_once() {
+        let c = cfg();
+        assert!(lease_len(&c, 24_000) > 70_000, "the default restart hold is long");
+        let mut h = H::new(c);
+        let mut acts = h.join(1, 1, ring(1, 4), &[1, 2]);
+        acts.extend(h.join(2, 2, ring(1, 4), &[1, 2]));
+        assert_eq!(votes(&acts).iter().filter(|x| x.1 == Vote::Ack).count(), 2, "whole cluster: ACK at once");
+        assert!(h.a.status(500).clusters[0].restart_hold_nodes.is_empty(), "{:?}", h.a.status(500));
+        h.at(5000);
+        let acts = h.membership(2, ring(2, 8), &[2], None);
+        assert!(!votes(&acts).iter().any(|x| x.1 == Vote::Ack), "node 1 has not reported yet: {acts:?}");
+        h.at(5002);
+        let acts = h.membership(1, ring(1, 8), &[1], None);
+        let v = votes(&acts);
+        assert!(v.iter().any(|x| x.0 == 2 && x.1 == Vote::Nack), "{v:?}");
+        assert!(v.iter().any(|x| x.0 == 1 && x.1 == Vote::Ack), "winner's ACK in the same step, no timer: {acts:?}");
+        let nack_pos = acts.iter().position(|a| matches!(a, Action::Send { conn: 2, msg: Message::VoteInfo { vote: Some(Vote::Nack), .. } }));
+        let ack_pos = acts.iter().position(|a| matches!(a, Action::Send { conn: 1, msg: Message::VoteInfo { vote: Some(Vote::Ack), .. } }));
+        assert!(nack_pos < ack_pos, "the loser's NACK goes out before the winner's ACK");
+    }
+
+    /// After a ring cut the loser's NACK is confirmed: the winner's ACK goes out on that reply,
+    /// not on a grace or a timer (here the loser was the holder, so only rule 2 releases it).
+    #[test]
+    fn confirmed_nack_releases_the_winner_at_once_even_inside_the_restart_hold() {
+        let mut h = H::new(cfg());
+        h.join(1, 1, ring(1, 4), &[1, 2]);
+        h.join(2, 2, ring(1, 4), &[1, 2]);
+        h.at(1000);
+        // both halves report; node 1's heuristics fail, so node 2 wins
+        let mut acts = h.membership(1, ring(1, 8), &[1], Some(Heuristics::Fail));
+        acts.extend(h.membership(2, ring(2, 8), &[2], Some(Heuristics::Pass)));
+        let v = votes(&acts);
+        assert!(v.iter().any(|x| x.0 == 2 && x.1 == Vote::Ack), "both old holds dissolved (rule 1): {v:?}");
+        // now node 2 holds ring 2/8; heuristics turn: node 1 passes, node 2 fails
+        h.at(2000);
+        let mut acts = h.membership(2, ring(2, 8), &[2], Some(Heuristics::Fail));
+        acts.extend(h.membership(1, ring(1, 8), &[1], Some(Heuristics::Pass)));
+        let v = votes(&acts);
+        let nack = v.iter().find(|x| x.0 == 2 && x.1 == Vote::Nack).copied().expect("NACK to the holder");
+        assert!(!v.iter().any(|x| x.0 == 1 && x.1 == Vote::Ack), "{v:?}");
+        h.at(2003);
+        let acts = h.msg(2, Message::VoteInfoReply { seq: Some(nack.2) });
+        assert!(votes(&acts).iter().any(|x| x.0 == 1 && x.1 == Vote::Ack), "ACK on the confirmation: {acts:?}");
+    }
+
+    /// Arbiter restarted while the cluster is split, both nodes reconnect: each gave up its old
+    /// connection (ffsplit then polls NACK), and the loser confirms this instance's NACK, so the
+    /// winner need not wait out the restart hold.
+    #[test]
+    fn restarted_arbiter_grants_a_split_once_the_loser_confirms_its_nack() {
+        let mut h = H::new(cfg());
+        h.at(1500);
+        let mut acts = h.join(2, 2, ring(2, 8), &[2]);
+        acts.extend(h.join(1, 1, ring(1, 8), &[1]));
+        let v = votes(&acts);
+        let nack = v.iter().find(|x| x.0 == 2 && x.1 == Vote::Nack).copied().expect("NACK to the loser");
+        assert!(!v.iter().any(|x| x.1 == Vote::Ack), "{v:?}");
+        assert_eq!(h.a.status(1500).clusters[0].restart_hold_nodes, vec![1, 2]);
+        h.at(1600);
+        let acts = h.msg(2, Message::VoteInfoReply { seq: Some(nack.2) });
+        assert!(votes(&acts).iter().any(|x| x.0 == 1 && x.1 == Vote::Ack), "{acts:?}");
+        // node 1 could still count an old vote for its own ring 1/8 (harmless unless another
+        // partition were chosen); node 2 is cleared
+        assert_eq!(h.a.status(1600).clusters[0].restart_hold_nodes, vec![1]);
+    }
+
+    /// A node that has not reported to this instance may still count an old vote: the restart
+    /// hold runs in full for a partition without it.
+    #[test]
+    fn restarted_arbiter_waits_the_full_hold_for_a_node_it_has_not_heard() {
+        let c = cfg();
+        let hold = lease_len(&c, 24_000);
+        let mut h = H::new(c);
+        let acts = h.join(2, 2, ring(2, 8), &[2]);
+        assert!(!votes(&acts).iter().any(|x| x.1 == Vote::Ack));
+        assert_eq!(h.a.status(0).clusters[0].restart_hold_nodes, vec![1, 2]);
+        let mut t = 0;
+        let mut first = None;
+        while first.is_none() && t < 200_000 {
+            t += 1000;
+            h.at(t);
+            let mut acts = h.echo(2);
+            acts.extend(h.ev(Event::Tick));
+            if votes(&acts).iter().any(|x| x.0 == 2 && x.1 == Vote::Ack) {
+                first = Some(t);
+            }
+        }
+        let got = first.unwrap_or(0);
+        assert!(got >= hold && got <= hold + 1000, "{got} vs hold {hold}");
+    }
+
+    /// A confirmed NACK for a ring the node no longer reports proves nothing (qdevice answers
+    /// VOTE_INFO for an old ring without applying it); only the newer ring can release it.
+    #[test]
+    fn nack_confirmed_for_an_outdated_ring_does_not_lift_the_restart_hold() {
+        let mut h = H::new(cfg());
+        let mut acts = h.join(2, 2, ring(2, 8), &[2]);
+        acts.extend(h.join(1, 1, ring(1, 8), &[1]));
+        let nack = votes(&acts).into_iter().find(|x| x.0 == 2 && x.1 == Vote::Nack).expect("NACK to the loser");
+        // the "new ring" here is older than node 2's first report: nothing ended
+        let c2 = h.a.conns.get_mut(&2).expect("conn 2");
+        c2.ring = Some(ring(2, 9));
+        let acts = h.msg(2, Message::VoteInfoReply { seq: Some(nack.2) });
+        assert!(!votes(&acts).iter().any(|x| x.1 == Vote::Ack), "{acts:?}");
+        assert_eq!(h.a.status(0).clusters[0].restart_hold_nodes, vec![1, 2]);
+    }
+
+    /// lms with wait_for_all keeps a vote without the arbiter, so a node of an lms cluster that
+    /// has not reported to a restarted arbiter blocks other partitions past the timed hold.
+    #[test]
+    fn lms_restart_hold_does_not_run_out_for_a_node_never_heard() {
+        let c = cfg();
+        let hold = lease_len(&c, 24_000);
+        let mut h = H::new(c);
+        let acts = h.join_lms(2, 2, ring(2, 8), &[2], &[1, 2], TieBreaker::Lowest, None);
+        assert!(!votes(&acts).iter().any(|x| x.1 == Vote::Ack));
+        let mut t = 0;
+        while t < hold + 60_000 {
+            t += 1000;
+            h.at(t);
+            let mut acts = h.echo(2);
+            acts.extend(h.ev(Event::Tick));
+            assert!(!votes(&acts).iter().any(|x| x.1 == Vote::Ack), "ACK at {t} while node 1 may keep an old lms vote");
+        }
+    }
+
+    /// The restart hold no longer stretches an ordinary lease once it cannot matter: the
+    /// silent holder's lease (27.3 s) decides, not the restart hold (79.8 s).
+    #[test]
+    fn restart_hold_does_not_stretch_a_lease_in_a_cluster_seen_whole() {
+        let c = cfg();
+        let lease = lease_len(&c, 8000);
+        let mut h = split_with_holder(c);
+        let mut first_ack = None;
+        let mut t = 1000;
+        while t < 100_000 && first_ack.is_none() {
+            t += 500;
+            h.at(t);
+            let mut acts = h.echo(2);
+            acts.extend(h.ev(Event::Tick));
+            if votes(&acts).iter().any(|x| x.0 == 2 && x.1 == Vote::Ack) {
+                first_ack = Some(t);
+            }
+        }
+        let got = first_ack.unwrap_or(0);
+        assert!(got >= 1000 + lease && got <= 1000 + lease + 1000, "{got} vs {}", 1000 + lease);
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct SimConfig {
     pub jitter_ms: u64,
     /// Force the fault mix of corosync-qnetd's measured hole (split, then holder loses arbiter).
     pub scenario_f_only: bool,
+    /// Force the lab's arbiter-restart-split: the ring splits, later the arbiter dies (process
+    /// or, at random, the whole host) and restarts a second later.
+    pub scenario_restart_split: bool,
     /// Record a trace of votes, quorum changes and faults in `Outcome::trace`.
     pub trace: bool,
     /// Which decision algorithm the simulated clusters use.
@@ -102,6 +105,7 @@ impl Default for SimConfig {
             token_ms: 3000,
             jitter_ms: 50,
             scenario_f_only: false,
+            scenario_restart_split: false,
             trace: false,
             algorithms: Algorithms::Mixed,
             wait_for_all: None,
@@ -237,7 +241,9 @@ enum Fault {
     QdeviceCrash(usize),
     QdeviceStart(usize),
     Power(usize, bool),
-    ArbiterCrash,
+    /// The arbiter process dies; `silent`: its host dies too, no RST reaches the clients (they
+    /// notice at their echo timeout), otherwise the host's kernel resets the connections.
+    ArbiterCrash { silent: bool },
     ArbiterStart,
     Storm(usize, u64),
     /// Cut the arbiter link of whichever node currently counts the device vote.
@@ -449,6 +455,16 @@ impl World {
             self.out.faults.push(format!("ring cut @{t0}, vote holder's arbiter link cut @{t1}"));
             return;
         }
+        if self.cfg.scenario_restart_split {
+            let t0 = self.rng.gen_range(90_000..110_000);
+            let t1 = t0 + self.rng.gen_range(15_000..30_000);
+            let silent = self.rng.gen_bool(0.5);
+            self.at(t0, Ev::Fault(Fault::RingLink(false)));
+            self.at(t1, Ev::Fault(Fault::ArbiterCrash { silent }));
+            self.at(t1 + 1000, Ev::Fault(Fault::ArbiterStart));
+            self.out.faults.push(format!("ring cut @{t0}, arbiter {} @{t1}, restarted 1 s later", if silent { "host crash (silent)" } else { "crash" }));
+            return;
+        }
         let n = self.rng.gen_range(1..=self.cfg.max_faults);
         for _ in 0..n {
             let t = self.rng.gen_range(10_000..d.saturating_sub(60_000).max(10_001));
@@ -460,7 +476,11 @@ impl World {
                 30..=54 => (Fault::ArbLink(i, false), Fault::ArbLink(i, true), format!("node{}-arbiter cut", i + 1)),
                 55..=66 => (Fault::QdeviceCrash(i), Fault::QdeviceStart(i), format!("qdevice{} crash", i + 1)),
                 67..=76 => (Fault::Power(i, false), Fault::Power(i, true), format!("node{} power loss", i + 1)),
-                77..=88 => (Fault::ArbiterCrash, Fault::ArbiterStart, "arbiter crash".to_string()),
+                77..=88 => {
+                    let silent = self.rng.gen_bool(0.5);
+                    let name = if silent { "arbiter host crash (silent)" } else { "arbiter crash" };
+                    (Fault::ArbiterCrash { silent }, Fault::ArbiterStart, name.to_string())
+                }
                 _ => (Fault::Storm(i, dur.min(20_000)), Fault::Storm(i, 0), format!("node{} delay storm", i + 1)),
             };
             self.at(t, Ev::Fault(a));
@@ -864,7 +884,7 @@ impl World {
                 let d = self.cfg.token_ms;
                 self.after(d, Ev::Topology);
             }
-            Fault::ArbiterCrash => {
+            Fault::ArbiterCrash { silent } => {
                 if self.arb.is_none() {
                     return;
                 }
@@ -875,8 +895,11 @@ impl World {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.arb_open = false;
                     }
-                    // the arbiter host's kernel resets its connections
-                    self.transmit(conn, false, Payload::Fin);
+                    // the arbiter host's kernel resets its connections; a dead host sends
+                    // nothing and the clients find out at their echo timeout
+                    if !silent {
+                        self.transmit(conn, false, Payload::Fin);
+                    }
                 }
             }
             Fault::ArbiterStart => {
@@ -1029,6 +1052,29 @@ mod tests {
         assert!(qnetd.violations >= 15, "qnetd-like re-grants before the holder drops: {qnetd:?}");
         // measured on real corosync-qnetd: ~4 s of two quorate partitions (16 s - 12 s)
         assert!((3_000..=5_500).contains(&qnetd.overlap_ms_max), "{qnetd:?}");
+    }
+
+    /// The lab's arbiter-restart-split: never two quorate partitions; when the arbiter process
+    /// died (connections reset) both nodes reconnect, the loser confirms its NACK and the
+    /// winner gets the vote without waiting out the restart hold.
+    #[test]
+    fn arbiter_restart_during_a_split_is_safe_and_fast_when_both_nodes_reconnect() {
+        for algorithms in [Algorithms::Mixed, Algorithms::Lms] {
+            let c = SimConfig { scenario_restart_split: true, algorithms, ..SimConfig::default() };
+            let s = run_many_detailed(40, 11, &c);
+            assert_eq!(s.violations, 0, "{algorithms:?}: first violating seed {:?}: {}", s.first_violating_seed, s.first_violating_seed.map(|x| describe(x, &c)).unwrap_or_default());
+        }
+        let c = SimConfig { scenario_restart_split: true, algorithms: Algorithms::Ffsplit, ..SimConfig::default() };
+        let mut reset_only = Vec::new();
+        for seed in 11..51 {
+            let o = run_schedule(seed, &c);
+            if o.faults.iter().any(|f| f.contains("arbiter crash @")) {
+                reset_only.extend(o.failovers);
+            }
+        }
+        assert!(!reset_only.is_empty());
+        let worst = reset_only.iter().copied().max().unwrap_or(0);
+        assert!(worst < 10_000, "process crash, both reconnect: no restart-hold wait ({reset_only:?})");
     }
 
     #[test]
