@@ -122,6 +122,20 @@ pub struct NodeFacts {
     /// The arbiter gate's client certificate as found on this node (cman with the gate).
     #[serde(default)]
     pub gate_cert: Option<CertFacts>,
+    /// The gate agent's own probe on this node (`fence_twonode_arbiter`, action=monitor).
+    #[serde(default)]
+    pub gate_monitor: Option<GateMonitor>,
+}
+
+/// What `fence_twonode_arbiter` (action=monitor) said on a node: the arbiter as that node's
+/// fenced would reach it, with that node's certificate files and cluster.conf.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateMonitor {
+    /// The command that ran (`fence_twonode_arbiter` or `twonode fence gate`); None: neither found.
+    pub command: Option<String>,
+    pub exit: Option<i32>,
+    /// Its first meaningful output line (stdout on success, stderr on failure).
+    pub output: String,
 }
 
 /// A certificate file as read (PEM: public, never a key).
@@ -840,6 +854,25 @@ fn gate_checks(facts: &Facts, c: &Conf, out: &mut Vec<Finding>) {
         if let Some(cf) = &n.gate_cert {
             cert_finding(Some(&n.name), cf, facts.now_unix, cluster, out);
         }
+        let Some(m) = &n.gate_monitor else { continue };
+        let node = Some(n.name.as_str());
+        match (&m.command, m.exit) {
+            (None, _) => out.push(f(
+                "arbiter.gate-agent",
+                Severity::Error,
+                node,
+                format!("{}: fenced on {} cannot run the gate, so {} can NEVER fence (every method starts with it)", m.output, n.name, n.name),
+                format!("install twonode on {} and link the agent: `ln -s $(command -v twonode) /usr/sbin/{GATE_AGENT}`", n.name),
+            )),
+            (Some(cmd), Some(0)) => out.push(f("arbiter.gate-agent", Severity::Ok, node, format!("`{cmd}` (action=monitor) on {}: {}", n.name, m.output), "")),
+            (Some(cmd), _) => out.push(f(
+                "arbiter.gate-agent",
+                Severity::Error,
+                node,
+                format!("`{cmd}` (action=monitor) on {} failed: {}; {} cannot fence while this lasts", n.name, m.output, n.name),
+                format!("on {}: check the gate device's files exist there and the arbiter is reachable from it (`{GATE_AGENT} -o monitor ...`)", n.name),
+            )),
+        }
     }
 }
 
@@ -1436,6 +1469,33 @@ pub fn probe_gate(g: &GateConf, cluster: &str, node_id: u32, timeout: std::time:
     p
 }
 
+/// Run the gate agent's monitor action on a node (stdin key=value like fenced; paths, no secrets).
+pub fn gate_monitor(h: &mut dyn Host, d: &crate::fence::spec::DeviceSpec, conf_path: &str) -> GateMonitor {
+    let mut input = String::from("action=monitor\n");
+    for k in ["ipaddr", "ip", "ipport", "tlscacert", "tlscert", "tlskey", "timeout"] {
+        if let Some(v) = d.params.get(k) {
+            input.push_str(&format!("{k}={v}\n"));
+        }
+    }
+    input.push_str(&format!("cluster_conf={conf_path}\n"));
+    for argv in [&["timeout", "60", GATE_AGENT][..], &["timeout", "60", "twonode", "fence", "gate"][..]] {
+        match h.run(argv, Some(input.as_bytes())) {
+            Ok(o) if o.status == 127 => continue,
+            Ok(o) => {
+                let text = if o.success() { o.stdout_str() } else { format!("{}\n{}", o.stderr_str(), o.stdout_str()) };
+                return GateMonitor {
+                    command: Some(argv[2..].join(" ")),
+                    exit: Some(o.status),
+                    output: text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no output").to_string(),
+                };
+            }
+            Err(e) if format!("{e:#}").contains("cannot start") => continue,
+            Err(e) => return GateMonitor { command: Some(argv[2..].join(" ")), exit: None, output: format!("{e:#}") },
+        }
+    }
+    GateMonitor { command: None, exit: None, output: format!("neither {GATE_AGENT} nor twonode is on the node's PATH") }
+}
+
 fn probe_tcp(mut p: GateProbe, g: &GateConf, timeout: std::time::Duration, why: String) -> GateProbe {
     use std::net::ToSocketAddrs;
     p.depth = "tcp".into();
@@ -1611,6 +1671,19 @@ pub fn gather(hosts: &mut [Box<dyn Host>], o: &GatherOptions, bar: &ProgressBar)
                 }
             }
             if o.probe_gate {
+                // each node's own gate agent, as fenced would run it there (paths only on stdin)
+                let d = targets.iter().flat_map(|t| &t.methods).flat_map(|m| &m.devices).find(|d| is_gate(d));
+                if let Some(d) = d {
+                    for (h, nf) in hosts.iter_mut().zip(facts.nodes.iter_mut()) {
+                        if nf.unreachable.is_some() {
+                            continue;
+                        }
+                        bar.inc_length(1);
+                        bar.set_message(format!("gate agent on {}", nf.name));
+                        nf.gate_monitor = Some(gate_monitor(h.as_mut(), d, &nf.conf_path));
+                        bar.inc(1);
+                    }
+                }
                 bar.inc_length(1);
                 bar.set_message(format!("arbiter {} (gate)", g.target()));
                 // the id of the node doctor runs on when it is one, else the first node's

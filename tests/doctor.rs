@@ -748,6 +748,8 @@ fn plain_nodes(dir: &Path) -> (String, String) {
         let p = bin.join("drbdadm");
         std::fs::write(&p, "#!/bin/sh\necho 'no resources defined!' >&2\nexit 1\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // the gate agent as installed on a node: a link to twonode (argv[0] dispatch)
+        std::os::unix::fs::symlink(BIN, bin.join("fence_twonode_arbiter")).unwrap();
     }
     (format!("alice=lab:{}", dir.display()), format!("bob=lab:{}", dir.display()))
 }
@@ -781,6 +783,9 @@ fn gate_probe_through_the_gate_client_against_a_real_arbiter() {
     let ev = g[0]["evidence"].as_str().unwrap();
     assert!(ev.contains(&format!("arbiter 127.0.0.1:{} accepted the gate's client", arb.port)) && ev.contains("TLS used") && ev.contains("round trip"), "{ev}");
     assert_eq!(sev(&v, "arbiter.cert"), ["ok", "ok"], "{all}");
+    // each node's own gate agent (monitor) reaches the arbiter too
+    assert_eq!(sev(&v, "arbiter.gate-agent"), ["ok", "ok"], "{all}");
+    assert!(finding_of(&v, "arbiter.gate-agent")[0]["evidence"].as_str().unwrap().contains("INIT accepted"), "{all}");
     assert!(!all.contains("PRIVATE KEY"), "key material leaked: {all}");
     assert_eq!(code, 0, "{all}");
     // with the arbiter's status socket (doctor on the arbiter machine): reachable, no client of
@@ -798,6 +803,7 @@ fn gate_probe_through_the_gate_client_against_a_real_arbiter() {
     let g = finding_of(&v, "arbiter.gate");
     assert_eq!(g[0]["severity"], "error", "{all}");
     assert!(g[0]["evidence"].as_str().unwrap().contains("NO node can fence"), "{all}");
+    assert_eq!(sev(&v, "arbiter.gate-agent"), ["error", "error"], "{all}");
     // a client certificate the arbiter's CA did not sign: TLS refused
     let other = t.path().join("other");
     let st = Command::new(BIN).args(["arbiter", "certs", "init", "--dir"]).arg(&other).output().unwrap();
@@ -989,4 +995,17 @@ fn end_to_end_over_the_corosync_netns_lab() {
         assert!(t0.elapsed().as_secs() < 40, "the split never showed as expected: {all}");
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
+}
+
+#[test]
+fn gate_agent_missing_on_a_node_is_an_error() {
+    use twonode::doctor::GateMonitor;
+    let mut facts = gated_facts(&gated_conf(5403, Path::new("/etc/twonode/arbiter"), true, ""));
+    facts.nodes[0].gate_monitor = Some(GateMonitor { command: Some("fence_twonode_arbiter".into()), exit: Some(0), output: "arbiter 10.0.0.3:5403 answers".into() });
+    facts.nodes[1].gate_monitor = Some(GateMonitor { command: None, exit: None, output: "neither fence_twonode_arbiter nor twonode is on the node's PATH".into() });
+    let fs = diagnose(&facts);
+    assert_eq!(node_finding(&fs, "arbiter.gate-agent", "alice").severity, Severity::Ok);
+    let b = node_finding(&fs, "arbiter.gate-agent", "bob");
+    assert_eq!(b.severity, Severity::Error);
+    assert!(b.evidence.contains("bob can NEVER fence") && b.fix.contains("ln -s"), "{b:?}");
 }
