@@ -276,6 +276,97 @@ fn client_against_corosync_qnetd() {
     let _ = RingId::default();
 }
 
+/// The reference server with TLS: corosync-qnetd with its own NSS CA (made by the real
+/// corosync-qnetd-certutil in a temporary directory), TLS required, client certificate required;
+/// our request signed by `corosync-qnetd-certutil -s`, exactly as an admin of a qnetd does.
+#[test]
+fn client_tls_against_corosync_qnetd() {
+    for tool in ["corosync-qnetd", "corosync-qnetd-certutil", "certutil", "openssl", "bash"] {
+        if !have(tool) {
+            eprintln!("{tool} not installed: skipped (scripts/install-deps installs it)");
+            return;
+        }
+    }
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    // the real script, pointed at our directory instead of /etc/corosync/qnetd
+    let script = std::fs::read_to_string("/usr/bin/corosync-qnetd-certutil").unwrap();
+    let script: String = script
+        .lines()
+        .map(|l| if l.starts_with("CONFIG_DIR=") { format!("CONFIG_DIR=\"{}\"", d.display()) } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(d.join("qcu.sh"), script).unwrap();
+    let sh = |args: &[&str]| {
+        let o = Command::new("bash").arg(d.join("qcu.sh")).args(args).current_dir(d).output().unwrap();
+        assert!(o.status.success(), "corosync-qnetd-certutil {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    sh(&["-i"]);
+    let st = Command::new("openssl")
+        .args(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout"])
+        .arg(d.join("node.key"))
+        .args(["-subj", "/CN=qtls", "-outform", "DER", "-out"])
+        .arg(d.join("node.csr"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    sh(&["-s", "-c", d.join("node.csr").to_str().unwrap(), "-n", "qtls"]);
+    let pem = |args: &[&str], out: &str| {
+        let o = Command::new(args[0]).args(&args[1..]).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        std::fs::write(d.join(out), &o.stdout).unwrap();
+    };
+    let db = format!("sql:{}", d.join("nssdb").display());
+    pem(&["certutil", "-L", "-d", &db, "-n", "QNet CA", "-a"], "ca.pem");
+    pem(&["openssl", "x509", "-inform", "DER", "-in", d.join("nssdb/cluster-qtls.crt").to_str().unwrap()], "node.crt");
+    let tls = ClientTls { ca: d.join("ca.pem"), cert: d.join("node.crt"), key: d.join("node.key") };
+    let mut started = None;
+    for _ in 0..5 {
+        let port = free_tcp_port();
+        let mut child = Command::new("corosync-qnetd")
+            .args(["-f", "-d", "-s", "req", "-c", "on", "-l", "127.0.0.1", "-p", &port.to_string(), "-S"])
+            .arg(format!(
+                "lock_file={},local_socket_file={},nss_db_dir={}",
+                d.join("lock").display(),
+                d.join("sock").display(),
+                d.join("nssdb").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("qnetd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        if wait_listening(port, &mut child, Duration::from_secs(10)) {
+            started = Some((port, child));
+            break;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (port, child) = started.expect("corosync-qnetd did not start");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _k = Kill(child);
+    let log = || std::fs::read_to_string(d.join("qnetd.log")).unwrap_or_default();
+    let c1 = ccfg(port, "qtls", 1, Some(tls.clone()));
+    let p = client::probe(&c1).unwrap_or_else(|e| panic!("{e}\n{}", log()));
+    assert!(p.tls && p.server_tls == "required", "{p:?}");
+    let (r1, hold) = client::ask_and_hold(&c1, &alone(1)).unwrap_or_else(|e| panic!("{e}\n{}", log()));
+    assert_eq!(r1.outcome, VoteOutcome::Ack, "{r1:?}\n{}", log());
+    let r2 = client::ask_vote(&ccfg(port, "qtls", 2, Some(tls.clone())), &alone(2)).unwrap_or_else(|e| panic!("{e}\n{}", log()));
+    assert_eq!(r2.outcome, VoteOutcome::Nack, "{r2:?}\n{}", log());
+    assert!(hold.expect("hold").release().lost.is_none());
+    // a certificate for another cluster name is refused by qnetd too
+    let e = client::ask_vote(&ccfg(port, "other", 1, Some(tls)), &alone(1));
+    assert!(!matches!(e, Ok(ref r) if r.outcome == VoteOutcome::Ack), "{e:?}");
+}
+
 // ---- steps 2-3, 6: the gate and the engine against a real arbiter and two real BMCs ----------
 
 /// The BMC password of these tests: must never show up in any argv or log.

@@ -248,7 +248,8 @@ pub fn decide(p: &GatePlan, r: &Result<VoteResult, ClientError>) -> GateDecision
             VoteOutcome::NoDecision => deny(
                 "no_decision",
                 format!(
-                    "arbiter {addr} gave no vote within {:.0} s (most likely {v} holds it and is fencing {l}): {l} does not fence {v}",
+                    "arbiter {addr} gave no vote within {:.0} s (most likely {v} holds it and is fencing {l}; or the arbiter \
+                     restarted less than about 80 s ago and waits out old leases): {l} does not fence {v}",
                     p.client.timeout.as_secs_f64()
                 ),
                 format!("expect {l} to be fenced by {v}; if {v} is really down, the arbiter grants the vote once {v}'s lease ends and fenced retries"),
