@@ -825,8 +825,10 @@ impl Arbiter {
                 c.kap = kap_default;
                 c.ring = init.ring_id;
             }
-            let tracked = now < self.startup_hold_until;
             let lms = algorithm == Some(DecisionAlgorithm::Lms);
+            // an lms vote of a previous instance has no time bound (lms_wait_for_all): track
+            // lms clusters whenever this instance first sees them, not only during the hold
+            let tracked = now < self.startup_hold_until || (lms && self.cfg.lms_wait_for_all && self.cfg.policy == Policy::Lease);
             let cl = self.clusters.entry(name.clone()).or_insert_with(|| Cluster { restart_tracked: tracked, ..Cluster::default() });
             cl.lms |= lms;
             cl.conns.insert(conn);
@@ -1056,7 +1058,12 @@ impl Arbiter {
         let blockers: Vec<(u32, RingId)> = cl.holds.iter().filter(|h| h.ring != w).map(|h| (h.node_id, h.ring)).collect();
         if !blockers.is_empty() || restart_block {
             if self.pending.insert(name.to_string()) {
-                let why = if restart_block && blockers.is_empty() {
+                let why = if restart_block && blockers.is_empty() && now >= self.startup_hold_until {
+                    format!(
+                        "lms: node(s) {restart_blockers:?} may still count a vote of a previous arbiter instance \
+                         (lms keeps it while disconnected, with wait_for_all); waiting for them to report"
+                    )
+                } else if restart_block && blockers.is_empty() {
                     format!(
                         "arbiter restart hold ({} ms left): node(s) {restart_blockers:?} may still count a vote of a previous arbiter instance",
                         self.startup_hold_until - now
@@ -2032,11 +2039,24 @@ mod tests {
     #[test]
     fn lms_the_last_man_standing_gets_the_vote_alone() {
         let mut h = H::new(no_restart_hold());
-        // a 3-node cluster of which only node 3 is up (and connected); after the start hold
-        h.at(2000);
-        let acts = h_join(&mut h, 3, 3, ring(3, 20), &[3]);
+        let all = [1, 2, 3];
+        let mut acts = Vec::new();
+        for n in all {
+            acts.extend(h_join(&mut h, n as ConnId, n, ring(1, 4), &all));
+        }
+        assert_eq!(acked(&h.confirm(acts)), vec![1, 2, 3]);
+        // nodes 1 and 2 die; node 3 is alone in a new ring
+        h.at(4000);
+        h.ev(Event::ClientClosed { conn: 1 });
+        h.ev(Event::ClientClosed { conn: 2 });
+        let acts = h.membership(3, ring(3, 20), &[3], None);
         let v = h.confirm(acts);
         assert_eq!(acked(&v), vec![3], "one partition gets the vote whatever its size: {v:?}");
+        // a fresh arbiter told that no node runs wait_for_all does the same at once
+        let mut h = H::new(Config { lms_wait_for_all: false, ..no_restart_hold() });
+        h.at(2000);
+        let acts = h_join(&mut h, 3, 3, ring(3, 20), &[3]);
+        assert_eq!(acked(&h.confirm(acts)), vec![3]);
     }
 
     fn h_join(h: &mut H, conn: ConnId, node: u32, r: RingId, members: &[u32]) -> Vec<Action> {
@@ -2046,28 +2066,74 @@ mod tests {
     #[test]
     fn lms_newcomers_do_not_take_the_vote_from_the_active_partition() {
         let mut h = H::new(no_restart_hold());
-        h.at(2000);
-        let acts = h_join(&mut h, 1, 1, ring(1, 8), &[1]);
-        let v = h.confirm(acts);
-        assert_eq!(acked(&v), vec![1]);
-        // nodes 2 and 3 come up on the other side of a cut: a larger partition, but new
+        let all = [1, 2, 3];
+        let mut acts = Vec::new();
+        for n in all {
+            acts.extend(h_join(&mut h, n as ConnId, n, ring(1, 4), &all));
+        }
+        assert_eq!(acked(&h.confirm(acts)), vec![1, 2, 3]);
+        // nodes 2 and 3 lose the others and their qdevices restart; node 1 is left alone
+        h.at(3000);
+        h.ev(Event::ClientClosed { conn: 2 });
+        h.ev(Event::ClientClosed { conn: 3 });
+        let acts = h.membership(1, ring(1, 8), &[1], None);
+        assert_eq!(acked(&h.confirm(acts)), vec![1], "last man standing");
+        // 2 and 3 come back on the other side of the cut: a larger partition, but new clients
         h.at(5000);
-        let mut acts = h_join(&mut h, 2, 2, ring(2, 12), &[2, 3]);
-        acts.extend(h_join(&mut h, 3, 3, ring(2, 12), &[2, 3]));
+        let mut acts = h_join(&mut h, 12, 2, ring(2, 12), &[2, 3]);
+        acts.extend(h_join(&mut h, 13, 3, ring(2, 12), &[2, 3]));
         let v = h.confirm(acts);
         assert!(acked(&v).is_empty(), "the active partition keeps the vote: {v:?}");
-        assert!(v.iter().any(|x| x.0 == 2 && x.1 == Vote::Nack) && v.iter().any(|x| x.0 == 3 && x.1 == Vote::Nack), "{v:?}");
+        assert!(v.iter().any(|x| x.0 == 12 && x.1 == Vote::Nack) && v.iter().any(|x| x.0 == 13 && x.1 == Vote::Nack), "{v:?}");
         // and keeps it as time goes by and messages come in
         for t in 1..20 {
             h.at(5000 + t * 1000);
             let mut acts = h.echo(1);
-            acts.extend(h.echo(2));
+            acts.extend(h.echo(12));
             acts.extend(h.ev(Event::Tick));
             assert!(acked(&votes(&acts)).is_empty(), "{acts:?}");
         }
         let st = h.a.status(30_000);
         let n1 = st.clusters[0].nodes.iter().find(|n| n.node_id == 1).unwrap();
         assert!(n1.holds_lease, "{st:?}");
+    }
+
+    /// A restarted arbiter cannot know which lms node kept an ACK of its previous instance (lms
+    /// keeps it while disconnected, with wait_for_all, without a time bound): a node nobody
+    /// reports blocks the vote for good; once it reports, it is NACKed like a holder.
+    #[test]
+    fn lms_after_a_restart_a_silent_node_may_still_hold_the_vote() {
+        for (tb, winner, loser) in [(TieBreaker::Highest, 2, 1), (TieBreaker::Lowest, 1, 2)] {
+            let mut h = H::new(no_restart_hold());
+            h.at(2000);
+            let acts = h.join_lms(2, 2, ring(2, 8), &[2], &[1, 2], tb, None);
+            assert!(acked(&h.confirm(acts)).is_empty());
+            for t in 1..200 {
+                h.at(2000 + t * 1000);
+                let mut acts = h.echo(2);
+                acts.extend(h.ev(Event::Tick));
+                assert!(acked(&votes(&acts)).is_empty(), "node 1 may still vote for its own ring: {acts:?}");
+            }
+            assert!(h.a.status(h.now).clusters[0].waiting_for_lease_ms.is_some());
+            h.at(201_500);
+            let acts = h.join_lms(1, 1, ring(1, 8), &[1], &[1, 2], tb, None);
+            let v = h.confirm(acts);
+            assert_eq!(acked(&v), vec![winner as ConnId], "{tb:?}: {v:?}");
+            assert!(v.iter().any(|x| x.0 == loser && x.1 == Vote::Nack), "{tb:?}: the other side is NACKed first: {v:?}");
+            // the NACK came before the ACK
+            let nack_pos = v.iter().position(|x| x.0 == loser && x.1 == Vote::Nack);
+            let ack_pos = v.iter().position(|x| x.0 == winner as ConnId && x.1 == Vote::Ack);
+            assert!(nack_pos < ack_pos, "{v:?}");
+        }
+    }
+
+    /// Nodes that report in one ring clear the doubt at once (the usual arbiter restart).
+    #[test]
+    fn lms_after_a_restart_a_whole_cluster_gets_the_vote_at_once() {
+        let mut h = H::new(cfg());
+        let mut acts = h.join_lms(1, 1, ring(1, 8), &[1, 2], &[1, 2], TieBreaker::Lowest, None);
+        acts.extend(h.join_lms(2, 2, ring(1, 8), &[1, 2], &[1, 2], TieBreaker::Lowest, None));
+        assert_eq!(acked(&h.confirm(acts)), vec![1, 2]);
     }
 
     #[test]
