@@ -184,6 +184,10 @@ pub struct Facts {
     /// The arbiter probed through the gate's client (cman with the gate).
     #[serde(default)]
     pub gate_probe: Option<GateProbe>,
+    /// The arbiter's own certificates (server certificate, CA) when doctor runs on the arbiter
+    /// machine: (what, file).
+    #[serde(default)]
+    pub arbiter_certs: Vec<(String, CertFacts)>,
     /// Unix time (s) of the gathering: certificate expiry is judged against it.
     #[serde(default)]
     pub now_unix: i64,
@@ -245,6 +249,9 @@ pub fn diagnose(facts: &Facts) -> Vec<Finding> {
     }
     let cluster_name = conf.as_ref().and_then(|c| c.model.cluster_name().map(String::from)).or_else(|| cc.as_ref().and_then(|c| c.q.cluster_name.clone()));
     arbiter_checks(facts, conf.as_ref(), cluster_name.as_deref(), &mut out);
+    for (what, c) in &facts.arbiter_certs {
+        server_cert_finding(what, c, facts.now_unix, &mut out);
+    }
     drbd_checks(facts, conf.as_ref(), &mut out);
     if let Some(c) = &conf {
         service_checks(facts, c, &mut out);
@@ -791,6 +798,30 @@ fn cert_finding(node: Option<&str>, c: &CertFacts, now: i64, cluster: Option<&st
         out.push(f("arbiter.cert", Severity::Warning, node, format!("{ev}: ends in less than {CERT_WARN_DAYS} days"), renew));
     } else {
         out.push(f("arbiter.cert", Severity::Ok, node, ev, ""));
+    }
+}
+
+/// The arbiter's own TLS files (on the arbiter machine): expired / ending soon.
+fn server_cert_finding(what: &str, c: &CertFacts, now: i64, out: &mut Vec<Finding>) {
+    let fix = "make new ones (`twonode arbiter certs init --dir NEWDIR`, then sign the nodes' requests again) before they end, \
+               and restart `twonode arbiter serve`";
+    let Some(pem) = &c.pem else {
+        out.push(f("arbiter.server-cert", Severity::Error, None, format!("arbiter {what} {}: {}", c.path, c.error.as_deref().unwrap_or("?")), "fix the [tls] files in the arbiter's config (`twonode arbiter serve --check`)"));
+        return;
+    };
+    match cert_info(pem) {
+        Err(e) => out.push(f("arbiter.server-cert", Severity::Error, None, format!("arbiter {what} {}: {e}", c.path), fix)),
+        Ok((end, cn)) => {
+            let days = (end - now).div_euclid(86_400);
+            let ev = format!("arbiter {what} {} (CN {:?}) valid until {} ({days} days)", c.path, cn.as_deref().unwrap_or("-"), date_of(end));
+            if end <= now {
+                out.push(f("arbiter.server-cert", Severity::Error, None, format!("{ev}: EXPIRED: no node can connect"), fix));
+            } else if days < CERT_WARN_DAYS {
+                out.push(f("arbiter.server-cert", Severity::Warning, None, format!("{ev}: ends in less than {CERT_WARN_DAYS} days"), fix));
+            } else {
+                out.push(f("arbiter.server-cert", Severity::Ok, None, ev, ""));
+            }
+        }
     }
 }
 
@@ -1369,6 +1400,9 @@ pub struct GatherOptions<'a> {
     pub corosync_paths: Vec<std::path::PathBuf>,
     /// Probe the arbiter through the gate's client when the gate is configured.
     pub probe_gate: bool,
+    /// The arbiter's config file, read when doctor runs on the arbiter machine (its TLS files'
+    /// expiry is checked).
+    pub arbiter_config: Option<std::path::PathBuf>,
 }
 
 impl GatherOptions<'_> {
@@ -1383,6 +1417,7 @@ impl GatherOptions<'_> {
             arbiter_timeout: std::time::Duration::from_secs(5),
             corosync_paths: DEFAULT_COROSYNC.iter().map(std::path::PathBuf::from).collect(),
             probe_gate: true,
+            arbiter_config: None,
         }
     }
 }
@@ -1725,6 +1760,20 @@ pub fn gather(hosts: &mut [Box<dyn Host>], o: &GatherOptions, bar: &ProgressBar)
         }
         facts.arbiter = Some(a);
         bar.inc(1);
+    }
+    if let Some(cfgp) = o.arbiter_config.as_ref().filter(|p| p.exists()) {
+        match crate::quorum::arbiter::server::ServerConfig::load(cfgp) {
+            Ok(cfg) if cfg.arbiter.tls != crate::quorum::arbiter::wire::TlsSupported::Unsupported => {
+                for (what, p) in [("server certificate", &cfg.tls.cert), ("CA certificate", &cfg.tls.ca)] {
+                    facts.arbiter_certs.push((what.to_string(), read_cert_local(&p.to_string_lossy())));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => facts.arbiter_certs.push((
+                "config".into(),
+                CertFacts { path: cfgp.display().to_string(), pem: None, error: Some(format!("{e:#}")) },
+            )),
+        }
     }
     bar.finish_and_clear();
     facts

@@ -793,9 +793,20 @@ fn gate_probe_through_the_gate_client_against_a_real_arbiter() {
     let sock_s = sock.display().to_string();
     let mut with_sock = args.to_vec();
     with_sock.extend(["--arbiter", &sock_s]);
+    // ... and its config: the server and CA certificates' expiry
+    let toml = t.path().join("arbiter.toml");
+    std::fs::write(
+        &toml,
+        format!("listen = \"127.0.0.1\"\n[tls]\nmode = \"on\"\ncert = \"{d}/server.crt\"\nkey = \"{d}/server.key\"\nca = \"{d}/ca.crt\"\n", d = tls.display()),
+    )
+    .unwrap();
+    let toml_s = toml.display().to_string();
+    with_sock.extend(["--arbiter-config", &toml_s]);
     let (_, v, all) = run(&with_sock);
     assert_eq!(sev(&v, "arbiter.reachable"), ["ok"], "{all}");
     assert_eq!(sev(&v, "arbiter.lease"), ["ok"], "{all}");
+    assert_eq!(sev(&v, "arbiter.server-cert"), ["ok", "ok"], "{all}");
+    assert!(finding_of(&v, "arbiter.server-cert")[0]["evidence"].as_str().unwrap().contains("valid until"), "{all}");
     // the arbiter stopped: no node can fence
     drop(arb);
     let (code, v, all) = run(&args);
@@ -1008,4 +1019,22 @@ fn gate_agent_missing_on_a_node_is_an_error() {
     let b = node_finding(&fs, "arbiter.gate-agent", "bob");
     assert_eq!(b.severity, Severity::Error);
     assert!(b.evidence.contains("bob can NEVER fence") && b.fix.contains("ln -s"), "{b:?}");
+}
+
+#[test]
+fn arbiter_server_certificate_ending_soon_is_a_warning() {
+    use twonode::doctor::CertFacts;
+    let mut facts = good_facts();
+    facts.now_unix = time::OffsetDateTime::now_utc().unix_timestamp();
+    facts.arbiter_certs = vec![
+        ("server certificate".into(), CertFacts { path: "/etc/twonode/arbiter/server.crt".into(), pem: Some(pem_cert("Qnetd Server", 5)), error: None }),
+        ("CA certificate".into(), CertFacts { path: "/etc/twonode/arbiter/ca.crt".into(), pem: Some(pem_cert("twonode CA", -1)), error: None }),
+    ];
+    let fs = diagnose(&facts);
+    let s = find(&fs, "arbiter.server-cert");
+    assert_eq!(s.len(), 2, "{fs:#?}");
+    assert_eq!(s[0].severity, Severity::Error, "errors first");
+    assert!(s[0].evidence.contains("CA certificate") && s[0].evidence.contains("EXPIRED"), "{s:?}");
+    assert_eq!(s[1].severity, Severity::Warning);
+    assert!(s[1].evidence.contains("ends in less than 30 days") && s[1].fix.contains("twonode arbiter certs init"), "{s:?}");
 }

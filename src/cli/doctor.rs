@@ -42,6 +42,10 @@ pub struct Args {
     /// Do not probe the arbiter through the gate's client (cman clusters with the arbiter gate).
     #[arg(long)]
     pub no_arbiter_probe: bool,
+    /// The arbiter's config file, read when present (doctor on the arbiter machine): the expiry
+    /// of its server and CA certificates is checked.
+    #[arg(long, default_value = crate::quorum::arbiter::server::DEFAULT_CONFIG)]
+    pub arbiter_config: PathBuf,
     /// The Proxmox configuration directory on the nodes (guest configs for the lock and HA checks).
     #[arg(long, default_value = "/etc/pve")]
     pub pve_dir: PathBuf,
@@ -80,6 +84,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32> {
             None => doctor::DEFAULT_COROSYNC.iter().map(PathBuf::from).collect(),
         },
         probe_gate: !a.no_arbiter_probe,
+        arbiter_config: Some(a.arbiter_config.clone()),
     };
     let bar = progress_bar(g.json);
     if !g.json && bar.is_hidden() {
