@@ -1054,6 +1054,49 @@ fn arbiter_checks(facts: &Facts, c: Option<&Conf>, cluster: Option<&str>, out: &
         })
         .collect::<Vec<_>>()
         .join("; ");
+    // corosync quorum device: the arbiter's view of each node against the node's own
+    let mut disagree = Vec::new();
+    let mut compared = 0;
+    for nf in facts.nodes.iter().filter_map(|n| n.qdevice.as_ref().map(|q| (n, q))) {
+        let (n, q) = nf;
+        let Some(qt) = &q.quorumtool else { continue };
+        let Some(id) = qt.node_id else { continue };
+        let Some(a) = nodes.iter().find(|x| x["node_id"].as_u64() == Some(id as u64)) else {
+            disagree.push(format!("{} (node id {id}) is not connected to the arbiter", n.name));
+            continue;
+        };
+        compared += 1;
+        let node_v = qt.local().and_then(|m| m.qdevice.as_deref()).is_some_and(|c| c.split(',').any(|w| w == "V"));
+        let arb_v = a["vote"].as_str() == Some("ACK");
+        if node_v != arb_v {
+            disagree.push(format!(
+                "{}: the arbiter says {} but the node {} the device vote",
+                n.name,
+                a["vote"].as_str().unwrap_or("-"),
+                if node_v { "casts" } else { "does not cast" }
+            ));
+        }
+        let ring = match &a["ring_id"] {
+            serde_json::Value::Object(r) => Some(format!("{:x}.{:x}", r["node_id"].as_u64().unwrap_or(0), r["seq"].as_u64().unwrap_or(0))),
+            _ => None,
+        };
+        if let (Some(r), Some(nr)) = (&ring, &qt.ring_id) {
+            if !r.eq_ignore_ascii_case(nr) {
+                disagree.push(format!("{}: ring {nr} on the node, {r} at the arbiter", n.name));
+            }
+        }
+    }
+    if !disagree.is_empty() {
+        out.push(f(
+            "arbiter.view",
+            Severity::Warning,
+            None,
+            format!("the arbiter and the nodes disagree: {}", disagree.join("; ")),
+            "often a membership change in progress: run doctor again in a few seconds; if it stays, restart corosync-qdevice on the node named",
+        ));
+    } else if compared > 0 {
+        out.push(f("arbiter.view", Severity::Ok, None, format!("the arbiter's votes and ring ids match what {compared} node(s) report"), ""));
+    }
     let ev = format!("cluster \"{name}\": {connected} of {} node(s) connected ({per_node})", nodes.len());
     if holders.is_empty() {
         out.push(f(

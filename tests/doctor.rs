@@ -987,6 +987,7 @@ fn end_to_end_over_the_corosync_netns_lab() {
     assert_eq!(sev(&v, "arbiter.reachable"), ["ok"], "{all}");
     assert_eq!(sev(&v, "arbiter.lease"), ["ok"], "the arbiter sees both nodes: {all}");
     assert!(finding_of(&v, "arbiter.lease")[0]["evidence"].as_str().unwrap().contains("2 of 2 node(s) connected"), "{all}");
+    assert_eq!(sev(&v, "arbiter.view"), ["ok"], "the arbiter's votes and rings = the nodes': {all}");
     // cut n1's ring link: n1 keeps the vote (tie_breaker lowest), n2 loses it
     let st = Command::new("ip").args(["-n", &format!("tn{}-sw", lab.id), "link", "set", "r-n1", "down"]).status().unwrap();
     assert!(st.success());
@@ -1037,4 +1038,25 @@ fn arbiter_server_certificate_ending_soon_is_a_warning() {
     assert!(s[0].evidence.contains("CA certificate") && s[0].evidence.contains("EXPIRED"), "{s:?}");
     assert_eq!(s[1].severity, Severity::Warning);
     assert!(s[1].evidence.contains("ends in less than 30 days") && s[1].fix.contains("twonode arbiter certs init"), "{s:?}");
+}
+
+#[test]
+fn arbiter_view_is_compared_with_the_nodes() {
+    // the arbiter's status captured at the same moment as the nodes' outputs
+    for (state, want) in [("healthy", Severity::Ok), ("ring-cut", Severity::Ok)] {
+        let mut facts = corosync_facts(state);
+        let status: serde_json::Value = serde_json::from_str(&qfix(&format!("{state}.arbiter-status.json"))).unwrap();
+        facts.arbiter = Some(twonode::doctor::ArbiterFacts { target: "/run/x.sock".into(), reachable: true, error: None, status: Some(status) });
+        let fs = diagnose(&facts);
+        let v = one(&fs, "arbiter.view");
+        assert_eq!(v.severity, want, "{state}: {v:?}");
+    }
+    // n2's node says it casts the vote, the arbiter says NACK: disagreement
+    let mut facts = corosync_facts("healthy");
+    let mut status: serde_json::Value = serde_json::from_str(&qfix("healthy.arbiter-status.json")).unwrap();
+    status["arbiter"]["clusters"][0]["nodes"][1]["vote"] = "NACK".into();
+    facts.arbiter = Some(twonode::doctor::ArbiterFacts { target: "/run/x.sock".into(), reachable: true, error: None, status: Some(status) });
+    let v = one(&diagnose(&facts), "arbiter.view").clone();
+    assert_eq!(v.severity, Severity::Warning);
+    assert!(v.evidence.contains("n2: the arbiter says NACK but the node casts the device vote"), "{v:?}");
 }
