@@ -700,7 +700,7 @@ fn split_race_exactly_one_node_is_fenced_engine() {
             _ => (rng.next(200), rng.next(200)),
         };
         lab.reset_power();
-        let conf = lab.conf(&format!("ge{i}"), "timeout=\"5\" power_timeout=\"4\"");
+        let conf = lab.conf(&format!("ge{i}"), "login_timeout=\"5\" power_timeout=\"4\"");
         let (a, b) = race(&lab, &conf, o1, o2, true);
         let w = assert_one_fenced(&lab, &format!("engine round {i} (offsets {o1}/{o2} ms)"), &a, &b, true);
         if i == 1 {
@@ -737,7 +737,7 @@ fn split_race_exactly_one_node_is_fenced_fenced_mode() {
         };
         lab.reset_power();
         // decision timeout 2 s: the loser stops waiting for the winner's lease after 2 s
-        let conf = lab.conf(&format!("gf{i}"), "timeout=\"2\" power_timeout=\"10\"");
+        let conf = lab.conf(&format!("gf{i}"), "login_timeout=\"2\" power_timeout=\"10\"");
         let (a, b) = race(&lab, &conf, o1, o2, false);
         assert_one_fenced(&lab, &format!("fenced round {i} (offsets {o1}/{o2} ms)"), &a, &b, false);
         nacks += [&a, &b].iter().filter(|s| s.gate_out.contains("NACK")).count();
@@ -753,7 +753,7 @@ fn split_race_exactly_one_node_is_fenced_fenced_mode() {
 #[test]
 fn arbiter_unreachable_nobody_is_fenced() {
     let mut lab = Lab::start();
-    let conf = lab.conf("gu", "timeout=\"3\" power_timeout=\"4\"");
+    let conf = lab.conf("gu", "login_timeout=\"3\" power_timeout=\"4\"");
     lab.arb.stop();
     for engine in [false, true] {
         lab.reset_power();
@@ -785,7 +785,7 @@ fn winner_hold_covers_a_slow_device_and_the_retrying_loser_is_refused() {
     let mut outs = Vec::new();
     for engine in [true, false] {
         lab.reset_power();
-        let conf = lab.conf(if engine { "gse" } else { "gsf" }, "timeout=\"1\" power_timeout=\"20\"");
+        let conf = lab.conf(if engine { "gse" } else { "gsf" }, "login_timeout=\"1\" power_timeout=\"20\"");
         let done = std::sync::atomic::AtomicBool::new(false);
         let (winner, tries) = std::thread::scope(|s| {
             let w = s.spawn(|| {
@@ -903,7 +903,7 @@ fn conf_gate_fencing_is_lossless_valid_one_bump_and_removable() {
     let f = live.to_str().unwrap();
     let r = twonode(
         &["conf", "gate-fencing", "--arbiter", "arbiter.example.com:5404", "--ca", "/etc/twonode/arbiter/ca.crt",
-          "--cert", "/etc/twonode/arbiter/duo.crt", "--key", "/etc/twonode/arbiter/duo.key", "--hold", "90", "--file", f],
+          "--cert", "/etc/twonode/arbiter/duo.crt", "--key", "/etc/twonode/arbiter/duo.key", "--hold", "90", "--timeout", "20", "--file", f],
         None,
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -915,7 +915,7 @@ fn conf_gate_fencing_is_lossless_valid_one_bump_and_removable() {
     let gate_dev = "\t\t\t\t\t<device name=\"twonode-arbiter\"/>\n";
     assert_eq!(staged.matches(gate_dev).count(), 3, "first device of all 3 methods:\n{staged}");
     let fd_line = staged.lines().find(|l| l.contains("agent=\"fence_twonode_arbiter\"")).expect("gate fencedevice").to_string();
-    assert!(fd_line.contains("ipaddr=\"arbiter.example.com\"") && fd_line.contains("ipport=\"5404\"") && fd_line.contains("power_timeout=\"90\""), "{fd_line}");
+    assert!(fd_line.contains("ipaddr=\"arbiter.example.com\"") && fd_line.contains("ipport=\"5404\"") && fd_line.contains("power_timeout=\"90\"") && fd_line.contains("login_timeout=\"20\""), "{fd_line}");
     let back = staged.replace(gate_dev, "").replace(&format!("{fd_line}\n"), "").replace("config_version=\"42\"", "config_version=\"41\"");
     assert_eq!(back, UNGATED, "only the gate lines and the version changed");
     // each method begins with the gate
@@ -995,19 +995,26 @@ fn validator_requires_the_gate_first_in_every_method() {
 #[test]
 fn gated_by_conf_gate_fencing_then_a_split_fences_exactly_one() {
     let mut lab = Lab::start();
-    let gated = lab.conf("gc", "timeout=\"3\" power_timeout=\"4\"");
+    let gated = lab.conf("gc", "login_timeout=\"3\" power_timeout=\"4\"");
     let text = std::fs::read_to_string(&gated).unwrap();
     let fd = text.lines().find(|l| l.contains("fence_twonode_arbiter")).unwrap().to_string();
     let attr = |k: &str| fd.split(&format!("{k}=\"")).nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
     let ungated = text.replace("          <device name=\"twonode-arbiter\"/>\n", "").replace(&format!("{fd}\n"), "");
     let path = lab.dir.path().join("gc-admin.conf");
     std::fs::write(&path, &ungated).unwrap();
+    std::fs::write(lab.dir.path().join("gc-ungated.conf"), &ungated).unwrap();
     let r = twonode(
         &["conf", "gate-fencing", "--arbiter", &format!("127.0.0.1:{}", lab.arb.port), "--ca", &attr("tlscacert"), "--cert", &attr("tlscert"),
           "--key", &attr("tlskey"), "--timeout", "3", "--hold", "4", "--in-place", "--file", path.to_str().unwrap()],
         None,
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // no delay= anywhere, but the gate decides the race: no fence.race warning
+    let v = twonode(&["conf", "validate", "--file", path.to_str().unwrap()], None);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+    assert!(!v.stdout.contains("fence.race"), "{}", v.stdout);
+    let v = twonode(&["conf", "validate", "--file", lab.dir.path().join("gc-ungated.conf").to_str().unwrap()], None);
+    assert!(v.stdout.contains("fence.race"), "the ungated file has the race: {}", v.stdout);
     lab.reset_power();
     let (a, b) = race(&lab, &path, 0, 0, true);
     assert_one_fenced(&lab, "conf-gated round", &a, &b, true);
@@ -1019,7 +1026,7 @@ fn gated_by_conf_gate_fencing_then_a_split_fences_exactly_one() {
 #[test]
 fn fence_test_probes_the_gate_and_names_the_race_protection() {
     let mut lab = Lab::start();
-    let conf = lab.conf("gt", "timeout=\"3\" power_timeout=\"4\"");
+    let conf = lab.conf("gt", "login_timeout=\"3\" power_timeout=\"4\"");
     let f = conf.to_str().unwrap();
     let audit = lab.audit.to_str().unwrap().to_string();
     let r = twonode(&["fence", "test", "--file", f, "--audit-log", &audit], None);

@@ -198,7 +198,7 @@ pub enum Cmd {
         /// Its key (PEM), path on the nodes: only the path goes into cluster.conf.
         #[arg(long, value_name = "FILE", required_unless_present = "remove")]
         key: Option<String>,
-        /// Seconds to wait for the arbiter's decision (default 30).
+        /// Seconds to wait for the arbiter's decision (default 30; written as login_timeout=).
         #[arg(long, value_name = "S")]
         timeout: Option<u64>,
         /// Seconds the vote stays with the fencing node after the gate, to cover its real device

@@ -443,7 +443,8 @@ fn gate_fencing(w: &mut Work, gate: Option<&GateSpec>) -> Result<(), EditError> 
     attrs.push(("tlscert".into(), g.cert.clone()));
     attrs.push(("tlskey".into(), g.key.clone()));
     if let Some(t) = g.timeout {
-        attrs.push(("timeout".into(), t.to_string()));
+        // login_timeout, not timeout: cluster.rng allows tls* only with the former
+        attrs.push(("login_timeout".into(), t.to_string()));
     }
     if let Some(h) = g.hold {
         attrs.push(("power_timeout".into(), h.to_string()));
@@ -452,7 +453,7 @@ fn gate_fencing(w: &mut Work, gate: Option<&GateSpec>) -> Result<(), EditError> 
         device_add(w, &name, AGENT, &attrs)?;
     } else {
         let unset: Vec<String> =
-            ["timeout", "power_timeout"].iter().filter(|k| !attrs.iter().any(|(a, _)| a == *k)).map(|k| k.to_string()).collect();
+            ["timeout", "login_timeout", "power_timeout"].iter().filter(|k| !attrs.iter().any(|(a, _)| a == *k)).map(|k| k.to_string()).collect();
         device_set(w, &name, &attrs, &unset)?;
     }
     // the gate first in every method: remove it where it is elsewhere, insert it first

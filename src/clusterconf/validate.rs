@@ -220,6 +220,14 @@ fn semantic(cx: &mut Ctx, _doc: &Document, m: &Model, opts: &Options) {
     two_node(cx, m);
 }
 
+/// Every method of every node starts with the arbiter gate.
+fn fully_gated(m: &Model) -> bool {
+    let is_gate = |name: Option<&str>| {
+        name.and_then(|n| m.fencedevice(n)).and_then(|f| f.agent.as_deref()).is_some_and(crate::fence::gate::is_gate_agent)
+    };
+    m.nodes.iter().all(|n| !n.methods.is_empty() && n.methods.iter().all(|mt| mt.devices.first().is_some_and(|d| is_gate(d.name.as_deref()))))
+}
+
 /// Arbiter-gated fencing (`fence::gate`): once one method is gated, every method of every node
 /// must start with the gate, or the node that lost the arbiter's vote fences through it.
 fn gate(cx: &mut Ctx, m: &Model) {
@@ -523,8 +531,9 @@ fn two_node(cx: &mut Ctx, m: &Model) {
             Some("either `twonode conf set-two-node off --expected-votes 3` to use the quorum disk, or `twonode conf quorumd remove`".into()),
         );
     }
-    // fence race: both nodes fence each other at once unless one device waits
-    if m.nodes.len() == 2 {
+    // fence race: both nodes fence each other at once unless one device waits (or the arbiter
+    // gate, first in every method, decides the race: see `gate`)
+    if m.nodes.len() == 2 && !fully_gated(m) {
         let delays: Vec<Option<u64>> = m
             .nodes
             .iter()

@@ -20,6 +20,11 @@
 //! gate close the connection). The gate announces `hb = hold / 2` with `hold` = the device's
 //! `power_timeout` (seconds, default 120; the arbiter accepts hb 1..120 s, so the hold is
 //! 2..240 s). The peer's gate asking during the hold gets NACK (or no decision): it never fences.
+//!
+//! Attribute names: only names the stock cluster.rng accepts together. Its fencedevice
+//! attributes are per-agent alternatives, and the only one holding `tlscacert`/`tlscert`/`tlskey`
+//! (fence_docker's) has `ipaddr`, `ipport`, `login_timeout`, `power_timeout` but no `timeout`:
+//! so the decision timeout is `login_timeout` (`timeout=` is still read, for hand-written files).
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,7 +71,8 @@ pub struct GateSettings {
 
 impl GateSettings {
     /// From fence-agent parameters (keys normalised: `ipaddr`/`ip`, `ipport`, `tlscacert`,
-    /// `tlscert`, `tlskey`, `timeout`, `power_timeout`).
+    /// `tlscert`, `tlskey`, `login_timeout` (or `timeout`): the decision timeout, `power_timeout`:
+    /// the hold).
     pub fn from_params(p: &BTreeMap<String, String>) -> Result<GateSettings, String> {
         let get = |keys: &[&str]| keys.iter().find_map(|k| p.get(*k).map(|v| v.trim()).filter(|v| !v.is_empty()));
         let host = get(&["ipaddr", "ip"]).ok_or("no ipaddr= (the arbiter's address)")?.to_string();
@@ -90,7 +96,10 @@ impl GateSettings {
                     .ok_or_else(|| format!("{key}=\"{v}\" must be a number of seconds from {min} to {max}")),
             }
         };
-        let timeout = secs("timeout", DEFAULT_TIMEOUT_S, 1.0, 3600.0)?;
+        // the decision timeout: `login_timeout` (the stock cluster.rng allows tlscacert/tlscert/
+        // tlskey only in an attribute set without `timeout`), `timeout` read as well
+        let timeout_key = if get(&["login_timeout"]).is_some() { "login_timeout" } else { "timeout" };
+        let timeout = secs(timeout_key, DEFAULT_TIMEOUT_S, 1.0, 3600.0)?;
         let hold = secs("power_timeout", DEFAULT_HOLD_S, 2.0, 240.0)?;
         let heartbeat_ms = ((hold * 1000.0 / 2.0).ceil() as u32).clamp(1000, 120_000);
         Ok(GateSettings {
@@ -362,7 +371,7 @@ const PARAMS: &[(&str, &str, &str, Option<&str>, &str)] = &[
     ("tlscacert", "--tlscacert=[file]", "string", None, "CA certificate (PEM) the arbiter's certificate must chain to"),
     ("tlscert", "--tlscert=[file]", "string", None, "Client certificate (PEM, CN = cluster name)"),
     ("tlskey", "--tlskey=[file]", "string", None, "Client key (PEM); only its path is ever passed"),
-    ("timeout", "--timeout=[seconds]", "second", Some("30"), "Seconds to wait for the arbiter's decision"),
+    ("login_timeout", "--login-timeout=[seconds]", "second", Some("30"), "Seconds to wait for the arbiter's decision (also read as timeout=)"),
     ("power_timeout", "--power-timeout=[seconds]", "second", Some("120"), "Seconds the vote stays with this node after the gate (hold; heartbeat = hold/2)"),
     ("nodename", "-n, --plug=[node]", "string", None, "The node to fence (fenced passes nodename=)"),
     ("local_node", "--local-node=[node]", "string", None, "This node's clusternode name (default: cman_tool status, else the host name)"),
@@ -411,6 +420,7 @@ pub fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, String> {
                 "plug" | "port" => "nodename".to_string(),
                 other => other.to_string(),
             };
+            let k = if k == "timeout" { "login_timeout".to_string() } else { k };
             if k != "verbose" && !PARAMS.iter().any(|p| p.0 == k) {
                 return Err(format!("unknown option --{n}"));
             }
@@ -517,7 +527,7 @@ Options:
                           metadata, validate-all
   -a, --ip=ADDRESS        the arbiter            -u, --ipport=PORT (5403)
   --tlscacert=FILE --tlscert=FILE --tlskey=FILE  PEM files from `twonode arbiter certs`
-  --timeout=S             wait for the decision (30)
+  --login-timeout=S       wait for the decision (30; --timeout too)
   --power-timeout=S       hold: the vote stays here S seconds after the gate (120; heartbeat S/2)
   -n, --plug=NODE         the node to fence (nodename= on stdin)
   --local-node=NODE       this node (env TWONODE_LOCAL_NODE; default cman_tool status / host name)
