@@ -34,11 +34,12 @@
 //!    connection (its process died or disconnected) at `closed`, the bound is
 //!    `max(last_rx + 2·hb·(1+ρ), closed + E·(1+ρ)) + margin` instead.
 //!
-//! A freshly started arbiter also treats "any hold a previous instance may have granted" as one
-//! more hold that expires at `start + (2·h + 1.25·h)·(1+ρ) + margin` with `h` =
-//! `restart_hold_heartbeat_ms` (qdevice's sync heartbeat, 0.8 × sync_timeout = 24 s by
-//! default); it is waived for a partition that contains every configured node of the cluster,
-//! all connected to this arbiter and reporting that same ring (there is then only one partition).
+//! A freshly started arbiter also treats "any hold a previous instance may have granted node m"
+//! as one more hold per configured node, which expires at `start + (2·h + 1.25·h)·(1+ρ) +
+//! margin` with `h` = `restart_hold_heartbeat_ms` (qdevice's sync heartbeat, 0.8 × sync_timeout
+//! = 24 s by default; no timed end for lms under `lms_wait_for_all`), and earlier once the first
+//! ring `F` that m itself reported to this instance has ended, or `F` is the chosen partition,
+//! or m confirmed a NACK of this instance (see `restart_blockers` and docs/arbiter-safety.md).
 //!
 //! **Why it is safe.** corosync-qdevice sends ECHO_REQUEST every `hb` and, at each tick, gives up
 //! the connection (ffsplit: and polls NACK at once) if the previous request was not answered.
