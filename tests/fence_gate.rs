@@ -805,7 +805,7 @@ fn winner_hold_covers_a_slow_device_and_the_retrying_loser_is_refused() {
         assert!(winner.secs >= 4.0, "{mode}: the slow device took {:.1} s", winner.secs);
         assert_eq!(winner.device_code, Some(0), "{mode}: {winner:?}\n{}", lab.arb.log());
         assert!(!lab.bmc2.power() && lab.bmc1.power(), "{mode}: node2 off, node1 on");
-        assert!(tries.len() >= 3, "{mode}: the loser retried {} times", tries.len());
+        assert!(tries.len() >= if engine { 3 } else { 2 }, "{mode}: the loser retried {} times", tries.len());
         for t in &tries {
             assert_eq!(t.gate_code, 1, "{mode}: {t:?}");
             assert!(!t.device_ran, "{mode}: {t:?}");
