@@ -1052,3 +1052,86 @@ fn fence_test_probes_the_gate_and_names_the_race_protection() {
     assert!(r.stdout.contains("arbiter: arbiter unreachable"), "{}", r.stdout);
     lab.check_secrets(&[r.stdout]);
 }
+
+// ---- gate-fencing on many shapes (proptest over the library edit) -----------------------------
+
+mod shapes {
+    use proptest::prelude::*;
+    use twonode::clusterconf::edit::{apply, GateSpec, Op};
+    use twonode::clusterconf::model::Model;
+
+    /// A two-node cluster.conf: per node, methods of devices (0 = gate, 1.. = real devices).
+    fn render(methods: &[Vec<Vec<u8>>], gate_defined: bool) -> String {
+        let mut s = String::from("<?xml version=\"1.0\"?>\n<cluster name=\"shapes\" config_version=\"7\">\n  <cman two_node=\"1\" expected_votes=\"1\"/>\n  <clusternodes>\n");
+        for (i, ms) in methods.iter().enumerate() {
+            s.push_str(&format!("    <clusternode name=\"n{}\" nodeid=\"{}\">\n      <fence>\n", i + 1, i + 1));
+            for (j, devs) in ms.iter().enumerate() {
+                s.push_str(&format!("        <method name=\"m{j}\">\n"));
+                for d in devs {
+                    if *d == 0 {
+                        s.push_str("          <device name=\"twonode-arbiter\"/>\n");
+                    } else {
+                        s.push_str(&format!("          <device name=\"dev{d}\" port=\"{}\"/>\n", i + 1));
+                    }
+                }
+                s.push_str("        </method>\n");
+            }
+            s.push_str("      </fence>\n    </clusternode>\n");
+        }
+        s.push_str("  </clusternodes>\n  <fencedevices>\n");
+        for d in 1..=3 {
+            s.push_str(&format!("    <fencedevice name=\"dev{d}\" agent=\"fence_apc\" ipaddr=\"10.0.0.{d}\" login=\"a\" passwd=\"x\"/>\n"));
+        }
+        if gate_defined {
+            s.push_str("    <fencedevice name=\"twonode-arbiter\" agent=\"fence_twonode_arbiter\" ipaddr=\"old\"/>\n");
+        }
+        s.push_str("  </fencedevices>\n</cluster>\n");
+        s
+    }
+
+    fn method() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(1u8..=3, 1..=3).prop_flat_map(|real| {
+            let n = real.len();
+            (Just(real), proptest::option::of(0..=n)).prop_map(|(mut r, gate_at)| {
+                if let Some(i) = gate_at {
+                    r.insert(i, 0);
+                }
+                r
+            })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn every_method_starts_with_exactly_one_gate_and_remove_undoes_it(
+            n1 in proptest::collection::vec(method(), 1..=3),
+            n2 in proptest::collection::vec(method(), 1..=3),
+        ) {
+            let any_gate = n1.iter().chain(n2.iter()).any(|m| m.contains(&0));
+            let src = render(&[n1.clone(), n2.clone()], any_gate);
+            let spec = GateSpec { host: "10.9.9.9".into(), port: None, ca: "/c".into(), cert: "/d".into(), key: "/k".into(), timeout: Some(5), hold: None };
+            let out = apply(src.as_bytes(), &Op::GateFencing { gate: Some(spec) }, None).expect("gate-fencing applies");
+            let (_d, m) = Model::parse(&out).unwrap();
+            prop_assert_eq!(m.version(), Some(8));
+            for n in &m.nodes {
+                for mt in &n.methods {
+                    let names: Vec<&str> = mt.devices.iter().filter_map(|d| d.name.as_deref()).collect();
+                    prop_assert_eq!(names[0], "twonode-arbiter");
+                    prop_assert_eq!(names.iter().filter(|x| **x == "twonode-arbiter").count(), 1);
+                    prop_assert!(names.len() >= 2);
+                }
+            }
+            prop_assert_eq!(m.fencedevices.iter().filter(|f| f.agent.as_deref() == Some("fence_twonode_arbiter")).count(), 1);
+            let rep = twonode::clusterconf::validate::validate(&out, &Default::default());
+            prop_assert!(!rep.diagnostics.iter().any(|d| d.code.starts_with("fence.gate")), "{:?}", rep.diagnostics);
+            // removal: no gate left; from a file that had none, the original comes back (version + 2)
+            let back = apply(&out, &Op::GateFencing { gate: None }, None).expect("remove");
+            let text = String::from_utf8(back).unwrap();
+            prop_assert!(!text.contains("twonode-arbiter"));
+            if !any_gate {
+                prop_assert_eq!(text, src.replace("config_version=\"7\"", "config_version=\"9\""));
+            }
+        }
+    }
+}
