@@ -39,7 +39,8 @@ pub struct Args {
     /// Default: /etc/pve/corosync.conf, then /etc/corosync/corosync.conf.
     #[arg(long, value_name = "PATH")]
     pub corosync_conf: Option<PathBuf>,
-    /// Do not probe the arbiter through the gate's client (cman clusters with the arbiter gate).
+    /// Do not probe the arbiter through the gate's client, nor run the gate agent's monitor on the
+    /// nodes (cman clusters with the arbiter gate).
     #[arg(long)]
     pub no_arbiter_probe: bool,
     /// The arbiter's config file, read when present (doctor on the arbiter machine): the expiry
