@@ -179,7 +179,7 @@ fn oversized_message_is_skipped_and_answered_not_buffered() {
     let len: u32 = 1 << 20;
     let mut big = vec![0u8, 0];
     big.extend(len.to_be_bytes());
-    big.extend(std::iter::repeat(0xAAu8).take(len as usize));
+    big.extend(std::iter::repeat_n(0xAAu8, len as usize));
     s.write_all(&big).unwrap();
     assert_eq!(error_of(&recv(&mut s)), Some(ReplyErrorCode::MessageTooLong));
     // the stream is back in sync afterwards

@@ -1947,6 +1947,7 @@ mod tests {
 
     impl H {
         /// An lms client of cluster "l" with config nodes `cfg_nodes`.
+        #[allow(clippy::too_many_arguments)]
         fn join_lms(&mut self, conn: ConnId, node: u32, r: RingId, members: &[u32], cfg_nodes: &[u32], tb: TieBreaker, h: Option<Heuristics>) -> Vec<Action> {
             let mut out = self.ev(Event::ClientConnected { conn, peer: format!("n{node}") });
             let s = self.s();

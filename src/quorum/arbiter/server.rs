@@ -616,6 +616,7 @@ enum After {
     Closed,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_conn(
     id: ConnId,
     sock: TcpStream,

@@ -86,7 +86,7 @@ impl SimConfig {
             Algorithms::Lms => true,
             Algorithms::Mixed => seed % 4 == 3,
         };
-        let wfa = self.wait_for_all.unwrap_or((seed / 4) % 2 == 0);
+        let wfa = self.wait_for_all.unwrap_or((seed / 4).is_multiple_of(2));
         (lms, lms && wfa)
     }
 }
