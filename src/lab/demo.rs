@@ -37,6 +37,12 @@ pub struct Step {
     /// are expanded like `args`.
     pub env: Vec<(String, String)>,
     pub kind: Kind,
+    /// The command runs ON this node (it is that node's fenced): the lab kills it the moment the
+    /// node's BMC reports power off, as a machine switched off takes its processes with it. Its
+    /// exit code is then [`Step::DIED`] and its partial output is not kept (timing-dependent).
+    pub dies_with: Option<&'static str>,
+    /// In a race: start this many ms after the others (a node that noticed the failure later).
+    pub start_after_ms: u64,
 }
 
 impl Step {
@@ -53,7 +59,24 @@ impl Step {
             after: None,
             env: Vec::new(),
             kind: Kind::Run,
+            dies_with: None,
+            start_after_ms: 0,
         }
+    }
+
+    /// The "exit code" of a command killed because its node lost power (see `dies_with`).
+    pub const DIED: i32 = -9;
+
+    /// The command runs on NODE and dies with it (see the field).
+    pub fn dies_with(mut self, node: &'static str) -> Step {
+        self.dies_with = Some(node);
+        self
+    }
+
+    /// In a race, start MS milliseconds after the other commands.
+    pub fn starts_after_ms(mut self, ms: u64) -> Step {
+        self.start_after_ms = ms;
+        self
     }
 
     /// Run STEPS' commands concurrently (each `before` hook first, in order), then print their
@@ -358,8 +381,13 @@ impl<'a> Runner<'a> {
     fn exec(&self, step: &Step) -> anyhow::Result<Ran> {
         let args = self.lab.expand_args(&step.args);
         let env: Vec<(String, String)> = step.env.iter().map(|(k, v)| (k.clone(), self.lab.expand(v))).collect();
+        if step.start_after_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(step.start_after_ms));
+        }
         let started = Instant::now();
-        let out = run_child(&self.exe, &args, &self.lab.dir, step.stdin.as_deref(), &self.lab.env(), &env)
+        let lab = self.lab;
+        let alive = step.dies_with.map(|node| move || lab.power_on(node).unwrap_or(true));
+        let (out, died) = run_child(&self.exe, &args, &self.lab.dir, step.stdin.as_deref(), &self.lab.env(), &env, alive)
             .with_context(|| format!("running twonode {}", args.join(" ")))?;
         let mut shown = String::new();
         for (k, v) in &env {
@@ -369,6 +397,16 @@ impl<'a> Runner<'a> {
         for a in &args {
             shown.push(' ');
             shown.push_str(&show_word(a));
+        }
+        if let (true, Some(node)) = (died, step.dies_with) {
+            return Ok(Ran {
+                shown,
+                args,
+                code: Step::DIED,
+                stdout: String::new(),
+                stderr: format!("({node} lost power while this ran: its fenced died with it)\n"),
+                ms: started.elapsed().as_millis(),
+            });
         }
         Ok(Ran {
             shown,
@@ -381,6 +419,9 @@ impl<'a> Runner<'a> {
     }
 
     fn render(&self, r: &Ran) -> String {
+        if r.code == Step::DIED {
+            return format!("$ {}\n{}[no exit: killed]\n", r.shown, indent(&r.stderr));
+        }
         format!("$ {}\n{}{}[exit {}]\n", r.shown, indent(&r.stdout), indent(&r.stderr), r.code)
     }
 }
@@ -492,7 +533,8 @@ fn run_child(
     stdin: Option<&str>,
     lab_env: &[(String, String)],
     env: &[(String, String)],
-) -> std::io::Result<std::process::Output> {
+    alive: Option<impl Fn() -> bool>,
+) -> std::io::Result<(std::process::Output, bool)> {
     use std::io::Write;
     use std::process::Stdio;
     let mut cmd = Command::new(exe);
@@ -508,7 +550,33 @@ fn run_child(
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(input.as_bytes())?;
     }
-    child.wait_with_output()
+    let Some(alive) = alive else { return Ok((child.wait_with_output()?, false)) };
+    // Watch the node the command runs on; drain the pipes meanwhile.
+    fn drain(p: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let (out, err) = (drain(child.stdout.take()), drain(child.stderr.take()));
+    let mut died = false;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if !alive() {
+            let _ = child.kill();
+            died = true;
+            break child.wait()?;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    Ok((std::process::Output { status, stdout, stderr }, died))
 }
 
 fn indent(text: &str) -> String {

@@ -6,5 +6,6 @@ pub mod ilo_sim;
 pub mod rig;
 pub mod scenario;
 pub mod services;
+pub mod split;
 pub mod splitbrain;
 pub mod start;

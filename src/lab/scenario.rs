@@ -29,6 +29,7 @@ pub fn all() -> Vec<Scenario> {
     let mut v = Vec::new();
     v.extend(super::faults::scenarios()); // labscen: dead-bmc, no-power-on
     v.extend(super::splitbrain::scenarios()); // labscen: split-brain
+    v.extend(super::split::scenarios()); // labsplit: fence-race, split-no-arbiter, split-arbiter
     v
 }
 

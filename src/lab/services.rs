@@ -200,7 +200,9 @@ impl Arbiter {
                 &config,
                 format!(
                     "# the lab's arbiter (twonode arbiter serve -c {cfg})\nlisten = \"127.0.0.1\"\nport = {port}\nstatus_socket = {sock:?}\n\n\
-                     [tls]\nmode = \"on\"\nclient_cert_required = true\ncert = {cert:?}\nkey = {key:?}\nca = {ca:?}\n",
+                     [tls]\nmode = \"on\"\nclient_cert_required = true\ncert = {cert:?}\nkey = {key:?}\nca = {ca:?}\n\n\
+                     # no earlier arbiter ever granted this lab a vote: skip the start hold (a real one keeps it)\n\
+                     [arbiter]\nrestart_hold_heartbeat_ms = 0\n",
                     cfg = config.display(),
                     sock = status_socket.display().to_string(),
                     cert = cd.path(certs::SERVER_CERT).display().to_string(),
