@@ -57,7 +57,7 @@ pub fn scenarios() -> Vec<Scenario> {
 }
 
 /// `twonode conf gate-fencing` is on main (split-arbiter needs it).
-const GATE_CLI: bool = false;
+const GATE_CLI: bool = true;
 
 const CONF: &str = "--file $LAB/cluster.conf";
 
@@ -300,9 +300,9 @@ fn split_arbiter() -> Vec<Step> {
             "Adds the fencedevice twonode-arbiter (the lab's arbiter, its CA and the cluster's client \
              certificate) and makes it the first device of every method of every node: fenced abandons a \
              method at its first failing device, so without the vote the real device is never reached. \
-             timeout=3 so that the lab does not wait the default 30 s.",
+             Staged in cluster.conf.new like every edit.",
             "conf gate-fencing --arbiter 127.0.0.1:$ARBITER_PORT --ca $LAB/arbiter/ca.crt --cert $LAB/arbiter/node.crt \
-             --key $LAB/arbiter/node.key --timeout 3 --file $LAB/cluster.conf",
+             --key $LAB/arbiter/node.key --file $LAB/cluster.conf",
             0,
         )
         .before(both_on),
@@ -320,28 +320,33 @@ fn split_arbiter() -> Vec<Step> {
         )
         .ipmi(),
         Step::narrate(
-            "The cluster network fails as in split-no-arbiter: both halves quorate, both fenced fire. Both \
-             nodes still reach the arbiter. To make this log repeatable the lab starts node2's fenced 1 s \
-             after node1's; on a real cluster the two ask within milliseconds of each other, the arbiter \
-             gives the vote to the first, and the second is refused all the same.",
+            "The cluster network fails as in split-no-arbiter: both halves quorate, both fenced fire, and \
+             both nodes still reach the arbiter. The arbiter gives the vote to the first side that asks \
+             (its tie-breaker, lowest node id, only decides when both ask at once) and a side holding the \
+             vote keeps it. To make this log repeatable the lab starts node1's fenced 0.5 s after \
+             node2's; on a real cluster they ask within milliseconds of each other, and the second is \
+             refused all the same.",
         ),
         Step::race(
             "Both fenced fire; the arbiter decides",
             "Each method now starts with the gate: ask the arbiter for the vote, and only with it go on \
              to the BMC.",
             vec![
-                fenced_of("node1", "node2", "node1's fenced fences node2", "", 0).before(arbiter_ready),
-                fenced_of("node2", "node1", "node2's fenced fences node1", "Starts 1 s later.", 1).starts_after_ms(1000),
+                fenced_of("node1", "node2", "node1's fenced fences node2", "Starts 0.5 s later.", 1)
+                    .starts_after_ms(500)
+                    .before(arbiter_ready),
+                fenced_of("node2", "node1", "node2's fenced fences node1", "", 0),
             ],
         )
         .after(observe_arbiter),
         Step::narrate(
-            "Exactly one BMC is off. node1's gate got the vote and its method went on to node2's iLO. The \
-             arbiter keeps the vote with node1 for the hold after its gate let go (so node1's real fence \
-             device can finish), so node2's gate got no vote within its timeout and failed: exit 1, the \
-             method stops there and node1's BMC is never touched. fenced would retry and be refused again. \
-             (On real hardware node2 was off before it even asked; the lab kept its fenced alive to show \
-             what it would have been told.)",
+            "Exactly one BMC is off. node2's gate got the vote and held it (its connection to the arbiter \
+             stayed open) while its method went on to node1's IPMI BMC. node1's gate asked meanwhile and \
+             was refused (NACK): exit 1, the method stops there and node2's iLO is never touched; fenced \
+             would retry and be refused again. After node2's gate lets go the arbiter still keeps the vote \
+             with node2 for its hold (120 s by default), so a slow BMC can finish. (On real hardware node1 \
+             may well be off before its fenced even asks; the lab kept it alive to show what it would \
+             have been told.)",
         ),
         Step::narrate(
             "Both nodes are powered on again, and now the arbiter's host is down (or unreachable from both \
