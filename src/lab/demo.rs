@@ -41,8 +41,9 @@ pub struct Step {
     /// node's BMC reports power off, as a machine switched off takes its processes with it. Its
     /// exit code is then [`Step::DIED`] and its partial output is not kept (timing-dependent).
     pub dies_with: Option<&'static str>,
-    /// In a race: start this many ms after the others (a node that noticed the failure later).
-    pub start_after_ms: u64,
+    /// In a race: start only once this holds in the lab (polled every 20 ms, at most 30 s), e.g.
+    /// "the other node's gate holds the arbiter's vote": a later start without a timing guess.
+    pub start_when: Option<fn(&Lab) -> bool>,
 }
 
 impl Step {
@@ -60,7 +61,7 @@ impl Step {
             env: Vec::new(),
             kind: Kind::Run,
             dies_with: None,
-            start_after_ms: 0,
+            start_when: None,
         }
     }
 
@@ -73,9 +74,9 @@ impl Step {
         self
     }
 
-    /// In a race, start MS milliseconds after the other commands.
-    pub fn starts_after_ms(mut self, ms: u64) -> Step {
-        self.start_after_ms = ms;
+    /// In a race, start once COND holds (see the field).
+    pub fn start_when(mut self, cond: fn(&Lab) -> bool) -> Step {
+        self.start_when = Some(cond);
         self
     }
 
@@ -381,8 +382,14 @@ impl<'a> Runner<'a> {
     fn exec(&self, step: &Step) -> anyhow::Result<Ran> {
         let args = self.lab.expand_args(&step.args);
         let env: Vec<(String, String)> = step.env.iter().map(|(k, v)| (k.clone(), self.lab.expand(v))).collect();
-        if step.start_after_ms > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(step.start_after_ms));
+        if let Some(cond) = step.start_when {
+            let t = Instant::now();
+            while !cond(self.lab) {
+                if t.elapsed() > std::time::Duration::from_secs(30) {
+                    anyhow::bail!("`{}` waited 30 s for its start condition", step.title);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
         let started = Instant::now();
         let lab = self.lab;

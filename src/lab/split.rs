@@ -248,21 +248,13 @@ fn split_no_arbiter() -> Vec<Step> {
 /// The arbiter's view, from its status socket: who holds the cluster's vote.
 fn observe_arbiter(lab: &Lab) -> anyhow::Result<String> {
     let power = lab.observe_power()?;
-    let Some(a) = &lab.arbiter else { return Ok(power) };
+    if lab.arbiter.is_none() {
+        return Ok(power);
+    }
     if !lab.arbiter_running() {
         return Ok(format!("{power}; the arbiter is down"));
     }
-    let v = crate::quorum::arbiter::server::query_status(&a.status_socket).context("asking the lab's arbiter")?;
-    let mut holders = Vec::new();
-    for c in v["arbiter"]["clusters"].as_array().cloned().unwrap_or_default() {
-        for n in c["nodes"].as_array().cloned().unwrap_or_default() {
-            if n["holds_lease"].as_bool() == Some(true) {
-                holders.push(format!("node{}", n["node_id"]));
-            }
-        }
-    }
-    holders.sort();
-    holders.dedup();
+    let holders = vote_holders(lab)?;
     Ok(match holders.as_slice() {
         [] => format!("{power}; the arbiter: nobody holds the vote"),
         [one] => format!("{power}; the arbiter: {one} holds the cluster's vote"),
@@ -286,6 +278,23 @@ fn arbiter_ready(lab: &Lab) -> anyhow::Result<()> {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// The nodes the lab's arbiter counts as (possibly) holding the cluster's vote.
+fn vote_holders(lab: &Lab) -> anyhow::Result<Vec<String>> {
+    let a = lab.arbiter.as_ref().context("the lab has no arbiter")?;
+    let v = crate::quorum::arbiter::server::query_status(&a.status_socket).context("asking the lab's arbiter")?;
+    let mut holders = Vec::new();
+    for c in v["arbiter"]["clusters"].as_array().cloned().unwrap_or_default() {
+        for n in c["nodes"].as_array().cloned().unwrap_or_default() {
+            if n["holds_lease"].as_bool() == Some(true) {
+                holders.push(format!("node{}", n["node_id"]));
+            }
+        }
+    }
+    holders.sort();
+    holders.dedup();
+    Ok(holders)
 }
 
 fn stop_arbiter_and_power_on(lab: &Lab) -> anyhow::Result<()> {
@@ -323,17 +332,17 @@ fn split_arbiter() -> Vec<Step> {
             "The cluster network fails as in split-no-arbiter: both halves quorate, both fenced fire, and \
              both nodes still reach the arbiter. The arbiter gives the vote to the first side that asks \
              (its tie-breaker, lowest node id, only decides when both ask at once) and a side holding the \
-             vote keeps it. To make this log repeatable the lab starts node1's fenced 0.5 s after \
-             node2's; on a real cluster they ask within milliseconds of each other, and the second is \
-             refused all the same.",
+             vote keeps it. To make this log repeatable the lab starts node1's fenced just after \
+             node2's got the vote; on a real cluster they ask within milliseconds of each other, and the \
+             second is refused all the same.",
         ),
         Step::race(
             "Both fenced fire; the arbiter decides",
             "Each method now starts with the gate: ask the arbiter for the vote, and only with it go on \
              to the BMC.",
             vec![
-                fenced_of("node1", "node2", "node1's fenced fences node2", "Starts 0.5 s later.", 1)
-                    .starts_after_ms(500)
+                fenced_of("node1", "node2", "node1's fenced fences node2", "Starts once node2 holds the vote.", 1)
+                    .start_when(|lab| vote_holders(lab).map(|h| h == ["node2"]).unwrap_or(false))
                     .before(arbiter_ready),
                 fenced_of("node2", "node1", "node2's fenced fences node1", "", 0),
             ],
