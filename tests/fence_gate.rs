@@ -207,6 +207,12 @@ fn client_errors_say_what_failed() {
     wrong_ca.ca = foreign.path().join("ca/ca.crt");
     let e = client::probe(&ccfg(arb.port, "gerr", 1, Some(wrong_ca))).unwrap_err();
     assert!(matches!(e, ClientError::Tls(ref m) if m.contains("not trusted")), "{e}");
+    // a client certificate the arbiter's CA did not sign: the arbiter refuses it, and the
+    // error says so (TLS 1.3 only shows it as a close after the handshake)
+    let mut foreign_client = client_cert_in(&foreign.path().join("ca"), foreign.path(), "gerr");
+    foreign_client.ca = good.ca.clone();
+    let e = client::probe(&ccfg(arb.port, "gerr", 1, Some(foreign_client))).unwrap_err();
+    assert!(e.to_string().contains("certificate"), "{e}");
     // missing key file
     let mut nokey = good.clone();
     nokey.key = PathBuf::from("/nonexistent/node.key");

@@ -501,6 +501,9 @@ struct Conn {
     buf: Vec<u8>,
     session: Session,
     addr: String,
+    /// TLS is up but the arbiter has not answered anything over it yet: a close or an alert now
+    /// most likely means it refused this node's certificate (TLS 1.3 reports that only then).
+    tls_unanswered: bool,
 }
 
 fn resolve(cfg: &ClientConfig) -> Result<Vec<SocketAddr>, ClientError> {
@@ -569,7 +572,13 @@ impl Conn {
             ))
         })?;
         let _ = tcp.set_nodelay(true);
-        Ok(Conn { stream: Some(Stream::Plain(tcp)), buf: Vec::with_capacity(4096), session: Session::new(cfg, request), addr })
+        Ok(Conn {
+            stream: Some(Stream::Plain(tcp)),
+            buf: Vec::with_capacity(4096),
+            session: Session::new(cfg, request),
+            addr,
+            tls_unanswered: false,
+        })
     }
 
     fn send(&mut self, msgs: &[Message]) -> Result<(), ClientError> {
@@ -578,7 +587,19 @@ impl Conn {
         for m in msgs {
             bytes.extend(m.encode().map_err(|e| ClientError::Protocol(e.to_string()))?);
         }
-        s.write_all(&bytes).and_then(|_| s.flush()).map_err(|e| io_err(&self.addr, "sending", e))
+        let r = s.write_all(&bytes).and_then(|_| s.flush());
+        r.map_err(|e| self.hint(io_err(&self.addr, "sending", e)))
+    }
+
+    /// Add the likely cause to a failure that came right after the TLS handshake.
+    fn hint(&self, e: ClientError) -> ClientError {
+        match e {
+            ClientError::Protocol(m) if self.tls_unanswered => ClientError::Tls(format!(
+                "{m} (right after the TLS handshake: the arbiter has most likely refused this node's certificate; \
+                 check that it is signed by the arbiter's CA and that its CN is the cluster name)"
+            )),
+            other => other,
+        }
     }
 
     /// One message, waiting at most until `deadline`. `Ok(None)` = nothing by then.
@@ -587,6 +608,7 @@ impl Conn {
             match wire::frame_len(&self.buf) {
                 Ok(Some(n)) => {
                     let f: Vec<u8> = self.buf.drain(..n).collect();
+                    self.tls_unanswered = false;
                     return Message::decode(&f)
                         .map(Some)
                         .map_err(|e| ClientError::Protocol(format!("{}: undecodable message: {e}", self.addr)));
@@ -604,12 +626,15 @@ impl Conn {
             let mut chunk = [0u8; 4096];
             match s.read(&mut chunk) {
                 Ok(0) => {
-                    return Err(ClientError::Protocol(format!("{}: the arbiter closed the connection", self.addr)));
+                    return Err(self.hint(ClientError::Protocol(format!("{}: the arbiter closed the connection", self.addr))));
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_err(&self.addr, "reading", e)),
+                Err(e) => {
+                    let e = io_err(&self.addr, "reading", e);
+                    return Err(self.hint(e));
+                }
             }
         }
     }
@@ -652,6 +677,7 @@ impl Conn {
             )));
         }
         self.stream = Some(Stream::Tls(Box::new(s)));
+        self.tls_unanswered = true;
         Ok(())
     }
 
