@@ -102,6 +102,14 @@ fn list_and_unknown_names() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no scenario named") && err.contains("dead-bmc"), "{err}");
+    // A used directory is refused: a previous lab's staged files would change the steps.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("cluster.conf.new"), "<cluster/>").expect("write");
+    for args in [vec!["lab", "scenario", "dead-bmc", "--keep"], vec!["lab", "start", "--dir"], vec!["lab", "demo", "--keep"]] {
+        let out = Command::new(BIN).args(&args).arg(dir.path()).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is not empty"), "{args:?}");
+    }
 }
 
 #[test]

@@ -24,6 +24,15 @@ pub enum LabCmd {
         log: Option<PathBuf>,
     },
     /// Rehearse one failure (a scenario) in a fresh lab, step by step, saying what happened and why.
+    #[command(after_help = "Examples:
+  twonode lab scenario --list
+  twonode lab scenario dead-bmc
+  twonode lab scenario split-brain --keep /tmp/sb      keep the lab (it must not exist or be empty)
+  twonode --json lab scenario no-power-on              every step with its exit code and output
+
+Exit codes: 0 every step ended as expected (or the scenario was skipped: a program it needs is
+missing, said on stdout); 1 a step ended otherwise (the log shows which); 2 unknown scenario or
+a directory that is not empty.")]
     Scenario {
         /// The scenario (see --list).
         #[arg(required_unless_present = "list")]
@@ -39,6 +48,13 @@ pub enum LabCmd {
         log: Option<PathBuf>,
     },
     /// Start the whole lab (BMCs, arbiter, DRBD nodes over SSH) and keep it up until Ctrl-C.
+    #[command(after_help = "Examples:
+  twonode lab start                 a temporary lab, removed on Ctrl-C
+  twonode lab start --dir /tmp/lab  the lab's files stay in /tmp/lab (it must not exist or be empty)
+  twonode --json lab start          one JSON line: ports, sockets, --node arguments, environment
+
+Prints what runs where and commands to try from another shell; Ctrl-C or SIGTERM stops every
+process it started.")]
     Start {
         /// The lab directory (default: a temporary one, removed on exit).
         #[arg(long)]

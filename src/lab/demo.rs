@@ -477,7 +477,7 @@ pub fn run(keep: Option<PathBuf>, log: Option<PathBuf>, json: bool) -> anyhow::R
     let kept = keep.is_some();
     let lab: PathBuf = match keep {
         Some(dir) => {
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            super::rig::fresh_dir(&dir)?;
             dir
         }
         None => {

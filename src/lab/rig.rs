@@ -352,6 +352,24 @@ fn replace_port(text: &str, port: u16, name: &str) -> String {
     out
 }
 
+/// Create DIR for a new lab, refusing a directory that already holds files (a previous lab's
+/// staged cluster.conf.new, keys or journal would change what the steps do).
+pub fn fresh_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let used = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.next().is_some();
+    if used {
+        return Err(anyhow::Error::new(crate::util::Failure::new(
+            2,
+            format!(
+                "{} is not empty: a lab needs a fresh directory (a previous lab's files would change what the steps do); \
+                 pick another directory or remove this one",
+                dir.display()
+            ),
+        )));
+    }
+    Ok(())
+}
+
 /// Where a lab directory lives when none is given: a fresh temporary directory.
 pub fn temp_dir() -> anyhow::Result<tempfile::TempDir> {
     Ok(tempfile::Builder::new().prefix("twonode-lab.").tempdir()?)

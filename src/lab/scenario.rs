@@ -113,7 +113,7 @@ pub fn run(name: &str, keep: Option<PathBuf>, log: Option<PathBuf>, json: bool) 
     let kept = keep.is_some();
     let dir = match keep {
         Some(d) => {
-            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            super::rig::fresh_dir(&d)?;
             d
         }
         None => {

@@ -72,12 +72,7 @@ pub fn run(dir: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
             tmp.path().to_path_buf()
         }
     };
-    if dir.join("cluster.conf").exists() {
-        anyhow::bail!(
-            "{} already holds a lab (cluster.conf exists); pick an empty --dir, or remove it first",
-            dir.display()
-        );
-    }
+    super::rig::fresh_dir(&dir)?;
     let lab = Lab::start(dir, LabOptions::full())?;
     if json {
         let v = serde_json::json!({
