@@ -333,6 +333,10 @@ impl QuorumConfig {
     pub fn from_cluster_conf(m: &crate::clusterconf::model::Model, source: &str) -> QuorumConfig {
         let mut c = QuorumConfig { source: source.to_string(), cluster_name: m.cluster_name().map(String::from), ..Default::default() };
         c.two_node = m.two_node();
+        // cman has no wait_for_all (it came with corosync 2's votequorum; cluster.rng has no such
+        // attribute): a two_node node booting alone is quorate at once and fences its absent peer
+        // after post_join_delay, the two-node "fence loop".
+        c.wait_for_all = Some(false);
         c.expected_votes = m.expected_votes().map(|v| v as u32);
         if let Some(cman) = &m.cman {
             for a in &cman.attrs {
