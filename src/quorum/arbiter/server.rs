@@ -830,7 +830,7 @@ pub fn render_status(v: &serde_json::Value) -> String {
         arb["connections"].as_u64().unwrap_or(0)
     );
     if let Some(h) = arb["startup_hold_remaining_ms"].as_u64() {
-        let _ = writeln!(o, "Start hold: no vote granted for another {:.1} s (leases of a previous instance)", h as f64 / 1000.0);
+        let _ = writeln!(o, "Start hold: {:.1} s left in which a node not yet heard may still count a vote of a previous instance", h as f64 / 1000.0);
     }
     let clusters = arb["clusters"].as_array().cloned().unwrap_or_default();
     if clusters.is_empty() {
@@ -840,6 +840,10 @@ pub fn render_status(v: &serde_json::Value) -> String {
         let _ = writeln!(o, "Cluster \"{}\":", c["name"].as_str().unwrap_or("?"));
         let _ = writeln!(o, "    Algorithm:\t\t{}", c["algorithm"].as_str().unwrap_or("?"));
         let _ = writeln!(o, "    Tie-breaker:\t{}", c["tie_breaker"].as_str().unwrap_or("?"));
+        if let Some(nodes) = c["restart_hold_nodes"].as_array().filter(|v| !v.is_empty()) {
+            let ids: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+            let _ = writeln!(o, "    Restart hold:\t\tnode(s) {} may still count a vote of a previous instance", ids.join(", "));
+        }
         if let Some(w) = c["waiting_for_lease_ms"].as_u64() {
             let _ = writeln!(o, "    Waiting:\t\tchosen partition waits {:.1} s for an old lease to expire", w as f64 / 1000.0);
         }
