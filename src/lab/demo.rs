@@ -489,6 +489,7 @@ pub fn run(keep: Option<PathBuf>, log: Option<PathBuf>, json: bool) -> anyhow::R
     let mut reports = Vec::new();
     let mut failed;
     let mut steps = 0;
+    let mut played = 0;
     {
         let lab_env = Lab::start(lab.clone(), super::rig::LabOptions::default())?;
         for note in &lab_env.notes {
@@ -501,7 +502,7 @@ pub fn run(keep: Option<PathBuf>, log: Option<PathBuf>, json: bool) -> anyhow::R
             }
         }
         text.push_str(&r.log);
-        steps += r.report.len();
+        steps += r.report.iter().filter(|e| e.get("step").is_some()).count();
         failed = r.failed.take();
         reports.push(serde_json::json!({ "part": "tour", "lab": lab, "steps": r.report, "failed": failed }));
     }
@@ -510,7 +511,8 @@ pub fn run(keep: Option<PathBuf>, log: Option<PathBuf>, json: bool) -> anyhow::R
             let dir = lab.join("scenarios").join(sc.name);
             let out = super::scenario::run_in(&sc, dir.clone(), json)?;
             text.push_str(&out.log);
-            steps += out.report.len();
+            steps += out.report.iter().filter(|e| e.get("step").is_some()).count();
+            played += 1;
             reports.push(serde_json::json!({ "part": sc.name, "lab": dir, "steps": out.report, "failed": out.failed, "skipped": out.skipped }));
             if let Some(f) = out.failed {
                 failed = Some(format!("scenario {}: {f}", sc.name));
@@ -526,8 +528,8 @@ pub fn run(keep: Option<PathBuf>, log: Option<PathBuf>, json: bool) -> anyhow::R
     } else {
         match &failed {
             Some(why) => println!("tour stopped: {why}"),
-            None if kept => println!("tour complete: {steps} steps; the lab stays in {}", lab.display()),
-            None => println!("tour complete: {steps} steps (lab removed; `--keep DIR` keeps it to explore)"),
+            None if kept => println!("tour complete: the tour and {played} scenarios, {steps} steps; the lab stays in {}", lab.display()),
+            None => println!("tour complete: the tour and {played} scenarios, {steps} steps (lab removed; `--keep DIR` keeps it to explore)"),
         }
     }
     Ok(if failed.is_some() { 1 } else { 0 })
