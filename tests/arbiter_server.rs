@@ -13,34 +13,13 @@ use twonode::quorum::arbiter::wire::{self, Init, Message, ReplyErrorCode, RingId
 
 struct Running {
     addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    _server: server::Background,
 }
 
 impl Running {
     fn start(cfg: ServerConfig) -> Running {
-        let (rtx, rrx) = std::sync::mpsc::channel();
-        let (stx, srx) = tokio::sync::oneshot::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-            rt.block_on(async move {
-                let (atx, arx) = tokio::sync::oneshot::channel();
-                let h = tokio::spawn(server::serve(cfg, Some(atx), Some(srx)));
-                match arx.await {
-                    Ok(a) => {
-                        let _ = rtx.send(Ok(a));
-                    }
-                    Err(_) => {
-                        let r = h.await;
-                        let _ = rtx.send(Err(format!("{r:?}")));
-                        return Ok(());
-                    }
-                }
-                h.await?
-            })
-        });
-        let addr = rrx.recv_timeout(Duration::from_secs(10)).expect("server start").expect("server bound");
-        Running { addr, stop: Some(stx), thread: Some(thread) }
+        let server = server::Background::start(cfg).expect("server start");
+        Running { addr: server.addr(), _server: server }
     }
     /// Still serving: a fresh client gets a PREINIT_REPLY.
     fn alive(&self) -> bool {
@@ -48,17 +27,6 @@ impl Running {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         send(&mut s, &preinit(1, "alive"));
         matches!(recv(&mut s), Some(Message::PreinitReply { .. }))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

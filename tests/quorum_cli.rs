@@ -104,8 +104,7 @@ fn simulate_exits_1_when_the_qnetd_rule_overlaps() {
 /// required; stopped on drop.
 struct Arbiter {
     port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: twonode::quorum::arbiter::server::Background,
 }
 
 impl Arbiter {
@@ -118,32 +117,8 @@ impl Arbiter {
         cfg.tls.key = dir.join(certs::SERVER_KEY);
         cfg.tls.ca = dir.join(certs::CA_CERT);
         cfg.finish().unwrap();
-        let (rtx, rrx) = std::sync::mpsc::channel();
-        let (stx, srx) = tokio::sync::oneshot::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-            rt.block_on(async move {
-                let (atx, arx) = tokio::sync::oneshot::channel();
-                let h = tokio::spawn(server::serve(cfg, Some(atx), Some(srx)));
-                if let Ok(a) = arx.await {
-                    let _ = rtx.send(a);
-                }
-                let _ = h.await;
-            })
-        });
-        let addr = rrx.recv_timeout(std::time::Duration::from_secs(10)).expect("arbiter started");
-        Arbiter { port: addr.port(), stop: Some(stx), thread: Some(thread) }
-    }
-}
-
-impl Drop for Arbiter {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let server = server::Background::start(cfg).expect("arbiter started");
+        Arbiter { port: server.addr().port(), _server: server }
     }
 }
 

@@ -892,6 +892,64 @@ pub fn loopback_config() -> ServerConfig {
     c
 }
 
+/// An arbiter serving on its own thread and tokio runtime (tests, tools embedding one): started
+/// by [`Background::start`] once it listens, stopped (and joined) on drop.
+pub struct Background {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Background {
+    /// Start serving `cfg`; returns when it listens, or with the error that stopped it.
+    pub fn start(cfg: ServerConfig) -> anyhow::Result<Background> {
+        let (rtx, rrx) = std::sync::mpsc::channel();
+        let (stx, srx) = oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(async move {
+                let (atx, arx) = oneshot::channel();
+                let h = tokio::spawn(serve(cfg, Some(atx), Some(srx)));
+                match arx.await {
+                    Ok(a) => {
+                        let _ = rtx.send(Ok(a));
+                        h.await?
+                    }
+                    Err(_) => {
+                        let e = match h.await {
+                            Ok(Err(e)) => format!("{e:#}"),
+                            other => format!("{other:?}"),
+                        };
+                        let _ = rtx.send(Err(e));
+                        Ok(())
+                    }
+                }
+            })
+        });
+        match rrx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(addr)) => Ok(Background { addr, stop: Some(stx), thread: Some(thread) }),
+            Ok(Err(e)) => bail!("the arbiter did not start: {e}"),
+            Err(_) => bail!("the arbiter did not start listening within 10 s"),
+        }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[allow(dead_code)]
 fn _assert_send() {
     fn is_send<T: Send>(_: T) {}
