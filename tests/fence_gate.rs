@@ -227,6 +227,44 @@ fn client_errors_say_what_failed() {
     assert!(matches!(e, ClientError::Tls(ref m) if m.contains("requires TLS")), "{e}");
 }
 
+/// The real corosync-qnetd on a free loopback port (TLS options `tls`, NSS database `DIR/nss_db`,
+/// log in `DIR/qnetd.log`); killed when the returned guard drops.
+fn start_qnetd(dir: &Path, tls: &[&str], nss_db: &str) -> (u16, KillOnDrop) {
+    for _ in 0..5 {
+        let port = free_tcp_port();
+        let mut child = Command::new("corosync-qnetd")
+            .args(["-f", "-d"])
+            .args(tls)
+            .args(["-l", "127.0.0.1", "-p", &port.to_string(), "-S"])
+            .arg(format!(
+                "lock_file={},local_socket_file={},nss_db_dir={}",
+                dir.join("lock").display(),
+                dir.join("sock").display(),
+                dir.join(nss_db).display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("qnetd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        if wait_listening(port, &mut child, Duration::from_secs(10)) {
+            return (port, KillOnDrop(child));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("corosync-qnetd did not start");
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The reference server: corosync-qnetd (TLS off: its NSS database is not ours), same client.
 #[test]
 fn client_against_corosync_qnetd() {
@@ -235,39 +273,7 @@ fn client_against_corosync_qnetd() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut started = None;
-    for _ in 0..5 {
-        let port = free_tcp_port();
-        let d = dir.path();
-        let mut child = Command::new("corosync-qnetd")
-            .args(["-f", "-d", "-s", "off", "-l", "127.0.0.1", "-p", &port.to_string(), "-S"])
-            .arg(format!(
-                "lock_file={},local_socket_file={},nss_db_dir={}",
-                d.join("lock").display(),
-                d.join("sock").display(),
-                d.join("nss").display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("qnetd.log")).unwrap())
-            .spawn()
-            .unwrap();
-        if wait_listening(port, &mut child, Duration::from_secs(10)) {
-            started = Some((port, child));
-            break;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let (port, child) = started.expect("corosync-qnetd did not start");
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _k = Kill(child);
+    let (port, _k) = start_qnetd(dir.path(), &["-s", "off"], "nss");
     let log = || std::fs::read_to_string(dir.path().join("qnetd.log")).unwrap_or_default();
     let c1 = ccfg(port, "qref", 1, None);
     let p = client::probe(&c1).unwrap_or_else(|e| panic!("{e}\n{}", log()));
@@ -327,38 +333,7 @@ fn client_tls_against_corosync_qnetd() {
     pem(&["certutil", "-L", "-d", &db, "-n", "QNet CA", "-a"], "ca.pem");
     pem(&["openssl", "x509", "-inform", "DER", "-in", d.join("nssdb/cluster-qtls.crt").to_str().unwrap()], "node.crt");
     let tls = ClientTls { ca: d.join("ca.pem"), cert: d.join("node.crt"), key: d.join("node.key") };
-    let mut started = None;
-    for _ in 0..5 {
-        let port = free_tcp_port();
-        let mut child = Command::new("corosync-qnetd")
-            .args(["-f", "-d", "-s", "req", "-c", "on", "-l", "127.0.0.1", "-p", &port.to_string(), "-S"])
-            .arg(format!(
-                "lock_file={},local_socket_file={},nss_db_dir={}",
-                d.join("lock").display(),
-                d.join("sock").display(),
-                d.join("nssdb").display()
-            ))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("qnetd.log")).unwrap())
-            .spawn()
-            .unwrap();
-        if wait_listening(port, &mut child, Duration::from_secs(10)) {
-            started = Some((port, child));
-            break;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let (port, child) = started.expect("corosync-qnetd did not start");
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _k = Kill(child);
+    let (port, _k) = start_qnetd(d, &["-s", "req", "-c", "on"], "nssdb");
     let log = || std::fs::read_to_string(d.join("qnetd.log")).unwrap_or_default();
     let c1 = ccfg(port, "qtls", 1, Some(tls.clone()));
     let p = client::probe(&c1).unwrap_or_else(|e| panic!("{e}\n{}", log()));
