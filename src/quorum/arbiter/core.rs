@@ -1075,6 +1075,31 @@ impl Arbiter {
                 let f = LogFields::ev("waiting").cluster(name).ring(w).reason(why.clone());
                 self.log_ev(Level::Info, f, format!("cluster {name}: partition {}/{} chosen, waiting: {why}", w.node_id, w.seq));
             }
+            // ffsplit, waiting on another partition's hold: the chosen partition is told NACK at
+            // once (a NACK is always safe; its ACK follows when the rule allows), so a client that
+            // cannot wait (the fence gate of a cman node) learns now that the vote is elsewhere
+            // instead of timing out. (A restart hold alone sends nothing: a cluster starting whole
+            // gets its ACK moments later.)
+            if !lms && !blockers.is_empty() {
+                let waiting: Vec<ConnId> = ready
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        self.conns.get(id).is_some_and(|c| c.ring == Some(w) && c.acked_ring != Some(w) && c.last_vote != Some(Vote::Nack))
+                    })
+                    .collect();
+                for id in waiting {
+                    let Some(c) = self.conns.get_mut(&id) else { continue };
+                    c.vote_seq = c.vote_seq.wrapping_add(1);
+                    let s = c.vote_seq;
+                    c.last_vote = Some(Vote::Nack);
+                    c.nack_sent = Some((s, w));
+                    let node = c.node_id;
+                    let f = LogFields::ev("nack").cluster(name).node(node).conn(id).ring(w).reason("chosen, waiting");
+                    self.log_ev(Level::Info, f, format!("cluster {name}: NACK to node {node} while its partition waits (ring {}/{})", w.node_id, w.seq));
+                    self.send(id, Message::vote_info(s, w, Vote::Nack));
+                }
+            }
             return;
         }
         self.pending.remove(name);
@@ -1615,6 +1640,39 @@ mod tests {
         let got = first_ack.expect("node 2 gets the vote eventually");
         assert!(got >= 1000 + lease, "ACK to node 2 at {got} before node 1's lease ended at {}", 1000 + lease);
         assert!(got <= 1000 + lease + 1000, "and not much later: {got}");
+    }
+
+    #[test]
+    fn a_newcomer_waiting_on_another_partitions_hold_is_told_nack_at_once() {
+        // The fence gate's pattern: node 1 asks alone, gets the vote and goes away; node 2 then
+        // asks alone on its own ring. Its partition is the only one left, but node 1's hold
+        // stands: NACK at once (the gate must not time out guessing), ACK once the lease ends.
+        let mut h = H::new(no_restart_hold());
+        h.at(2000);
+        let acts = h.join(1, 1, ring(1, 100), &[1]);
+        assert_eq!(acked(&h.confirm(acts)), vec![1]);
+        h.at(2500);
+        h.ev(Event::ClientClosed { conn: 1 });
+        h.at(3000);
+        let v = votes(&h.join(2, 2, ring(2, 200), &[2]));
+        assert!(v.iter().any(|x| x.0 == 2 && x.1 == Vote::Nack), "node 2 is told at once: {v:?}");
+        assert!(!v.iter().any(|x| x.1 == Vote::Ack), "{v:?}");
+        let mut t = 3000;
+        let mut first_ack = None;
+        while t < 60_000 && first_ack.is_none() {
+            t += 500;
+            h.at(t);
+            let mut acts = h.echo(2);
+            acts.extend(h.ev(Event::Tick));
+            let v = votes(&acts);
+            assert!(!v.iter().any(|x| x.0 == 2 && x.1 == Vote::Nack), "one NACK, not one per tick: {v:?}");
+            if v.iter().any(|x| x.0 == 2 && x.1 == Vote::Ack) {
+                first_ack = Some(t);
+            }
+        }
+        let got = first_ack.expect("node 2 gets the vote once node 1's hold ends");
+        // it closed the connection itself: 2·hb·(1+ρ) after its last message, plus the margin
+        assert!(got >= 2000 + 16_160 + 1000, "ACK at {got}, within node 1's hold");
     }
 
     #[test]
