@@ -1010,25 +1010,12 @@ impl Arbiter {
         let newcomer_nacks: Vec<ConnId> =
             if lms { nacks.iter().copied().filter(|id| self.lms_newcomer_nack(&ready, self.conns.get(id).and_then(|c| c.ring))).collect() } else { Vec::new() };
         for id in nacks {
-            let Some(c) = self.conns.get_mut(&id) else { continue };
             if lms && !newcomer_nacks.contains(&id) {
-                c.lms_result = Some(Vote::Nack);
-            }
-            c.vote_seq = c.vote_seq.wrapping_add(1);
-            let s = c.vote_seq;
-            c.last_vote = Some(Vote::Nack);
-            c.acked_ring = None;
-            let ring = c.ring.unwrap_or_default();
-            c.nack_sent = Some((s, ring));
-            let node = c.node_id;
-            if let Some(cl) = self.clusters.get_mut(name) {
-                for h in cl.holds.iter_mut().filter(|h| h.conn == id && h.nack_seq.is_none()) {
-                    h.nack_seq = Some(s);
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.lms_result = Some(Vote::Nack);
                 }
             }
-            let f = LogFields::ev("nack").cluster(name).node(node).conn(id).ring(ring);
-            self.log_ev(Level::Info, f, format!("cluster {name}: NACK to node {node} (ring {}/{})", ring.node_id, ring.seq));
-            self.send(id, Message::vote_info(s, ring, Vote::Nack));
+            self.send_nack(name, id, None);
         }
         let Some(w) = winner else {
             if let Some(cl) = self.clusters.get_mut(name) {
@@ -1089,15 +1076,7 @@ impl Arbiter {
                     })
                     .collect();
                 for id in waiting {
-                    let Some(c) = self.conns.get_mut(&id) else { continue };
-                    c.vote_seq = c.vote_seq.wrapping_add(1);
-                    let s = c.vote_seq;
-                    c.last_vote = Some(Vote::Nack);
-                    c.nack_sent = Some((s, w));
-                    let node = c.node_id;
-                    let f = LogFields::ev("nack").cluster(name).node(node).conn(id).ring(w).reason("chosen, waiting");
-                    self.log_ev(Level::Info, f, format!("cluster {name}: NACK to node {node} while its partition waits (ring {}/{})", w.node_id, w.seq));
-                    self.send(id, Message::vote_info(s, w, Vote::Nack));
+                    self.send_nack(name, id, Some("while its partition waits"));
                 }
             }
             return;
@@ -1144,6 +1123,33 @@ impl Arbiter {
             self.log_ev(Level::Info, f, format!("cluster {name}: ACK to node {node} (ring {}/{})", w.node_id, w.seq));
             self.send(id, Message::vote_info(s, w, Vote::Ack));
         }
+    }
+
+    /// Send `VOTE_INFO(NACK)` for the client's current ring, and mark its holds so that its
+    /// `VOTE_INFO_REPLY` releases them (rule 2). `why` goes into the log.
+    fn send_nack(&mut self, name: &str, id: ConnId, why: Option<&str>) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        c.vote_seq = c.vote_seq.wrapping_add(1);
+        let s = c.vote_seq;
+        c.last_vote = Some(Vote::Nack);
+        c.acked_ring = None;
+        let ring = c.ring.unwrap_or_default();
+        c.nack_sent = Some((s, ring));
+        let node = c.node_id;
+        if let Some(cl) = self.clusters.get_mut(name) {
+            for h in cl.holds.iter_mut().filter(|h| h.conn == id && h.nack_seq.is_none()) {
+                h.nack_seq = Some(s);
+            }
+        }
+        let mut f = LogFields::ev("nack").cluster(name).node(node).conn(id).ring(ring);
+        let mut text = format!("cluster {name}: NACK to node {node}");
+        if let Some(why) = why {
+            f = f.reason(why);
+            text.push(' ');
+            text.push_str(why);
+        }
+        self.log_ev(Level::Info, f, format!("{text} (ring {}/{})", ring.node_id, ring.seq));
+        self.send(id, Message::vote_info(s, ring, Vote::Nack));
     }
 
     /// Apply release rules 1 (ring dissolved) and 3 (lease expired). Rule 2 is in the
