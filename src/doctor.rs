@@ -601,7 +601,11 @@ fn gate_conf_of(d: &crate::fence::spec::DeviceSpec) -> GateConf {
         ca: d.get(&["tlscacert"]).map(String::from),
         cert: d.get(&["tlscert"]).map(String::from),
         key: d.get(&["tlskey"]).map(String::from),
-        timeout_s: d.get(&["timeout"]).and_then(|v| v.trim().parse().ok()),
+        // the decision timeout as the gate itself reads it (login_timeout, else timeout); None when unset
+        timeout_s: d
+            .get(&["login_timeout", "timeout"])
+            .and_then(|_| crate::fence::gate::GateSettings::from_params(&d.params).ok())
+            .map(|g| g.timeout.as_secs()),
     }
 }
 

@@ -1035,3 +1035,17 @@ fn arbiter_view_is_compared_with_the_nodes() {
     assert_eq!(v.severity, Severity::Warning);
     assert!(v.evidence.contains("n2: the arbiter says NACK but the node casts the device vote"), "{v:?}");
 }
+
+/// The gate's decision timeout is read as the gate reads it: `login_timeout` (what
+/// `conf gate-fencing` writes), else `timeout`; unset stays unset.
+#[test]
+fn gate_timeout_is_read_like_the_gate_reads_it() {
+    let d = Path::new("/etc/twonode/arbiter");
+    let text = gated_conf(5403, d, true, "");
+    let timeout_of = |t: &str| twonode::doctor::gate_of_cluster_conf(t, "cluster.conf").expect("gate").gates[0].timeout_s;
+    assert_eq!(timeout_of(&text), None);
+    let with = |attr: &str| text.replace(r#"agent="fence_twonode_arbiter""#, &format!(r#"agent="fence_twonode_arbiter" {attr}"#));
+    assert_eq!(timeout_of(&with(r#"login_timeout="20""#)), Some(20));
+    assert_eq!(timeout_of(&with(r#"timeout="12""#)), Some(12));
+    assert_eq!(timeout_of(&with(r#"login_timeout="20" timeout="12""#)), Some(20));
+}
