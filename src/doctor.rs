@@ -1554,8 +1554,8 @@ pub fn probe_gate(g: &GateConf, cluster: &str, node_id: u32, timeout: std::time:
 /// Run the gate agent's monitor action on a node (stdin key=value like fenced; paths, no secrets).
 pub fn gate_monitor(h: &mut dyn Host, d: &crate::fence::spec::DeviceSpec, conf_path: &str) -> GateMonitor {
     let mut input = String::from("action=monitor\n");
-    for k in ["ipaddr", "ip", "ipport", "tlscacert", "tlscert", "tlskey", "timeout"] {
-        if let Some(v) = d.params.get(k) {
+    for k in crate::fence::gate::PARAM_KEYS {
+        if let Some(v) = d.params.get(*k) {
             input.push_str(&format!("{k}={v}\n"));
         }
     }

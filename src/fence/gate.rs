@@ -40,6 +40,9 @@ use crate::quorum::arbiter::wire::{self, TieBreaker};
 pub const AGENT: &str = "fence_twonode_arbiter";
 /// The fencedevice name `twonode conf gate-fencing` uses.
 pub const DEVICE_NAME: &str = "twonode-arbiter";
+/// The device parameters the gate reads (all paths or numbers, never a secret): what a caller
+/// that runs the gate agent itself (doctor's monitor) passes on, as fenced would.
+pub const PARAM_KEYS: &[&str] = &["ipaddr", "ip", "ipport", "tlscacert", "tlscert", "tlskey", "login_timeout", "timeout", "power_timeout"];
 /// Default decision timeout (s).
 pub const DEFAULT_TIMEOUT_S: f64 = 30.0;
 /// Default hold (s): how long the vote stays with this node after the gate's last message.
