@@ -31,7 +31,7 @@ use crate::drbd::state::ResourceConfig;
 use crate::fence::spec::{FenceTarget, Timing};
 use crate::fence::test::DeviceCheck;
 use crate::host::Host;
-use crate::quorum::votequorum::{self, QuorumConfig};
+use crate::quorum::votequorum::QuorumConfig;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,25 +44,7 @@ pub const GATE_AGENT: &str = crate::fence::gate::AGENT;
 /// Certificates closer than this to their end are a warning.
 pub const CERT_WARN_DAYS: i64 = 30;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Ok,
-    Info,
-    Warning,
-    Error,
-}
-
-impl Severity {
-    pub fn word(self) -> &'static str {
-        match self {
-            Severity::Ok => "ok",
-            Severity::Info => "info",
-            Severity::Warning => "WARNING",
-            Severity::Error => "ERROR",
-        }
-    }
-}
+pub use crate::diag::Severity;
 
 /// One result of the preflight.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -290,7 +272,7 @@ fn config_checks(facts: &Facts, out: &mut Vec<Finding>) -> Option<Conf> {
             continue;
         };
         let rep = validate::validate(bytes, &validate::Options::default());
-        let diag_text = |sev: validate::Severity| {
+        let diag_text = |sev: Severity| {
             rep.diagnostics
                 .iter()
                 .filter(|d| d.severity == sev)
@@ -304,7 +286,7 @@ fn config_checks(facts: &Facts, out: &mut Vec<Finding>) -> Option<Conf> {
                 "config.valid",
                 Severity::Error,
                 Some(&n.name),
-                format!("{} error(s): {}", rep.errors, diag_text(validate::Severity::Error)),
+                format!("{} error(s): {}", rep.errors, diag_text(Severity::Error)),
                 format!("on {}: `twonode conf validate --file {}` shows every error with its hint; fix them, raise config_version and propagate", n.name, n.conf_path),
             ));
         } else if rep.warnings > 0 {
@@ -312,7 +294,7 @@ fn config_checks(facts: &Facts, out: &mut Vec<Finding>) -> Option<Conf> {
                 "config.valid",
                 Severity::Warning,
                 Some(&n.name),
-                format!("valid, {} warning(s): {}", rep.warnings, diag_text(validate::Severity::Warning)),
+                format!("valid, {} warning(s): {}", rep.warnings, diag_text(Severity::Warning)),
                 format!("review with `twonode conf validate --file {}` on {}", n.conf_path, n.name),
             ));
         } else {
@@ -390,7 +372,7 @@ struct Cc {
     q: QuorumConfig,
 }
 
-fn render_diags(rep: &validate::Report, path: &str, sev: validate::Severity) -> String {
+fn render_diags(rep: &validate::Report, path: &str, sev: Severity) -> String {
     rep.diagnostics
         .iter()
         .filter(|d| d.severity == sev)
@@ -422,7 +404,7 @@ fn corosync_checks(facts: &Facts, out: &mut Vec<Finding>) -> Option<Cc> {
                 "config.valid",
                 Severity::Error,
                 Some(&n.name),
-                format!("{} error(s): {}", rep.errors, render_diags(&rep, &path, validate::Severity::Error)),
+                format!("{} error(s): {}", rep.errors, render_diags(&rep, &path, Severity::Error)),
                 format!("on {}: `twonode quorum validate --file {path}` shows each error with its fix", n.name),
             ));
         } else if rep.warnings > 0 {
@@ -430,7 +412,7 @@ fn corosync_checks(facts: &Facts, out: &mut Vec<Finding>) -> Option<Cc> {
                 "config.valid",
                 Severity::Warning,
                 Some(&n.name),
-                format!("valid, {} warning(s): {}", rep.warnings, render_diags(&rep, &path, validate::Severity::Warning)),
+                format!("valid, {} warning(s): {}", rep.warnings, render_diags(&rep, &path, Severity::Warning)),
                 format!("review with `twonode quorum validate --file {path}` on {}", n.name),
             ));
         } else {
@@ -511,14 +493,10 @@ fn quorum_checks(q: &QuorumConfig, path: &str, out: &mut Vec<Finding>) {
     let view = q.compute(None);
     let diags = q.check();
     for d in &diags {
-        let sev = match d.severity {
-            votequorum::Severity::Error => Severity::Error,
-            votequorum::Severity::Warning => Severity::Warning,
-        };
-        let at = d.line.map(|l| format!(" ({path}:{l})")).unwrap_or_default();
-        out.push(f(&format!("quorum.{}", d.code), sev, None, format!("{}{at}", d.message), d.fix.clone()));
+        let at = d.line().map(|l| format!(" ({path}:{l})")).unwrap_or_default();
+        out.push(f(&format!("quorum.{}", d.code), d.severity, None, format!("{}{at}", d.message), d.hint.clone().unwrap_or_default()));
     }
-    if !diags.iter().any(|d| d.severity == votequorum::Severity::Error) {
+    if !diags.iter().any(|d| d.is_error()) {
         out.push(f(
             "quorum.arithmetic",
             Severity::Ok,
@@ -928,8 +906,7 @@ fn fence_checks(facts: &Facts, c: &Conf, out: &mut Vec<Finding>) {
         }
         let sev = match (r.severity, r.code) {
             (_, "single_bmc_level") => Severity::Info,
-            (crate::fence::test::Severity::Danger, _) => Severity::Error,
-            (crate::fence::test::Severity::Warning, _) => Severity::Warning,
+            (sev, _) => sev,
         };
         let (evidence, fix) = match r.message.rsplit_once(". ") {
             Some((e, fx)) => (e.to_string(), fx.to_string()),

@@ -4,6 +4,7 @@
 //! drivers that talk to files, sockets, SSH and processes. See `docs/architecture.md`.
 pub mod cli;
 pub mod clusterconf;
+pub mod diag;
 pub mod doctor;
 pub mod drbd;
 pub mod fence;

@@ -10,7 +10,8 @@ use crate::clusterconf::document::{is_secret_attr, mask_secrets_lenient, Documen
 use crate::clusterconf::edit::{self, Attrs, EditError, EditErrorKind, InitSpec, Op};
 use crate::clusterconf::model::{Model, Section};
 use crate::clusterconf::store::{atomic_write, ConfStore, StoreError, Which};
-use crate::clusterconf::validate::{self, Options, Report, Severity};
+use crate::clusterconf::validate::{self, Options};
+use crate::diag::{Report, Severity};
 use crate::util::{print_json, Failure};
 
 const EXAMPLES: &str = "\

@@ -98,8 +98,8 @@ pub fn run(a: Args, g: &Global) -> Result<i32> {
         crate::util::print_json(&serde_json::json!({
             "findings": findings,
             "exit_code": code,
-            "errors": findings.iter().filter(|x| x.severity == doctor::Severity::Error).count(),
-            "warnings": findings.iter().filter(|x| x.severity == doctor::Severity::Warning).count(),
+            "errors": findings.iter().filter(|x| x.severity == crate::diag::Severity::Error).count(),
+            "warnings": findings.iter().filter(|x| x.severity == crate::diag::Severity::Warning).count(),
         }))?;
     } else {
         print!("{}", doctor::render(&findings));

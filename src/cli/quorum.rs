@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::Global;
-use crate::quorum::votequorum::{Live, QuorumConfig, Severity};
+use crate::diag::Severity;
+use crate::quorum::votequorum::{Live, QuorumConfig};
 use crate::util::Failure;
 
 #[derive(clap::Args, Debug)]

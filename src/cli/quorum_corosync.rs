@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::quorum::{CorosyncEdit, CorosyncFile};
 use super::Global;
 use crate::clusterconf::store::{ConfStore, StoreError, Which};
-use crate::clusterconf::validate::Severity;
+use crate::diag::Severity;
 use crate::quorum::corosync_conf::{self, ArbiterSpec, Context, CorosyncConf, Plan};
 use crate::util::{print_json, Failure};
 

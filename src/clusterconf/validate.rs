@@ -14,42 +14,10 @@
 //! fence_ack_manual under two_node=1), `fence.ilo-hostname` without ipaddr= (fence-agents 4.x).
 //! Everything else beyond the schema is a warning. On the corpus the verdicts agree with xmllint
 //! (tests/clusterconf_validate.rs `verdict_agrees_with_xmllint_on_the_corpus`).
-use serde::Serialize;
+pub use crate::diag::{Diagnostic, Report, Severity};
 
 use super::document::{is_secret_attr, Document};
 use super::model::{FenceDevice, Model};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Diagnostic {
-    pub severity: Severity,
-    pub line: usize,
-    pub col: usize,
-    /// Stable identifier of the rule (`two_node.node-count`, `fence.dangling-device`, ...).
-    pub code: String,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl std::fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sev = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
-        write!(f, "{}:{}: {sev}[{}]: {}", self.line, self.col, self.code, self.message)?;
-        if let Some(h) = &self.hint {
-            write!(f, "\n    hint: {h}")?;
-        }
-        Ok(())
-    }
-}
 
 /// What the validator knows beyond the file.
 #[derive(Debug, Clone, Default)]
@@ -58,39 +26,6 @@ pub struct Options {
     pub running_version: Option<u64>,
     /// Skip the RELAX NG check (benchmarks, fragments).
     pub skip_schema: bool,
-}
-
-/// The outcome: whether the file parsed at all, and every diagnostic sorted by position.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub well_formed: bool,
-    pub errors: usize,
-    pub warnings: usize,
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-impl Report {
-    pub fn has_errors(&self) -> bool {
-        self.errors > 0
-    }
-
-    /// The human form `validate` commands print: one `PATH:LINE:COL: ...` line per diagnostic, then
-    /// a verdict line. `unparsed` names the verdict when the file could not be parsed at all.
-    pub fn render_human(&self, path: &std::path::Path, unparsed: &str) -> String {
-        let mut out = String::new();
-        for d in &self.diagnostics {
-            out.push_str(&format!("{}:{d}\n", path.display()));
-        }
-        let verdict = if !self.well_formed {
-            unparsed
-        } else if self.errors > 0 {
-            "INVALID"
-        } else {
-            "valid"
-        };
-        out.push_str(&format!("{}: {verdict} ({} error(s), {} warning(s))\n", path.display(), self.errors, self.warnings));
-        out
-    }
 }
 
 /// Agents that fence by having the victim kill itself, or not at all.
@@ -156,11 +91,9 @@ fn mask_in_message(msg: &str, doc: &Document) -> String {
 }
 
 fn finish(mut cx: Ctx, well_formed: bool) -> Report {
-    cx.diags.sort_by_key(|d| (d.line, d.col, d.severity));
+    cx.diags.sort_by_key(|d| (d.line, d.col, d.severity.listing_rank()));
     cx.diags.dedup();
-    let errors = cx.diags.iter().filter(|d| d.severity == Severity::Error).count();
-    let warnings = cx.diags.len() - errors;
-    Report { well_formed, errors, warnings, diagnostics: cx.diags }
+    Report::new(well_formed, cx.diags)
 }
 
 fn semantic(cx: &mut Ctx, _doc: &Document, m: &Model, opts: &Options) {

@@ -48,15 +48,24 @@ impl PowerTest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Warning,
-    Danger,
+pub use crate::diag::Severity;
+
+/// A risk's word: `fence test` has always called an error-grade risk "danger" (table and JSON).
+fn risk_word(sev: Severity) -> &'static str {
+    match sev {
+        Severity::Error => "danger",
+        other => other.name(),
+    }
+}
+
+fn serialize_risk_severity<S: serde::Serializer>(sev: &Severity, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(risk_word(*sev))
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Risk {
+    /// `Warning`, or `Error` for a danger.
+    #[serde(serialize_with = "serialize_risk_severity")]
     pub severity: Severity,
     pub code: &'static str,
     pub message: String,
@@ -204,7 +213,7 @@ pub fn risks(targets: &[FenceTarget], resolve: &dyn Fn(&str) -> Vec<std::net::Ip
     let fenced: Vec<&FenceTarget> = targets.iter().filter(|t| t.methods.iter().any(|m| !m.devices.is_empty())).collect();
     for t in targets.iter().filter(|t| t.methods.iter().all(|m| m.devices.is_empty())) {
         out.push(Risk {
-            severity: Severity::Danger,
+            severity: Severity::Error,
             code: "no_fencing",
             message: format!("node {} has no fence device: the cluster cannot recover when it fails", t.node),
         });
@@ -254,7 +263,7 @@ pub fn risks(targets: &[FenceTarget], resolve: &dyn Fn(&str) -> Vec<std::net::Ip
     for ((a, p, plug), nodes) in &seen {
         if nodes.len() > 1 {
             out.push(Risk {
-                severity: Severity::Danger,
+                severity: Severity::Error,
                 code: "shared_device",
                 message: format!(
                     "one fence device {a}{}{} serves several nodes ({}): fencing one would power off the other, \
@@ -279,7 +288,7 @@ pub fn risks(targets: &[FenceTarget], resolve: &dyn Fn(&str) -> Vec<std::net::Ip
                 let same_ip = !loopback_only && dev_ips.iter().any(|i| node_ips.contains(i));
                 if same_name || same_ip {
                     out.push(Risk {
-                        severity: Severity::Danger,
+                        severity: Severity::Error,
                         code: "device_on_node",
                         message: format!(
                             "device {} of node {} is addressed at {a}, the node's own address: when the node hangs or \
@@ -429,7 +438,7 @@ pub fn table(r: &TestReport) -> String {
     if !r.risks.is_empty() {
         s.push_str("\nconfiguration risks:\n");
         for k in &r.risks {
-            s.push_str(&format!("  [{}] {}: {}\n", format!("{:?}", k.severity).to_uppercase(), k.code, k.message));
+            s.push_str(&format!("  [{}] {}: {}\n", risk_word(k.severity).to_uppercase(), k.code, k.message));
         }
     }
     s.push_str(&format!("\nresult: {}\n", if r.ok { "PASS" } else { "FAIL" }));
@@ -459,7 +468,7 @@ pub fn run_cli(a: crate::cli::fence::TestArgs, g: &crate::cli::Global) -> anyhow
     if a.destructive {
         if !devices_ok {
             eprintln!("twonode: not running --destructive: some devices failed the basic check");
-        } else if report.risks.iter().any(|r| r.severity == Severity::Danger) {
+        } else if report.risks.iter().any(|r| r.severity == Severity::Error) {
             eprintln!("twonode: not running --destructive: fix the DANGER configuration risks first");
         } else {
             let audit = super::audit::AuditLog::open(Some(&a.audit_log));
@@ -507,7 +516,7 @@ pub fn run_cli(a: crate::cli::fence::TestArgs, g: &crate::cli::Global) -> anyhow
     }
     report.ok = devices_ok
         && report.power_tests.iter().all(|p| p.ok())
-        && !report.risks.iter().any(|r| r.severity == Severity::Danger)
+        && !report.risks.iter().any(|r| r.severity == Severity::Error)
         && !(a.destructive && report.power_tests.is_empty() && targets.iter().any(|t| !t.methods.is_empty()));
     if let Some(path) = &a.report {
         let text = serde_json::to_string_pretty(&report)?;
@@ -554,7 +563,7 @@ mod tests {
     fn shared_bmc_flagged_but_pdu_plugs_not() {
         let a = t("n1", vec![d("i", &[("agent", "fence_ipmilan"), ("ipaddr", "10.0.0.1")])]);
         let b = t("n2", vec![d("i", &[("agent", "fence_ipmilan"), ("ipaddr", "10.0.0.1")])]);
-        assert!(risks(&[a, b], &no_resolve).iter().any(|r| r.code == "shared_device" && r.severity == Severity::Danger));
+        assert!(risks(&[a, b], &no_resolve).iter().any(|r| r.code == "shared_device" && r.severity == Severity::Error));
         let a = t("n1", vec![d("p", &[("agent", "fence_apc"), ("ipaddr", "10.0.0.9"), ("port", "1")])]);
         let b = t("n2", vec![d("p", &[("agent", "fence_apc"), ("ipaddr", "10.0.0.9"), ("port", "2")])]);
         assert!(!risks(&[a, b], &no_resolve).iter().any(|r| r.code == "shared_device"));

@@ -15,8 +15,8 @@
 //! On top: [`validate`] (votequorum's rules from [`super::votequorum`] with line:column, plus the
 //! qdevice settings and watchdog-only self-fencing), and the pure planners
 //! [`enable_arbiter`] / [`disable_arbiter`].
-use crate::clusterconf::validate::{Diagnostic, Report, Severity};
-use crate::quorum::votequorum::{self, DeviceConf, NodeConf, QuorumConfig};
+use crate::diag::{Diagnostic, Report, Severity};
+use crate::quorum::votequorum::{DeviceConf, NodeConf, QuorumConfig};
 
 /// A parse error with its 1-based position.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -543,8 +543,8 @@ pub fn validate(text: &str, source: &str, ctx: &Context) -> Report {
     let evidence = watchdog_evidence(ctx);
     cfg.watchdog_fencing = !evidence.is_empty();
     for d in cfg.check() {
-        let key = cfg.lines.iter().find(|(_, l)| Some(*l) == d.line).map(|(k, _)| k.clone()).unwrap_or_default();
-        let at = match d.line {
+        let key = cfg.lines.iter().find(|(_, l)| Some(*l) == d.line()).map(|(k, _)| k.clone()).unwrap_or_default();
+        let at = match d.line() {
             Some(l) if l >= 1 && l <= conf.lines.len() => conf.pos(l - 1),
             _ => pos_for(&conf, &key),
         };
@@ -553,11 +553,7 @@ pub fn validate(text: &str, source: &str, ctx: &Context) -> Report {
         if d.code == "watchdog-with-two-node" {
             msg = format!("{msg} ({})", evidence.join("; "));
         }
-        let sev = match d.severity {
-            votequorum::Severity::Error => Severity::Error,
-            votequorum::Severity::Warning => Severity::Warning,
-        };
-        push(sev, at, &format!("quorum.{}", d.code), msg, Some(d.fix.clone()));
+        push(d.severity, at, &format!("quorum.{}", d.code), msg, d.hint.clone());
     }
     // the quorum provider: without votequorum none of the quorum settings apply
     if let Some(q) = conf.section("quorum") {
@@ -614,9 +610,7 @@ pub fn validate(text: &str, source: &str, ctx: &Context) -> Report {
 }
 
 fn report(well_formed: bool, diagnostics: Vec<Diagnostic>) -> Report {
-    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
-    let warnings = diagnostics.len() - errors;
-    Report { well_formed, errors, warnings, diagnostics }
+    Report::new(well_formed, diagnostics)
 }
 
 // ------------------------------------------------------------------ arbiter planners

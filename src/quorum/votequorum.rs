@@ -68,22 +68,26 @@ pub struct Live {
     pub node_names: Vec<(u32, String)>,
 }
 
-/// Severity of a configuration finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Error,
-    Warning,
-}
+pub use crate::diag::{Diagnostic, Severity};
 
-/// A configuration finding: what, where, and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Diagnostic {
-    pub severity: Severity,
-    pub code: &'static str,
-    pub message: String,
-    pub fix: String,
-    pub line: Option<usize>,
+/// `quorum status --json` has always shown a configuration finding as
+/// `{severity, code, message, fix, line}` (line null when unknown): keep that shape.
+fn serialize_findings<S: serde::Serializer>(diags: &[Diagnostic], s: S) -> Result<S::Ok, S::Error> {
+    #[derive(serde::Serialize)]
+    struct Finding<'a> {
+        severity: Severity,
+        code: &'a str,
+        message: &'a str,
+        fix: &'a str,
+        line: Option<usize>,
+    }
+    s.collect_seq(diags.iter().map(|d| Finding {
+        severity: d.severity,
+        code: &d.code,
+        message: &d.message,
+        fix: d.hint.as_deref().unwrap_or(""),
+        line: d.line(),
+    }))
 }
 
 /// One row of the per-node table.
@@ -114,6 +118,7 @@ pub struct QuorumView {
     pub flags: Vec<String>,
     pub nodes: Vec<NodeView>,
     pub qdevice_votes: Option<u32>,
+    #[serde(serialize_with = "serialize_findings")]
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -157,7 +162,7 @@ impl QuorumConfig {
     pub fn check(&self) -> Vec<Diagnostic> {
         let mut d = Vec::new();
         let mut err = |code: &'static str, key: &str, message: String, fix: &str| {
-            d.push(Diagnostic { severity: Severity::Error, code, message, fix: fix.to_string(), line: self.line(key) });
+            d.push(Diagnostic::new(Severity::Error, (self.line(key).unwrap_or(0), 0), code, message, Some(fix.to_string())));
         };
         let src = &self.source;
         if self.nodes.is_empty() && self.expected_votes.is_none() {
@@ -216,7 +221,7 @@ impl QuorumConfig {
             );
         }
         let mut warn = |code: &'static str, key: &str, message: String, fix: &str| {
-            d.push(Diagnostic { severity: Severity::Warning, code, message, fix: fix.to_string(), line: self.line(key) });
+            d.push(Diagnostic::new(Severity::Warning, (self.line(key).unwrap_or(0), 0), code, message, Some(fix.to_string())));
         };
         if self.two_node && self.nodes.len() > 2 {
             warn("two-node-more-nodes", "two_node", format!("{src}: two_node with {} nodes is ignored by votequorum", self.nodes.len()), "remove two_node");
@@ -502,12 +507,8 @@ impl QuorumView {
             let _ = writeln!(s, "{:>10} {:>10} {:>10} Qdevice", 0, v, "");
         }
         for d in &self.diagnostics {
-            let sev = match d.severity {
-                Severity::Error => "error",
-                Severity::Warning => "warning",
-            };
-            let at = d.line.map(|l| format!(" (line {l})")).unwrap_or_default();
-            let _ = writeln!(s, "\n{sev}[{}]{at}: {}\n  fix: {}", d.code, d.message, d.fix);
+            let at = d.line().map(|l| format!(" (line {l})")).unwrap_or_default();
+            let _ = writeln!(s, "\n{}[{}]{at}: {}\n  fix: {}", d.severity.name(), d.code, d.message, d.hint.as_deref().unwrap_or(""));
         }
         s
     }
@@ -597,7 +598,7 @@ mod tests {
         assert_eq!(c.device.as_ref().and_then(|d| d.host.clone()).as_deref(), Some("10.77.2.254"));
         let d = c.check();
         assert_eq!(d[0].code, "device-with-two-node");
-        assert_eq!(d[0].line, Some(6));
+        assert_eq!(d[0].line(), Some(6));
         assert!(QuorumConfig::from_corosync_conf("quorum {\n", "x").unwrap_err().contains("not closed"));
         let qt = "Quorum information\n------------------\nDate:             Sun Nov 22 00:00:00 2026\nQuorum provider:  corosync_votequorum\nNodes:            1\nNode ID:          0x00000001\nRing ID:          1.c\nQuorate:          Yes\n\nVotequorum information\n----------------------\nExpected votes:   3\nHighest expected: 3\nTotal votes:      2\nQuorum:           2  \nFlags:            Quorate Qdevice \n\nMembership information\n----------------------\n    Nodeid      Votes    Qdevice Name\n0x00000001          1    A,V,NMW 10.77.1.1 (local)\n0x00000000          1            Qdevice\n";
         let l = Live::from_quorumtool(qt).unwrap();
