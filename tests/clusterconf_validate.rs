@@ -189,6 +189,34 @@ fn self_fencing_agents_under_two_node_are_refused() {
 }
 
 #[test]
+fn agents_that_cut_no_power_say_what_they_are() {
+    // fence_sanlock is watchdog self-fencing: refused under two_node like fence_watchdog
+    let s = GOOD.replace("name=\"ipmi-n2\" agent=\"fence_ipmilan\"", "name=\"ipmi-n2\" agent=\"fence_sanlock\"");
+    has(&s, "fence.self-fencing-two-node", 22, 5, Severity::Error);
+    lacks(&s, "fence.no-power-fence");
+    // fence_kdump as n2's only device: it only confirms a dump, so n2 has no fence that cuts power
+    let kdump = GOOD.replace("name=\"ipmi-n2\" agent=\"fence_ipmilan\"", "name=\"ipmi-n2\" agent=\"fence_kdump\"");
+    has(&kdump, "fence.no-power-cut", 22, 5, Severity::Warning);
+    has(&kdump, "fence.no-power-fence", 12, 5, Severity::Error);
+    let r = validate(kdump.as_bytes(), &Options::default());
+    let d = r.diagnostics.iter().find(|d| d.code == "fence.no-power-cut").unwrap();
+    assert!(d.message.contains("only waits for the crashed victim's kdump"), "{}", d.message);
+    // kdump first, then the BMC in a second method: the usual and right set-up, only the note stays
+    let both = GOOD
+        .replace("<device name=\"ipmi-n2\"/>\n        </method>", "<device name=\"kdump\"/>\n        </method>\n        <method name=\"bmc\">\n          <device name=\"ipmi-n2\"/>\n        </method>")
+        .replace("</fencedevices>", "  <fencedevice name=\"kdump\" agent=\"fence_kdump\"/>\n  </fencedevices>");
+    has(&both, "fence.no-power-cut", 26, 5, Severity::Warning);
+    lacks(&both, "fence.no-power-fence");
+    // storage fencing keeps the node running: a warning, and without two_node no error
+    let off = GOOD.replace("two_node=\"1\" expected_votes=\"1\"", "expected_votes=\"2\"");
+    let scsi = off.replace("name=\"ipmi-n2\" agent=\"fence_ipmilan\"", "name=\"ipmi-n2\" agent=\"fence_scsi\"");
+    has(&scsi, "fence.no-power-cut", 22, 5, Severity::Warning);
+    lacks(&scsi, "fence.no-power-fence");
+    // a path to the agent is the same agent
+    has(&GOOD.replace("agent=\"fence_ipmilan\" ipaddr=\"10.0.0.12\"", "agent=\"/usr/sbin/fence_ifmib\" ipaddr=\"10.0.0.12\""), "fence.no-power-fence", 12, 5, Severity::Error);
+}
+
+#[test]
 fn device_without_agent_and_duplicates() {
     has(&GOOD.replace(" agent=\"fence_ipmilan\" ipaddr=\"10.0.0.12\"", " ipaddr=\"10.0.0.12\""), "device.no-agent", 22, 5, Severity::Error);
     has(&GOOD.replace("\"ipmi-n2\" agent", "\"ipmi-n1\" agent"), "device.duplicate-name", 22, 5, Severity::Error);

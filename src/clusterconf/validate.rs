@@ -17,6 +17,7 @@
 pub use crate::diag::{Diagnostic, Report, Severity};
 
 use super::document::{is_secret_attr, Document};
+use super::agents::{self, NoPowerCut};
 use super::model::{FenceDevice, Model};
 
 /// What the validator knows beyond the file.
@@ -27,14 +28,6 @@ pub struct Options {
     /// Skip the RELAX NG check (benchmarks, fragments).
     pub skip_schema: bool,
 }
-
-/// Agents that fence by having the victim kill itself, or not at all.
-const SELF_FENCING: &[(&str, &str)] = &[
-    ("fence_watchdog", "relies on the victim's own watchdog to reset it (self-fencing)"),
-    ("fence_sbd", "without a shared disk (devices=) is watchdog-only self-fencing"),
-    ("fence_manual", "cuts no power: fenced waits for a human to run fence_ack_manual"),
-    ("fence_ack_manual", "cuts no power: it only acknowledges a fence nobody performed"),
-];
 
 struct Ctx {
     diags: Vec<Diagnostic>,
@@ -276,13 +269,70 @@ fn nodes(cx: &mut Ctx, m: &Model) {
     }
 }
 
+/// Why `fd` must never be the fence of a two_node cluster: its agent relies on the victim's own
+/// watchdog (self-fencing) or only acknowledges (see [`super::agents`]).
 fn is_self_fencing(fd: &FenceDevice) -> Option<&'static str> {
-    let agent = fd.agent.as_deref()?;
-    let (_, why) = SELF_FENCING.iter().find(|(a, _)| *a == agent)?;
-    if agent == "fence_sbd" && fd.get("devices").is_some_and(|d| !d.trim().is_empty()) {
+    let facts = agents::no_power_cut(fd.agent.as_deref()?)?;
+    if !matches!(facts.kind, NoPowerCut::SelfFencing | NoPowerCut::Acknowledge) {
+        return None;
+    }
+    if facts.agent == "fence_sbd" && fd.get("devices").is_some_and(|d| !d.trim().is_empty()) {
         return None; // poison-pill on a shared disk: a real fence
     }
-    Some(why)
+    Some(facts.what)
+}
+
+/// Whether a device referenced by a method cuts the victim's power (unknown agents and missing
+/// devices are given the benefit of the doubt: other rules report them).
+fn cuts_power(fd: Option<&FenceDevice>) -> bool {
+    let Some(agent) = fd.and_then(|f| f.agent.as_deref()) else { return true };
+    match agents::no_power_cut(agent) {
+        None => true,
+        Some(f) if f.agent == "fence_sbd" => fd.and_then(|f| f.get("devices")).is_some_and(|d| !d.trim().is_empty()),
+        Some(_) => false,
+    }
+}
+
+/// Agents that act on the victim in some other way than cutting its power (kdump, heuristics,
+/// storage and network fencing, schedulers, test agents): say what each is and is not, and under
+/// two_node require every node to have at least one method that really cuts its power.
+fn no_power_cut(cx: &mut Ctx, m: &Model, two: bool) {
+    for fd in &m.fencedevices {
+        let Some(facts) = fd.agent.as_deref().and_then(agents::no_power_cut) else { continue };
+        if matches!(facts.kind, NoPowerCut::SelfFencing | NoPowerCut::Acknowledge | NoPowerCut::Gate) {
+            continue; // self-fencing/manual and the gate have rules of their own
+        }
+        let dname = fd.name.as_deref().unwrap_or("?");
+        cx.warn(
+            (fd.loc.line, fd.loc.col),
+            "fence.no-power-cut",
+            format!("fence device {dname} uses {}, which {}", facts.agent, facts.what),
+            Some("keep it only together with a device that cuts power (a BMC or a switched PDU) in the same or a later method".into()),
+        );
+    }
+    if !two {
+        return;
+    }
+    for n in &m.nodes {
+        if n.methods.is_empty() {
+            continue; // fence.no-method says it
+        }
+        let devices = || n.methods.iter().flat_map(|mt| mt.devices.iter()).map(|d| d.name.as_deref().and_then(|x| m.fencedevice(x)));
+        // a self-fencing or manual device has been refused above already
+        let refused = devices().any(|fd| fd.is_some_and(|fd| is_self_fencing(fd).is_some()));
+        if !refused && !devices().any(cuts_power) {
+            let name = n.name.as_deref().unwrap_or("?");
+            cx.err(
+                (n.loc.line, n.loc.col),
+                "fence.no-power-fence",
+                format!(
+                    "node {name}: none of its fence methods cuts its power. With two_node=1 both halves of a split keep quorum; only a fence that \
+                     stops the other machine keeps both from running the services"
+                ),
+                Some(format!("add a method with a BMC (fence_ipmilan, fence_ilo, fence_redfish) or a switched PDU for {name}: `twonode conf device add ...` and `twonode conf bind ...`")),
+            );
+        }
+    }
 }
 
 fn devices(cx: &mut Ctx, m: &Model) {
@@ -370,6 +420,7 @@ fn fencing(cx: &mut Ctx, m: &Model) {
             }
         }
     }
+    no_power_cut(cx, m, two);
     // self-fencing agents
     for fd in &m.fencedevices {
         let Some(why) = is_self_fencing(fd) else { continue };
