@@ -181,8 +181,32 @@ impl Node {
     }
 }
 
-async fn connect(spec: &LoadSpec, cluster: &str, node_id: u32, ring: RingId) -> anyhow::Result<Node> {
-    let s = TcpStream::connect(spec.target).await.context("connect")?;
+/// Connections per loopback source address: below the 28,232 ephemeral ports Linux gives one
+/// (source address, destination) pair by default (32768-60999).
+const CONNECTIONS_PER_SOURCE: usize = 20_000;
+
+/// The local address of connection number `k` towards a loopback target: 127.0.0.1 for the first
+/// 20,000, then 127.0.0.2, 127.0.0.3, ... (all of 127.0.0.0/8 is this machine), so that 100,000
+/// connections (50,000 clusters) do not run out of ephemeral ports. None: let the kernel choose.
+fn source_for(target: std::net::SocketAddr, k: usize) -> Option<std::net::SocketAddr> {
+    match target {
+        std::net::SocketAddr::V4(t) if t.ip().is_loopback() => {
+            let n = (k / CONNECTIONS_PER_SOURCE) as u32;
+            (n > 0).then(|| std::net::SocketAddr::from((std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(127, 0, 0, 1)) + n), 0)))
+        }
+        _ => None,
+    }
+}
+
+async fn connect(spec: &LoadSpec, conn_no: usize, cluster: &str, node_id: u32, ring: RingId) -> anyhow::Result<Node> {
+    let s = match source_for(spec.target, conn_no) {
+        None => TcpStream::connect(spec.target).await.context("connect")?,
+        Some(src) => {
+            let sock = tokio::net::TcpSocket::new_v4().context("socket")?;
+            sock.bind(src).with_context(|| format!("bind {src}"))?;
+            sock.connect(spec.target).await.with_context(|| format!("connect from {src}"))?
+        }
+    };
     let _ = s.set_nodelay(true);
     let (rd, wr) = s.into_split();
     let dpd_limit = Duration::from_millis(spec.heartbeat_ms as u64 * 3 / 2);
@@ -324,8 +348,8 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
             let hb = Duration::from_millis(spec.heartbeat_ms as u64);
             let permit = gate.acquire_owned().await;
             let r = async {
-                let mut a = connect(&spec, &name, 1, ring).await?;
-                let mut b = connect(&spec, &name, 2, ring).await?;
+                let mut a = connect(&spec, 2 * k, &name, 1, ring).await?;
+                let mut b = connect(&spec, 2 * k + 1, &name, 2, ring).await?;
                 let t = Instant::now();
                 membership(&mut a, ring, &[1, 2]).await?;
                 membership(&mut b, ring, &[1, 2]).await?;
@@ -445,4 +469,19 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
         },
         rss_kb: hold_end.map(|s| s.1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_spread_over_loopback_addresses() {
+        let t: std::net::SocketAddr = "127.0.0.1:5403".parse().unwrap();
+        assert_eq!(source_for(t, 0), None);
+        assert_eq!(source_for(t, 19_999), None);
+        assert_eq!(source_for(t, 20_000), Some("127.0.0.2:0".parse().unwrap()));
+        assert_eq!(source_for(t, 99_999), Some("127.0.0.5:0".parse().unwrap()));
+        assert_eq!(source_for("10.0.0.1:5403".parse().unwrap(), 50_000), None);
+    }
 }

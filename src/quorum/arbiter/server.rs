@@ -194,6 +194,8 @@ pub fn tls_config(t: &TlsFiles) -> anyhow::Result<Arc<SslAcceptor>> {
         mode |= SslVerifyMode::FAIL_IF_NO_PEER_CERT;
     }
     b.set_verify(mode);
+    // an idle TLS connection gives its read/write buffers back (about 34 KiB per connection)
+    b.set_mode(openssl::ssl::SslMode::RELEASE_BUFFERS);
     Ok(Arc::new(b.build()))
 }
 
@@ -236,11 +238,40 @@ enum Stream {
     Tls(Box<TlsStream>),
 }
 
+/// Bytes a TLS read may add to a connection's buffer at once. Small: clients send a few hundred
+/// bytes per heartbeat, and every idle connection keeps what its buffer holds.
+const TLS_READ_CHUNK: usize = 1024;
+
+thread_local! {
+    /// One read buffer per runtime thread for clear-text connections: a connection waits for
+    /// readiness holding no buffer, reads into this one, and keeps only the bytes it got.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
+}
+
 impl Stream {
-    async fn read_buf(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    /// Read what is there and append it to `buf`, which grows only by the bytes read (an idle
+    /// connection of a 10,000-cluster arbiter holds no read buffer at all).
+    async fn read_into(&mut self, buf: &mut Vec<u8>) -> std::io::Result<usize> {
         match self {
-            Stream::Plain(s) => s.read_buf(buf).await,
-            Stream::Tls(s) => s.read_buf(buf).await,
+            Stream::Plain(s) => loop {
+                s.readable().await?;
+                let got = SCRATCH.with(|scratch| {
+                    let mut scratch = scratch.borrow_mut();
+                    let r = s.try_read(&mut scratch);
+                    if let Ok(n) = r {
+                        buf.extend_from_slice(&scratch[..n]);
+                    }
+                    r
+                });
+                match got {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    r => return r,
+                }
+            },
+            Stream::Tls(s) => {
+                buf.reserve(TLS_READ_CHUNK);
+                s.read_buf(buf).await
+            }
         }
     }
     async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
@@ -628,7 +659,7 @@ async fn run_conn(
     start: Instant,
 ) {
     let mut stream = Some(Stream::Plain(sock));
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut buf: Vec<u8> = Vec::new();
     let mut skip: usize = 0;
     let clock = Clock(start);
     // arrival time of the bytes in `buf`
@@ -670,7 +701,7 @@ async fn run_conn(
                                 loop {
                                     let Some(b) = rx.recv().await else { break 'conn true };
                                     let reply = b.reply;
-                                    match exec(id, peer, &mut stream, b.cmds, &mut buf, &tls, handshake_timeout, &core, clock).await {
+                                    match Box::pin(exec(id, peer, &mut stream, b.cmds, &mut buf, &tls, handshake_timeout, &core, clock)).await {
                                         After::Continue => {}
                                         After::Closed => break 'conn true,
                                     }
@@ -690,12 +721,12 @@ async fn run_conn(
                 }
             }
         }
-        let Some(s) = stream.as_mut() else { break 'conn true };
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(4096);
+        if buf.is_empty() && buf.capacity() > 0 {
+            buf = Vec::new(); // every frame handled: hold no memory while idle
         }
+        let Some(s) = stream.as_mut() else { break 'conn true };
         tokio::select! {
-            r = s.read_buf(&mut buf) => match r {
+            r = s.read_into(&mut buf) => match r {
                 Ok(0) => break 'conn false,
                 Ok(_) => arrived = clock.now(),
                 Err(e) => {
@@ -705,7 +736,9 @@ async fn run_conn(
             },
             b = rx.recv() => {
                 let Some(b) = b else { break 'conn true };
-                match exec(id, peer, &mut stream, b.cmds, &mut buf, &tls, handshake_timeout, &core, clock).await {
+                // boxed: the TLS handshake's state lives only while a command runs, not in every
+                // idle connection's task
+                match Box::pin(exec(id, peer, &mut stream, b.cmds, &mut buf, &tls, handshake_timeout, &core, clock)).await {
                     After::Continue => {}
                     After::Closed => break 'conn true,
                 }
