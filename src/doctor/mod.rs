@@ -18,7 +18,7 @@ pub mod facts;
 pub mod gather;
 pub mod render;
 
-pub use checks::certs::{cert_info, date_of, CERT_WARN_DAYS};
+pub use checks::arbiter::{cert_info, date_of, CERT_WARN_DAYS};
 pub use checks::gate::{gate_layout, gate_of_cluster_conf, is_gate, without_gate, GateConf, GateLayout, GATE_AGENT};
 pub use checks::{Finding, Severity};
 pub use facts::qdevice;

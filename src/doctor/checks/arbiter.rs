@@ -2,8 +2,8 @@
 //! socket), its restart hold (`arbiter.hold`), the cluster's leases and clients
 //! (`arbiter.lease`, `arbiter.clients`), its view against the nodes' own (`arbiter.view`,
 //! corosync quorum device), and its TLS files when doctor runs on the arbiter machine
-//! (`arbiter.server-cert`).
-use super::certs::{cert_info, date_of, CERT_WARN_DAYS};
+//! (`arbiter.server-cert`). Also how a certificate is read for these checks and the gate's
+//! ([`cert_info`]).
 use super::{Context, Finding, Severity};
 use crate::doctor::facts::CertFacts;
 
@@ -175,4 +175,22 @@ fn server_cert_finding(what: &str, c: &CertFacts, now: i64, out: &mut Vec<Findin
             }
         }
     }
+}
+
+/// Certificates closer than this to their end are a warning.
+pub const CERT_WARN_DAYS: i64 = 30;
+
+/// When a certificate ends, read from its PEM: (not_after unix time, subject CN).
+pub fn cert_info(pem: &str) -> Result<(i64, Option<String>), String> {
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let cert = p.parse_x509().map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let cn = cert.subject().iter_common_name().next().and_then(|c| c.as_str().ok()).map(String::from);
+    Ok((cert.validity().not_after.timestamp(), cn))
+}
+
+/// A unix time as a date (UTC).
+pub fn date_of(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .map(|d| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day()))
+        .unwrap_or_else(|_| ts.to_string())
 }

@@ -5,7 +5,7 @@
 //! answering the gate's client (`arbiter.gate`, from the probe `gather::gate` made), each node's
 //! client certificate (`arbiter.cert`: readable, not expired, CN = cluster name) and each node's
 //! gate agent (`arbiter.gate-agent`: `fence_twonode_arbiter -o monitor` as fenced would run it).
-use super::certs::{cert_info, date_of, CERT_WARN_DAYS};
+use super::arbiter::{cert_info, date_of, CERT_WARN_DAYS};
 use super::{Context, Finding, Severity};
 use crate::doctor::facts::CertFacts;
 use crate::fence::spec::FenceTarget;

@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 pub use crate::diag::Severity;
 
 pub mod arbiter;
-pub mod certs;
 pub mod conf;
 pub mod drbd;
 pub mod fence;
@@ -145,4 +144,72 @@ fn short(n: &str) -> &str {
 /// Two host names name the same machine (case-insensitive, short names compared too).
 pub fn same_host(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b) || short(a).eq_ignore_ascii_case(short(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file of this folder is a check area and runs: a new file left out of [`AREAS`]
+    /// would be dead code.
+    #[test]
+    fn every_area_file_is_registered_once() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/doctor/checks");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+            .filter(|n| n != "mod")
+            .collect();
+        files.sort();
+        let mut names: Vec<String> = AREAS.iter().map(|a| a.name.to_string()).collect();
+        names.sort();
+        assert_eq!(files, names);
+    }
+
+    fn cluster_conf(version: u32) -> Vec<u8> {
+        format!(
+            r#"<cluster name="lab" config_version="{version}"><cman two_node="1" expected_votes="1"/><clusternodes>
+<clusternode name="alice" nodeid="1"/><clusternode name="bob" nodeid="2"/></clusternodes></cluster>"#
+        )
+        .into_bytes()
+    }
+
+    fn node(name: &str, conf: Option<Vec<u8>>, corosync: Option<&str>) -> NodeFacts {
+        NodeFacts { name: name.into(), conf_path: format!("/{name}/cluster.conf"), conf, corosync_conf: corosync.map(String::from), ..Default::default() }
+    }
+
+    #[test]
+    fn context_reads_the_newest_cluster_conf_first_node_on_a_tie() {
+        let facts = Facts { nodes: vec![node("alice", Some(cluster_conf(3)), None), node("bob", Some(cluster_conf(4)), None)], ..Default::default() };
+        let cx = Context::new(&facts);
+        assert_eq!(cx.stack, Stack::Cman);
+        assert_eq!(cx.cman.as_ref().map(|c| c.path.as_str()), Some("/bob/cluster.conf"));
+        assert_eq!(cx.cluster_name(), Some("lab"));
+        assert!(cx.gate().is_none());
+        let facts = Facts { nodes: vec![node("alice", Some(cluster_conf(4)), None), node("bob", Some(cluster_conf(4)), None)], ..Default::default() };
+        assert_eq!(Context::new(&facts).cman.map(|c| c.path), Some("/alice/cluster.conf".into()));
+        // an unreachable node's stale file is not read
+        let mut stale = node("bob", Some(cluster_conf(9)), None);
+        stale.unreachable = Some("down".into());
+        let facts = Facts { nodes: vec![node("alice", Some(cluster_conf(4)), None), stale], ..Default::default() };
+        assert_eq!(Context::new(&facts).cman.map(|c| c.path), Some("/alice/cluster.conf".into()));
+    }
+
+    #[test]
+    fn context_is_corosync_only_without_any_cluster_conf() {
+        let cc = "totem {\n  version: 2\n  cluster_name: pve\n  config_version: 2\n}\nnodelist {\n  node {\n    name: a\n    nodeid: 1\n    ring0_addr: 10.0.0.1\n  }\n  node {\n    name: b\n    nodeid: 2\n    ring0_addr: 10.0.0.2\n  }\n}\nquorum {\n  provider: corosync_votequorum\n  two_node: 1\n}\n";
+        let facts = Facts { nodes: vec![node("a", None, Some(cc)), node("b", None, Some(cc))], ..Default::default() };
+        let cx = Context::new(&facts);
+        assert_eq!(cx.stack, Stack::Corosync);
+        assert!(cx.cman.is_none());
+        assert_eq!(cx.corosync.as_ref().map(|c| c.path.as_str()), Some("corosync.conf"));
+        assert_eq!(cx.cluster_name(), Some("pve"));
+        // one cluster.conf anywhere makes it a cman cluster
+        let facts = Facts { nodes: vec![node("a", Some(cluster_conf(1)), Some(cc)), node("b", None, Some(cc))], ..Default::default() };
+        let cx = Context::new(&facts);
+        assert_eq!(cx.stack, Stack::Cman);
+        assert!(cx.corosync.is_none());
+    }
 }
