@@ -8,7 +8,7 @@
 //!   gate, qdevice, arbiter, drbd, services), listed in [`checks::AREAS`]. Each finding has a
 //!   stable check id, a severity, the node, the evidence seen and the fix. A new area is a new
 //!   file there (see [`checks`] for how).
-//! * [`render`]: the human table (`--json` prints the findings as they are).
+//! * [`render`]: the human table and the `--json` document.
 //!
 //! [`diagnose`] runs every check area on the facts; [`exit_code`] turns the outcome into the
 //! command's exit code. The heuristics the checks rest on are documented in the area that uses
@@ -18,15 +18,14 @@ pub mod facts;
 pub mod gather;
 pub mod render;
 
-pub use checks::arbiter::{cert_info, date_of, CERT_WARN_DAYS};
-pub use checks::gate::{gate_layout, gate_of_cluster_conf, is_gate, without_gate, GateConf, GateLayout, GATE_AGENT};
 pub use checks::{Finding, Severity};
 pub use facts::qdevice;
 pub use facts::{ArbiterFacts, CertFacts, Facts, GateMonitor, GateProbe, GuestConf, NodeFacts};
-pub use gather::gate::{gate_monitor, probe_gate};
-pub use gather::node::gather_qdevice;
 pub use gather::{gather, GatherOptions, DEFAULT_COROSYNC};
 pub use render::render;
+// the gate as doctor finds it, for `quorum status`
+pub use checks::gate::{gate_of_cluster_conf, GateConf, GateLayout, GATE_AGENT};
+pub use gather::gate::probe_gate;
 
 /// The pure core: facts in, findings out (sorted: errors first, then by check).
 pub fn diagnose(facts: &Facts) -> Vec<Finding> {

@@ -1,5 +1,6 @@
-//! The findings for people: one table row per finding (severity, check, node, evidence), the
-//! fix under it, and the counts. (`--json` prints the findings themselves: `src/cli/doctor.rs`.)
+//! The findings as `twonode doctor` prints them: for people a table (one row per finding:
+//! severity, check, node, evidence; the fix under it; the counts), for `--json` the findings
+//! themselves with the exit code and the counts.
 use super::checks::{Finding, Severity};
 
 /// Human table.
@@ -21,4 +22,14 @@ pub fn render(findings: &[Finding]) -> String {
         count(Severity::Ok)
     ));
     s
+}
+
+/// The `--json` document: `{"findings": [...], "exit_code": N, "errors": N, "warnings": N}`.
+pub fn json(findings: &[Finding], exit_code: i32) -> serde_json::Value {
+    serde_json::json!({
+        "findings": findings,
+        "exit_code": exit_code,
+        "errors": findings.iter().filter(|x| x.severity == Severity::Error).count(),
+        "warnings": findings.iter().filter(|x| x.severity == Severity::Warning).count(),
+    })
 }

@@ -2,6 +2,13 @@
 //! (`fence.race`: the arbiter gate, a quorum disk or quorum device, a static delay, nothing) and
 //! every fence device answering a status query (`fence.device`, from `gather::fence`). The gate
 //! devices are left out here: the gate area checks them as the arbiter.
+//!
+//! What counts as race protection (best effort):
+//! * cman: the arbiter gate (`agent="fence_twonode_arbiter"` first in every method, see GATE.md)
+//!   or a quorum disk with two_node="0" protect; a static delay is a weak protection (warning);
+//!   nothing under two_node="1" is an error.
+//! * corosync: a quorum device protects (stonith needs quorum); two_node without one is a warning
+//!   (pcmk delays in the CIB are not read).
 use super::gate::{gate_layout, without_gate, GateLayout};
 use super::{CmanConf, Context, CorosyncCluster, Finding, Severity};
 use crate::fence::spec::{FenceTarget, Timing};

@@ -67,7 +67,8 @@ pub const AREAS: &[Area] = &[
     Area { name: "services", check: services::check },
 ];
 
-/// Which cluster stack the nodes run.
+/// Which cluster stack the nodes run: corosync when no reachable node has a cluster.conf but one
+/// has a corosync.conf (its quorum device state is then gathered and checked: [`qdevice`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stack {
     /// cman / rgmanager: cluster.conf.

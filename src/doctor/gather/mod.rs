@@ -3,6 +3,10 @@
 //! probed and each node's gate agent run ([`gate`]), the arbiter is contacted ([`arbiter`]).
 //! Nothing here judges: a failure is written into the facts (`*_error`, `unreachable`) for the
 //! checks to report.
+//!
+//! A new check area that needs more from each node adds a `read_AREA` step to
+//! [`node::gather_node`] (or a file here when it is more than a few commands) filling its
+//! optional facts struct; facts from elsewhere are gathered in [`gather`].
 use super::facts::{CertFacts, Facts};
 use crate::clusterconf::model::Model;
 use crate::host::Host;
@@ -13,7 +17,6 @@ pub mod arbiter;
 pub mod fence;
 pub mod gate;
 pub mod node;
-
 
 /// What to gather and where.
 pub struct GatherOptions<'a> {
