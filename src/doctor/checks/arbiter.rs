@@ -16,6 +16,7 @@ pub fn check(cx: &Context) -> Vec<Finding> {
     out
 }
 
+/// The arbiter contacted directly (`facts.arbiter`): reachable, hold, leases, clients, view.
 fn arbiter_checks(cx: &Context, out: &mut Vec<Finding>) {
     let facts = cx.facts;
     let Some(a) = &facts.arbiter else {

@@ -66,6 +66,7 @@ pub fn newest_corosync(facts: &Facts) -> Option<CorosyncCluster> {
     parsed.into_iter().next().map(|x| x.1)
 }
 
+/// cluster.conf on each reachable node: readable, valid; the same on every node.
 fn cluster_conf_checks(facts: &Facts, out: &mut Vec<Finding>) {
     let mut versions: Vec<(String, Option<u64>, &[u8])> = Vec::new();
     for n in facts.reachable() {
@@ -144,6 +145,7 @@ fn cluster_conf_checks(facts: &Facts, out: &mut Vec<Finding>) {
     }
 }
 
+/// Each `--node` name is a `<clusternode>` (the other checks match nodes by it).
 fn node_name_checks(facts: &Facts, c: &CmanConf, out: &mut Vec<Finding>) {
     let names = c.node_names();
     for n in &facts.nodes {
@@ -170,6 +172,7 @@ fn render_diags(rep: &validate::Report, path: &str, sev: Severity) -> String {
         .join("; ")
 }
 
+/// corosync.conf on each reachable node: present, valid; the same on every node.
 fn corosync_conf_checks(facts: &Facts, out: &mut Vec<Finding>) {
     let mut versions: Vec<(String, Option<u64>, &str)> = Vec::new();
     for n in facts.reachable() {

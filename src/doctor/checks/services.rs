@@ -36,6 +36,7 @@ struct Service {
     drbd: BTreeSet<String>,
 }
 
+/// Every element under `id`, depth first.
 fn descendants(doc: &Document, id: NodeId, out: &mut Vec<NodeId>) {
     for c in doc.child_elements(id) {
         out.push(c);
@@ -43,10 +44,12 @@ fn descendants(doc: &Document, id: NodeId, out: &mut Vec<NodeId>) {
     }
 }
 
+/// The main section of a guest config (before its first `[snapshot]`).
 fn guest_main(text: &str) -> impl Iterator<Item = &str> {
     text.lines().take_while(|l| !l.trim_start().starts_with('['))
 }
 
+/// (vmid, node) of a guest config path.
 fn guest_id_of(path: &str) -> Option<(String, String)> {
     // .../nodes/NODE/qemu-server/100.conf
     let p = Path::new(path);
@@ -56,12 +59,13 @@ fn guest_id_of(path: &str) -> Option<(String, String)> {
     Some((vmid, node))
 }
 
+/// A guest config key that names a disk (`virtio0`, `scsi1`, `mp0`, `rootfs`, ...).
 fn disk_key(k: &str) -> bool {
     let base = k.trim_end_matches(|c: char| c.is_ascii_digit());
     matches!(base, "ide" | "sata" | "scsi" | "virtio" | "efidisk" | "tpmstate" | "mp" | "rootfs")
 }
 
-/// DRBD resources a guest config uses (see the module doc for the heuristic).
+/// DRBD resources a guest config uses (the heuristic is in the module doc).
 fn guest_drbd(text: &str, configs: &[ResourceConfig]) -> BTreeSet<String> {
     let mut used = BTreeSet::new();
     for line in guest_main(text) {
@@ -94,6 +98,8 @@ fn guest_drbd(text: &str, configs: &[ResourceConfig]) -> BTreeSet<String> {
 /// Failover domains by name: (restricted, nodes).
 type Domains = BTreeMap<String, (bool, Vec<String>)>;
 
+/// The HA services of cluster.conf's `<rm>` with the DRBD resources each uses, and the
+/// failover domains.
 fn services(c: &CmanConf, facts: &Facts, configs: &[ResourceConfig]) -> (Vec<Service>, Domains) {
     let doc = &c.doc;
     let mut domains: Domains = BTreeMap::new();
@@ -140,6 +146,7 @@ fn services(c: &CmanConf, facts: &Facts, configs: &[ResourceConfig]) -> (Vec<Ser
     (out, domains)
 }
 
+/// `ha.drbd-coherence`: each node a service may run on has the DRBD resources it uses.
 fn service_checks(cx: &Context, c: &CmanConf, out: &mut Vec<Finding>) {
     let facts = cx.facts;
     let all_configs: Vec<ResourceConfig> = facts.nodes.iter().flat_map(|n| n.drbd_configs.iter().flatten().cloned()).collect();
@@ -178,6 +185,7 @@ fn service_checks(cx: &Context, c: &CmanConf, out: &mut Vec<Finding>) {
     }
 }
 
+/// `guest.lock`: a guest config with a `lock:` in its main section (once per file).
 fn lock_checks(facts: &Facts, out: &mut Vec<Finding>) {
     let mut seen = BTreeSet::new();
     for n in &facts.nodes {
