@@ -95,12 +95,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32> {
     let findings = doctor::diagnose(&facts);
     let code = doctor::exit_code(&facts, &findings);
     if g.json {
-        crate::util::print_json(&serde_json::json!({
-            "findings": findings,
-            "exit_code": code,
-            "errors": findings.iter().filter(|x| x.severity == crate::diag::Severity::Error).count(),
-            "warnings": findings.iter().filter(|x| x.severity == crate::diag::Severity::Warning).count(),
-        }))?;
+        crate::util::print_json(&doctor::render::json(&findings, code))?;
     } else {
         print!("{}", doctor::render(&findings));
     }
