@@ -51,6 +51,8 @@ pub enum DriverKind {
     Ipmi,
     Ribcl,
     Redfish,
+    /// Switched PDU outlet over SNMP (fence_apc_snmp's devices).
+    ApcSnmp,
     External,
 }
 
@@ -61,9 +63,10 @@ pub fn driver_kind(dev: &DeviceSpec) -> Result<DriverKind, PowerError> {
             "ipmi" | "ipmilan" | "lanplus" => Ok(DriverKind::Ipmi),
             "ribcl" | "ilo" => Ok(DriverKind::Ribcl),
             "redfish" => Ok(DriverKind::Redfish),
+            "apc_snmp" | "snmp" | "pdu" => Ok(DriverKind::ApcSnmp),
             "external" | "agent" => Ok(DriverKind::External),
             other => Err(PowerError::Config(format!(
-                "device {}: twonode_driver=\"{other}\" is not one of ipmi, ribcl, redfish, external",
+                "device {}: twonode_driver=\"{other}\" is not one of ipmi, ribcl, redfish, apc_snmp, external",
                 dev.name
             ))),
         };
@@ -75,6 +78,7 @@ pub fn driver_kind(dev: &DeviceSpec) -> Result<DriverKind, PowerError> {
         | "fence_ipmilanplus" => DriverKind::Ipmi,
         "fence_ilo" | "fence_ilo2" => DriverKind::Ribcl,
         "fence_redfish" => DriverKind::Redfish,
+        "fence_apc_snmp" | "fence_tripplite_snmp" => DriverKind::ApcSnmp,
         "" => {
             return Err(PowerError::Config(format!(
                 "device {}: no agent= (and no twonode_driver=): cannot tell how to drive it",
@@ -950,6 +954,8 @@ mod tests {
         }
         assert_eq!(k("fence_redfish", None), DriverKind::Redfish);
         assert_eq!(k("fence_apc", None), DriverKind::External);
+        assert_eq!(k("fence_apc_snmp", None), DriverKind::ApcSnmp);
+        assert_eq!(k("fence_apc_snmp", Some("external")), DriverKind::External);
         assert_eq!(k("/usr/sbin/fence_ipmilan", None), DriverKind::Ipmi);
         assert_eq!(k("fence_ipmilan", Some("external")), DriverKind::External);
         assert!(driver_kind(&DeviceSpec::new("x", vec![("twonode_driver".to_string(), "foo".to_string())])).is_err());

@@ -13,3 +13,5 @@ pub mod ribcl;
 pub mod tls;
 pub mod redfish;
 pub mod gate;
+pub mod snmp;
+pub mod apc_snmp;

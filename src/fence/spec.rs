@@ -33,7 +33,7 @@ pub struct FenceTarget {
 }
 
 /// Parameter keys whose values are secrets (never logged, never in argv).
-pub const SECRET_KEYS: &[&str] = &["passwd", "password", "snmp_priv_passwd", "kg"];
+pub const SECRET_KEYS: &[&str] = &["passwd", "password", "snmp_priv_passwd", "kg", "community"];
 
 pub fn normalise_key(k: &str) -> String {
     k.trim().to_ascii_lowercase().replace('-', "_")
