@@ -259,7 +259,7 @@ pub fn validate(dev: &DeviceSpec) -> Result<(), String> {
         }
         DriverKind::Ribcl => super::ribcl::RibclDevice::from_params(&dev.params).map(|_| ()).map_err(|e| e.to_string()),
         DriverKind::Redfish => super::redfish::RedfishDevice::from_params(&dev.params).map(|_| ()).map_err(|e| e.to_string()),
-        DriverKind::ApcSnmp => super::apc_snmp::ApcSnmpDevice::from_params(&dev.params).map(|_| ()).map_err(|e| e.to_string()),
+        DriverKind::Snmp => super::apc_snmp::ApcSnmpDevice::from_params(&dev.params).map(|_| ()).map_err(|e| e.to_string()),
         DriverKind::External => super::external::find_agent(dev.agent()).map(|_| ()).map_err(|e| e.to_string()),
     }
 }

@@ -62,7 +62,7 @@ impl DeviceOpener for RealOpener {
             DriverKind::External => Ok(Box::new(ExternalAgent::new(dev, timing)?)),
             DriverKind::Ribcl => Ok(Box::new(super::ribcl::RibclDevice::from_params(&with_timing(dev, timing))?)),
             DriverKind::Redfish => Ok(Box::new(super::redfish::RedfishDevice::from_params(&with_timing(dev, timing))?)),
-            DriverKind::ApcSnmp => Ok(Box::new(super::apc_snmp::ApcSnmpDevice::from_params(&with_timing(dev, timing))?)),
+            DriverKind::Snmp => Ok(Box::new(super::apc_snmp::ApcSnmpDevice::from_params(&with_timing(dev, timing))?)),
         }
     }
 }

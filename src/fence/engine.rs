@@ -51,8 +51,8 @@ pub enum DriverKind {
     Ipmi,
     Ribcl,
     Redfish,
-    /// Switched PDU outlet over SNMP (fence_apc_snmp's devices).
-    ApcSnmp,
+    /// Switched PDU outlet over SNMP (fence_apc_snmp's devices, `apc_snmp.rs`).
+    Snmp,
     External,
 }
 
@@ -63,10 +63,10 @@ pub fn driver_kind(dev: &DeviceSpec) -> Result<DriverKind, PowerError> {
             "ipmi" | "ipmilan" | "lanplus" => Ok(DriverKind::Ipmi),
             "ribcl" | "ilo" => Ok(DriverKind::Ribcl),
             "redfish" => Ok(DriverKind::Redfish),
-            "apc_snmp" | "snmp" | "pdu" => Ok(DriverKind::ApcSnmp),
+            "apc_snmp" | "snmp" | "pdu" => Ok(DriverKind::Snmp),
             "external" | "agent" => Ok(DriverKind::External),
             other => Err(PowerError::Config(format!(
-                "device {}: twonode_driver=\"{other}\" is not one of ipmi, ribcl, redfish, apc_snmp, external",
+                "device {}: twonode_driver=\"{other}\" is not one of ipmi, ribcl, redfish, snmp, external",
                 dev.name
             ))),
         };
@@ -78,7 +78,7 @@ pub fn driver_kind(dev: &DeviceSpec) -> Result<DriverKind, PowerError> {
         | "fence_ipmilanplus" => DriverKind::Ipmi,
         "fence_ilo" | "fence_ilo2" => DriverKind::Ribcl,
         "fence_redfish" => DriverKind::Redfish,
-        "fence_apc_snmp" | "fence_tripplite_snmp" => DriverKind::ApcSnmp,
+        "fence_apc_snmp" | "fence_tripplite_snmp" => DriverKind::Snmp,
         "" => {
             return Err(PowerError::Config(format!(
                 "device {}: no agent= (and no twonode_driver=): cannot tell how to drive it",
@@ -954,7 +954,7 @@ mod tests {
         }
         assert_eq!(k("fence_redfish", None), DriverKind::Redfish);
         assert_eq!(k("fence_apc", None), DriverKind::External);
-        assert_eq!(k("fence_apc_snmp", None), DriverKind::ApcSnmp);
+        assert_eq!(k("fence_apc_snmp", None), DriverKind::Snmp);
         assert_eq!(k("fence_apc_snmp", Some("external")), DriverKind::External);
         assert_eq!(k("/usr/sbin/fence_ipmilan", None), DriverKind::Ipmi);
         assert_eq!(k("fence_ipmilan", Some("external")), DriverKind::External);

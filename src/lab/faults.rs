@@ -11,7 +11,7 @@ pub fn scenarios() -> Vec<Scenario> {
                     the node it fences fails. With one fence method per node, fenced then retries forever and the \
                     cluster's services stay frozen. Rehearse it: find the dead device with `fence test`, see the \
                     failed fencing, and add a second method (a switched PDU) so fencing no longer depends on the BMC.",
-            needs: &[],
+            needs: &["snmpsim"],
             steps: dead_bmc,
         },
         Scenario {
@@ -110,20 +110,31 @@ fn dead_bmc() -> Vec<Step> {
         ),
         Step::narrate(
             "The fix: a second fence method that does not depend on node2's BMC. A switched PDU cuts node2's \
-             power at the outlet: on real hardware e.g. `--agent fence_apc_snmp ipaddr=pdu1 port=4` (outlet 4), \
-             password on stdin. In the lab, fence-agents' own fence_dummy stands in for the PDU: its status file is \
-             node2's power state. fenced tries methods in order, so the PDU is used only when the iLO fails.",
+             power at the outlet. The lab has one: an APC AP7900 switched rack PDU spoken to over SNMP (simulated by \
+             snmpsim from fixtures/pdu), the device fence_apc_snmp drives. node2 has two power supplies, on outlets 3 \
+             and 4 (named node2-psu1 and node2-psu2): both must be off before either is switched on again, or node2 \
+             keeps running on the other supply. fenced tries methods in order, so the PDU is used only when the iLO \
+             fails.",
         ),
         Step::new(
-            "Add the PDU as a fence device",
-            "Staged in cluster.conf.new with config_version+1, like every edit.",
-            &format!("conf device add pdu-node2 --agent fence_dummy type=file status_file=$LAB/ilo-node2/power {F}"),
+            "Add the PDU as a fence device (its SNMP community on stdin)",
+            "The community is the PDU's password: kept out of argv, shown as ******** everywhere. Staged in \
+             cluster.conf.new with config_version+1, like every edit.",
+            &format!("conf device add pdu1 --agent fence_apc_snmp ipaddr=127.0.0.1 ipport=$PDU_PORT snmp_version=2c --secret-stdin community {F}"),
+            0,
+        )
+        .stdin(&format!("{}\n", super::pdu_sim::COMMUNITY))
+        .before(|lab| lab.start_pdu()),
+        Step::new(
+            "Bind node2's first power supply to it, as a second method",
+            "Methods are tried in order: the iLO first (it can also power node2 back on cleanly), then the PDU.",
+            &format!("conf bind node2 pdu1 port=node2-psu1 --method pdu {F}"),
             0,
         ),
         Step::new(
-            "Bind node2 to it as a second method",
-            "Methods are tried in order: the iLO first (it can also power node2 back on cleanly), then the PDU.",
-            &format!("conf bind node2 pdu-node2 --method pdu {F}"),
+            "And node2's second power supply, in the same method",
+            "Two devices in one method: both outlets are switched off and confirmed off before either is switched on.",
+            &format!("conf bind node2 pdu1 port=node2-psu2 --method pdu {F}"),
             0,
         ),
         Step::new(
@@ -134,11 +145,12 @@ fn dead_bmc() -> Vec<Step> {
         ),
         Step::new(
             "Fence node2 again",
-            "The iLO method fails as before; the PDU method powers node2 off, confirms it, and powers it on again.",
+            "The iLO method fails as before; the PDU method switches both outlets off, confirms them off, and \
+             switches them on again.",
             &format!("fence node2 --action reboot --yes {F}"),
             0,
         )
-        .after(observe),
+        .after(pdu_observe),
         Step::new(
             "What fence test says now",
             "Still exit 1: the dead iLO must be repaired, but fencing node2 no longer depends on it, and the \
@@ -156,6 +168,11 @@ fn dead_bmc() -> Vec<Step> {
         .before(|lab| lab.start_bmc("node2"))
         .after(observe),
     ]
+}
+
+/// Power states, and the outlets the PDU switched (from its log), in order.
+fn pdu_observe(lab: &super::rig::Lab) -> anyhow::Result<String> {
+    Ok(format!("{}\nPDU outlets switched ($LAB/pdu/sets.log): {}", lab.observe_power()?, lab.pdu_switches().join(", ")))
 }
 
 fn no_power_on() -> Vec<Step> {

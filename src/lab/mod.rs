@@ -3,6 +3,7 @@ pub mod demo;
 pub mod drbd_sim;
 pub mod faults;
 pub mod ilo_sim;
+pub mod pdu_sim;
 pub mod rig;
 pub mod scenario;
 pub mod services;

@@ -4,6 +4,7 @@
 //! `super::services`). Everything listens on 127.0.0.1 on ports chosen at start, and stops when
 //! the `Lab` is dropped. Scenarios use the accessors here to inject faults and observe state.
 use super::ilo_sim::{IloSim, IloSimConfig, Profile};
+use super::pdu_sim::PduSim;
 use super::services::{self, Arbiter, DrbdNodes, IpmiBmc};
 use anyhow::{bail, Context};
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ pub struct Lab {
     /// node2's iLO port.
     pub ilo_port: u16,
     ilo: Mutex<Option<IloSim>>,
+    /// The switched PDU's UDP port (reserved at start; the PDU runs once `start_pdu` is called).
+    pub pdu_port: u16,
+    pdu: Mutex<Option<PduSim>>,
     pub arbiter: Option<Arbiter>,
     pub drbd: Option<DrbdNodes>,
     /// What could not be started, and what that means (printed before the first step).
@@ -119,7 +123,19 @@ impl Lab {
         } else {
             None
         };
-        Ok(Lab { dir, ipmi_port, ipmi: Mutex::new(ipmi), ilo_port, ilo: Mutex::new(Some(ilo)), arbiter, drbd, notes })
+        let pdu_port = super::pdu_sim::free_port().context("reserving a port for the PDU")?;
+        Ok(Lab {
+            dir,
+            ipmi_port,
+            ipmi: Mutex::new(ipmi),
+            ilo_port,
+            ilo: Mutex::new(Some(ilo)),
+            pdu_port,
+            pdu: Mutex::new(None),
+            arbiter,
+            drbd,
+            notes,
+        })
     }
 
     /// Is the program a scenario needs available here (and its part of the lab running)?
@@ -129,6 +145,7 @@ impl Lab {
             "sshd" => self.drbd.as_ref().map(|d| d.over_ssh()).unwrap_or(false),
             "drbdadm" => self.drbd.is_some(),
             "arbiter" => self.arbiter.is_some(),
+            "snmpsim" => services::have(super::pdu_sim::PROGRAM),
             other => services::have(other),
         }
     }
@@ -138,7 +155,8 @@ impl Lab {
         let mut s = arg
             .replace("$LAB", &self.dir.to_string_lossy())
             .replace("$IPMI_PORT", &self.ipmi_port.unwrap_or(623).to_string())
-            .replace("$ILO_PORT", &self.ilo_port.to_string());
+            .replace("$ILO_PORT", &self.ilo_port.to_string())
+            .replace("$PDU_PORT", &self.pdu_port.to_string());
         if let Some(a) = &self.arbiter {
             s = s.replace("$ARBITER_PORT", &a.port.to_string());
         }
@@ -182,7 +200,7 @@ impl Lab {
     /// Undo `expand` in output, for logs that compare across runs.
     pub fn placeholders(&self, text: &str) -> String {
         let mut t = text.replace(&*self.dir.to_string_lossy(), "$LAB");
-        let mut ports: Vec<(u16, String)> = vec![(self.ilo_port, "$ILO_PORT".into())];
+        let mut ports: Vec<(u16, String)> = vec![(self.ilo_port, "$ILO_PORT".into()), (self.pdu_port, "$PDU_PORT".into())];
         if let Some(p) = self.ipmi_port {
             ports.push((p, "$IPMI_PORT".into()));
         }
@@ -312,6 +330,26 @@ impl Lab {
             parts.push(format!("{n} {} ({bmc})", if self.power_on(n)? { "on" } else { "off" }));
         }
         Ok(parts.join(", "))
+    }
+
+    /// Start the switched PDU (snmpsim) on `pdu_port`: node2's power supplies on outlets 3 and 4
+    /// (node2-psu1, node2-psu2), fed into node2's power state. Does nothing if it runs.
+    pub fn start_pdu(&self) -> anyhow::Result<()> {
+        let mut g = self.pdu.lock().map_err(|_| anyhow::anyhow!("lab lock poisoned"))?;
+        if g.is_none() {
+            let power = self.dir.join("ilo-node2").join("power");
+            *g = Some(PduSim::start(&self.dir.join("pdu"), self.pdu_port, &power, &[3, 4]).context("starting the lab's PDU")?);
+        }
+        Ok(())
+    }
+
+    pub fn pdu_running(&self) -> bool {
+        self.pdu.lock().map(|p| p.is_some()).unwrap_or(false)
+    }
+
+    /// The PDU's outlet switches so far ("3 off", ...), from its log.
+    pub fn pdu_switches(&self) -> Vec<String> {
+        self.pdu.lock().ok().and_then(|p| p.as_ref().map(|p| p.switches())).unwrap_or_default()
     }
 
     /// Stop the arbiter (as if its host died).

@@ -14,6 +14,13 @@ pub fn describe(lab: &Lab) -> String {
         None => s.push_str("  node1 BMC      not running (ipmi_sim is not installed)\n"),
     }
     s.push_str(&format!("  node2 BMC      HP iLO 2, RIBCL over TLS (twonode's simulator)  127.0.0.1:{}  login admin, password secret\n", lab.ilo_port));
+    if lab.pdu_running() {
+        s.push_str(&format!(
+            "  PDU            APC AP7900 switched PDU over SNMP (snmpsim)  127.0.0.1:{}/udp  community {}; node2's power supplies on outlets 3, 4 (node2-psu1, node2-psu2)\n",
+            lab.pdu_port,
+            super::pdu_sim::COMMUNITY
+        ));
+    }
     if let Some(a) = &lab.arbiter {
         s.push_str(&format!(
             "  arbiter        twonode arbiter serve  127.0.0.1:{}  (TLS; CA and node certificate in {})\n",
@@ -45,6 +52,13 @@ pub fn describe(lab: &Lab) -> String {
     s.push_str(&format!("  twonode fence node2 --action status {f}\n"));
     s.push_str(&format!("  twonode fence node2 --action reboot --yes {f}\n"));
     s.push_str(&format!("  twonode conf show {f}\n"));
+    if lab.pdu_running() {
+        s.push_str(&format!(
+            "  echo {} | twonode conf device add pdu1 --agent fence_apc_snmp ipaddr=127.0.0.1 ipport={} --secret-stdin community {f}   (then: twonode conf bind node2 pdu1 port=node2-psu1 --method pdu; again with port=node2-psu2 --append)\n",
+            super::pdu_sim::COMMUNITY,
+            lab.pdu_port
+        ));
+    }
     if let Some(dn) = &lab.drbd {
         let nodes = dn.node_args().join(" ");
         s.push_str(&format!("  twonode drbd status r0 {nodes}\n"));
@@ -73,13 +87,17 @@ pub fn run(dir: Option<PathBuf>, json: bool) -> anyhow::Result<i32> {
         }
     };
     super::rig::fresh_dir(&dir)?;
-    let lab = Lab::start(dir, LabOptions::full())?;
+    let mut lab = Lab::start(dir, LabOptions::full())?;
+    if let Err(e) = lab.start_pdu() {
+        lab.notes.push(format!("the switched PDU is not running: {e:#}"));
+    }
     if json {
         let v = serde_json::json!({
             "dir": lab.dir,
             "cluster_conf": lab.dir.join("cluster.conf"),
             "ipmi_port": lab.ipmi_port,
             "ilo_port": lab.ilo_port,
+            "pdu_port": lab.pdu_running().then_some(lab.pdu_port),
             "arbiter_port": lab.arbiter.as_ref().map(|a| a.port),
             "arbiter_status_socket": lab.arbiter.as_ref().map(|a| a.status_socket.clone()),
             "drbd_nodes": lab.drbd.as_ref().map(|d| d.node_args()),
