@@ -67,7 +67,7 @@ impl Client {
         let addrs: Vec<SocketAddr> = (cfg.host.as_str(), cfg.port)
             .to_socket_addrs()
             .map_err(|e| SnmpError::Address(format!("cannot resolve {}: {e}", cfg.host)))?
-            .filter(|a| !(cfg.inet4_only && a.is_ipv6()) && !(cfg.inet6_only && a.is_ipv4()))
+            .filter(|a| if a.is_ipv4() { !cfg.inet6_only } else { !cfg.inet4_only })
             .collect();
         let peer = *addrs.first().ok_or_else(|| SnmpError::Address(format!("{} has no usable address", cfg.host)))?;
         let bind: SocketAddr = if peer.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };

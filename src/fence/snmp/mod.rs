@@ -417,7 +417,7 @@ fn decode_value(tag: u8, c: &[u8]) -> Result<Value, String> {
         0x05 => Value::Null,
         0x06 => Value::Oid(decode_oid(c).ok_or_else(|| bad("OBJECT IDENTIFIER"))?),
         0x40 => Value::IpAddress(c.try_into().map_err(|_| bad("IpAddress"))?),
-        0x41 | 0x42 | 0x43 => {
+        0x41..=0x43 => {
             let v = decode_uint(c).and_then(|v| u32::try_from(v).ok()).ok_or_else(|| bad("32-bit counter"))?;
             match tag {
                 0x41 => Value::Counter32(v),
@@ -550,6 +550,32 @@ mod tests {
         assert!(Oid::parse("1.3.x").is_err());
         assert!(Oid::parse("3.1").is_err());
         assert!(oid("1.3.6.1.4.1.318.1.1.12.3.5.1.1.2.4").starts_with(&oid("1.3.6.1.4.1.318.1.1.12.3.5.1.1.2")));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_without_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = decode_message(&bytes);
+        }
+
+        #[test]
+        fn requests_round_trip(
+            rid in proptest::prelude::any::<i32>(),
+            v in proptest::prelude::any::<i64>(),
+            first in 0u32..3,
+            second in 0u32..40,
+            rest in proptest::collection::vec(proptest::prelude::any::<u32>(), 0..12),
+            community in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let mut arcs = vec![first, second];
+            arcs.extend(rest);
+            let m = Message {
+                version: Version::V1,
+                community,
+                pdu: Pdu { kind: PduKind::Set, request_id: rid, error_status: 0, error_index: 0, varbinds: vec![(Oid(arcs), Value::Integer(v))] },
+            };
+            proptest::prop_assert_eq!(decode_message(&encode_message(&m)).unwrap(), m);
+        }
     }
 
     #[test]
