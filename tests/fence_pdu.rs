@@ -53,13 +53,21 @@ fn pdu_available() -> bool {
 
 impl PduSim {
     fn start() -> PduSim {
+        Self::start_as(None)
+    }
+
+    /// Start with another sysObjectID than the AP7900's (another APC device type).
+    fn start_as(sys_object_id: Option<&str>) -> PduSim {
+        let mut recording = std::fs::read_to_string(fixtures().join("apc-ap7900.snmprec")).unwrap();
+        if let Some(id) = sys_object_id {
+            recording = recording.replace("1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.318.1.3.4.5", &format!("1.3.6.1.2.1.1.2.0|6|{id}"));
+        }
         let mut last = String::new();
         for _ in 0..3 {
             let dir = tempfile::tempdir().unwrap();
             std::fs::create_dir_all(dir.path().join("data")).unwrap();
             std::fs::create_dir_all(dir.path().join("cache")).unwrap();
-            std::fs::copy(fixtures().join("apc-ap7900.snmprec"), dir.path().join(format!("data/{COMMUNITY}.snmprec")))
-                .unwrap();
+            std::fs::write(dir.path().join(format!("data/{COMMUNITY}.snmprec")), &recording).unwrap();
             let port = free_udp_port();
             let log = std::fs::File::create(dir.path().join("snmpsim.out")).unwrap();
             let child = Command::new("snmpsim-command-responder")
@@ -255,6 +263,29 @@ fn native_driver_status_off_on_verified_by_snmpget_and_fence_apc_snmp() {
     assert_eq!(sim.outlet(3), PowerState::On);
 }
 
+#[test]
+fn other_apc_device_types_native_agrees_with_fence_apc_snmp() {
+    if !pdu_available() {
+        return;
+    }
+    // 318.1.3.4.6: MasterSwitch with 6.x firmware (status sPDUOutletCtl, control rPDU command);
+    // an unknown sysObjectID: fence_apc_snmp's fallback, the old MasterSwitch table (sPDUOutletCtl)
+    for (id, kind) in [("1.3.6.1.4.1.318.1.3.4.6", "APC MasterSwitch, firmware 6.x"), ("1.3.6.1.4.1.318.1.3.4.99", "APC MasterSwitch (sPDUOutletCtl)")] {
+        let sim = PduSim::start_as(Some(id));
+        let mut dev = ApcSnmpDevice::from_params(&params(&sim, &[("port", "node1-psu2")])).unwrap();
+        dev.connect().unwrap();
+        assert_eq!(dev.profile().map(|p| p.name), Some(kind));
+        assert_eq!(dev.outlet(), Some(Outlet { switch: 1, port: 2 }));
+        dev.power_off().unwrap();
+        assert_eq!(sim.outlet(2), PowerState::Off);
+        let (code, out) = fence_apc_snmp(&sim, COMMUNITY, "port=node1-psu2\naction=status\n");
+        assert_eq!((code, out.trim()), (2, "Status: OFF"), "{kind}");
+        let (code, out) = fence_apc_snmp(&sim, COMMUNITY, "port=2\naction=on\n");
+        assert_eq!(code, 0, "{kind}: {out}");
+        assert_eq!(dev.status().unwrap(), PowerState::On, "{kind}");
+    }
+}
+
 /// cluster.conf: node2 has two power supplies on PDU outlets 3 and 4, one method with both.
 fn dual_psu_conf(sim: &PduSim, extra: &str) -> String {
     format!(
@@ -332,6 +363,15 @@ fn dual_psu_reboot(extra: &str) {
     let r = fence("on");
     assert_eq!(r.code, 0, "on: {}{}", r.stdout, r.stderr);
     assert_eq!((sim.outlet(3), sim.outlet(4)), (PowerState::On, PowerState::On));
+
+    // a cycle reboot asked for: not with two power supplies (each outlet's off time need not overlap)
+    sim.clear_sets();
+    let r = twonode(
+        &["fence", "node2", "--action", "reboot", "--method", "cycle", "--file", &conf, "--audit-log", &audit, "--yes"],
+        None,
+    );
+    assert_eq!(r.code, 0, "reboot --method cycle: {}{}", r.stdout, r.stderr);
+    assert_eq!(off_on(&sim.sets()), vec![(3, "off"), (4, "off"), (3, "on"), (4, "on")], "{}", r.stdout);
 
     // the community is a secret: not in twonode's output nor its audit log
     let log = std::fs::read_to_string(&audit).unwrap_or_default();

@@ -563,13 +563,21 @@ impl<'a> Engine<'a> {
                     continue;
                 }
             };
-            let reboot_method = opts.reboot_method.unwrap_or_else(|| {
+            let mut reboot_method = opts.reboot_method.unwrap_or_else(|| {
                 if real.iter().any(|d| d.get(&["method"]).map(|v| v.eq_ignore_ascii_case("cycle")) == Some(true)) {
                     RebootMethod::Cycle
                 } else {
                     RebootMethod::Onoff
                 }
             });
+            // Several devices (power supplies) cycled one after the other need never be off at the
+            // same time: the machine keeps running. Only off/on guarantees all off before any on.
+            if action == Action::Reboot && reboot_method == RebootMethod::Cycle && devs.len() > 1 {
+                let t0 = self.clock.now();
+                let note = format!("cycle not used with {} devices in one method: all off before any on", devs.len());
+                self.record(&mname, "", "onoff", t0, Ok(note));
+                reboot_method = RebootMethod::Onoff;
+            }
             report.reboot_method = reboot_method;
             let result: Result<Verdict, PowerError> = match action {
                 Action::Status => {
@@ -688,8 +696,9 @@ pub fn plan(target: &FenceTarget, action: Action, opts: &RunOptions) -> Vec<Stri
             })
             .collect();
         let head = if i == 0 { "method".to_string() } else { "if that fails, method".to_string() };
-        let cycle = opts.reboot_method == Some(RebootMethod::Cycle)
-            || m.devices.iter().any(|d| d.get(&["method"]).map(|v| v.eq_ignore_ascii_case("cycle")) == Some(true));
+        let cycle = (opts.reboot_method == Some(RebootMethod::Cycle)
+            || m.devices.iter().any(|d| d.get(&["method"]).map(|v| v.eq_ignore_ascii_case("cycle")) == Some(true)))
+            && m.devices.iter().filter(|d| !super::gate::is_gate(d)).count() <= 1;
         let what = match action {
             Action::Status => "read status of every device (on if any is on)".to_string(),
             Action::Off => "off on every device not already off; power_wait; poll each until off (power_timeout)".into(),
@@ -912,6 +921,25 @@ mod tests {
         let t2 = target(vec![("m", vec![dev("d1", &[])])]);
         run(&mut op, &clock, &t2, Action::Reboot);
         assert_eq!(c.borrow().log.iter().filter(|s| *s == "cycle").count(), 1);
+    }
+
+    #[test]
+    fn cycle_never_used_for_several_power_supplies() {
+        let clock = SimClock::new();
+        let mut op = SimOpener::new(clock.clone());
+        let a = op.add("psu1", On);
+        let b = op.add("psu2", On);
+        let t = target(vec![("m", vec![dev("psu1", &[("method", "cycle")]), dev("psu2", &[])])]);
+        let r = run(&mut op, &clock, &t, Action::Reboot);
+        assert!(matches!(r.verdict, Verdict::Done), "{r:?}");
+        assert_eq!(r.reboot_method, RebootMethod::Onoff);
+        assert!(r.steps.iter().any(|s| s.op == "onoff" && s.result.contains("all off before any on")), "{:?}", r.steps);
+        for c in [&a, &b] {
+            assert!(c.borrow().log.iter().all(|s| s != "cycle"), "{:?}", c.borrow().log);
+            assert_eq!(c.borrow().power, On);
+        }
+        let p = plan(&t, Action::Reboot, &RunOptions { reboot_method: Some(RebootMethod::Cycle), no_delay: false });
+        assert!(p.iter().all(|l| !l.contains("cycle if on")), "{p:?}");
     }
 
     #[test]
