@@ -13,6 +13,9 @@ pub struct DeviceCheck {
     pub node: String,
     pub method: String,
     pub device: String,
+    /// The device's plug/port (a PDU outlet), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plug: Option<String>,
     pub describe: String,
     pub driver: String,
     pub reachable: bool,
@@ -102,6 +105,7 @@ pub fn check_devices(targets: &[FenceTarget], opener: &mut dyn DeviceOpener, clo
                     node: t.node.clone(),
                     method: m.name.clone(),
                     device: d.name.clone(),
+                    plug: d.plug().map(str::to_string),
                     describe: d.describe(),
                     driver: driver_kind(d).map(|k| format!("{k:?}").to_lowercase()).unwrap_or_else(|_| "?".into()),
                     reachable: false,
@@ -168,6 +172,7 @@ fn gate_check(t: &FenceTarget, method: &str, d: &super::spec::DeviceSpec, clock:
         node: t.node.clone(),
         method: method.to_string(),
         device: d.name.clone(),
+        plug: None,
         describe: format!("{} (arbiter gate {}:{})", d.name, d.address().unwrap_or("?"), d.ipport().unwrap_or("5403")),
         driver: "arbiter".into(),
         reachable: false,
@@ -403,7 +408,11 @@ pub fn table(r: &TestReport) -> String {
             "{:<12} {:<10} {:<16} {:<9} {:<6} {:<6} {:<7} {:>8.3} {:>8.3}  {}\n",
             c.node,
             c.method,
-            c.device,
+            // the outlet tells the devices of a dual-PSU method apart
+            match &c.plug {
+                Some(p) => format!("{}:{p}", c.device),
+                None => c.device.clone(),
+            },
             c.driver,
             yn(c.reachable),
             yn(c.login),
