@@ -373,10 +373,21 @@ fn dual_psu_reboot(extra: &str) {
     assert_eq!(r.code, 0, "reboot --method cycle: {}{}", r.stdout, r.stderr);
     assert_eq!(off_on(&sim.sets()), vec![(3, "off"), (4, "off"), (3, "on"), (4, "on")], "{}", r.stdout);
 
-    // the community is a secret: not in twonode's output nor its audit log
+    // fence test reads both outlets and tells them apart
+    let t = twonode(&["--json", "fence", "test", "--file", &conf], None);
+    let v: serde_json::Value = serde_json::from_str(&t.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", t.stdout, t.stderr));
+    let text = t.stdout.clone();
+    let checks = v["checks"].as_array().unwrap_or_else(|| panic!("no checks: {text}"));
+    let plugs: Vec<&str> = checks.iter().filter(|c| c["node"] == "node2").filter_map(|c| c["plug"].as_str()).collect();
+    assert_eq!(plugs, ["node2-psu1", "node2-psu2"], "{text}");
+    assert!(checks.iter().all(|c| c["driver"] == if extra.is_empty() { "snmp" } else { "external" }), "{text}");
+    let j = twonode(&["--json", "fence", "node2", "--action", "status", "--file", &conf, "--audit-log", &audit], None);
+    assert_eq!(j.code, 0, "{}{}", j.stdout, j.stderr);
+
+    // the community is a secret: not in twonode's output (human or JSON) nor its audit log
     let log = std::fs::read_to_string(&audit).unwrap_or_default();
     assert!(!log.is_empty(), "audit log written");
-    for text in [&r.stdout, &r.stderr, &log] {
+    for text in [&r.stdout, &r.stderr, &log, &t.stdout, &t.stderr, &j.stdout, &j.stderr] {
         assert!(!text.contains(COMMUNITY), "community leaked: {text}");
     }
 }
