@@ -120,7 +120,7 @@ pub struct TestArgs {
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
     match args.command {
-        Some(Sub::Test(t)) => crate::fence::test::run_cli(t, g),
+        Some(Sub::Test(t)) => run_test(t, g),
         Some(Sub::Agent { args }) => Ok(crate::fence::agent::run(&args, &mut std::io::stdin(), None)),
         Some(Sub::Gate { args }) => Ok(crate::fence::gate::run_agent(&args, &mut std::io::stdin(), None)),
         None => {
@@ -336,6 +336,92 @@ fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
     };
     print_report(&report, g)?;
     Ok(report.exit_code())
+}
+
+/// `twonode fence test`.
+fn run_test(a: TestArgs, g: &Global) -> anyhow::Result<i32> {
+    use crate::fence::test::{check_devices, power_test, resolve, risks, table, wait_ping, PowerTest, Severity, TestReport};
+    let targets = crate::fence::spec::load_cluster_conf(&a.file)?;
+    let clock = crate::fence::engine::RealClock::new();
+    let mut opener = crate::fence::drivers::RealOpener;
+    let mut report = TestReport {
+        file: a.file.display().to_string(),
+        started: crate::fence::audit::utc_now(),
+        checks: vec![],
+        power_tests: vec![],
+        risks: risks(&targets, &resolve),
+        race_protection: crate::fence::gate::race_protection(&targets),
+        ok: true,
+    };
+    if !g.json {
+        eprintln!("checking {} node(s) from {} ...", targets.len(), a.file.display());
+    }
+    report.checks = check_devices(&targets, &mut opener, &clock);
+    let devices_ok = report.checks.iter().all(|c| c.ok());
+    if a.destructive {
+        if !devices_ok {
+            eprintln!("twonode: not running --destructive: some devices failed the basic check");
+        } else if report.risks.iter().any(|r| r.severity == Severity::Error) {
+            eprintln!("twonode: not running --destructive: fix the DANGER configuration risks first");
+        } else {
+            let audit = crate::fence::audit::AuditLog::open(Some(&a.audit_log));
+            for t in &targets {
+                if t.methods.iter().all(|m| m.devices.is_empty()) {
+                    continue;
+                }
+                if is_self(&t.node) && !a.allow_self {
+                    report.power_tests.push(PowerTest {
+                        node: t.node.clone(),
+                        skipped: Some("this is the node the test runs on (use --allow-self)".into()),
+                        off_ok: false,
+                        off_ms: 0,
+                        on_ok: false,
+                        on_ms: 0,
+                        ping_ms: None,
+                        error: None,
+                    });
+                    continue;
+                }
+                confirm(&format!("power node {} OFF and ON again (destructive fence test)?", t.node), a.yes)?;
+                audit.append("start", serde_json::json!({"mode": "test", "node": t.node, "action": "off+on"}));
+                let mut progress = Progress::new(g.verbose > 0, g.json);
+                let mut pt = power_test(t, &mut opener, &clock, &mut progress);
+                if pt.on_ok {
+                    if let Some(secs) = a.wait_ping {
+                        pt.ping_ms = wait_ping(&t.node, std::time::Duration::from_secs(secs));
+                        if pt.ping_ms.is_none() {
+                            pt.error = Some(format!("{} did not answer ping within {secs}s after power-on", t.node));
+                        }
+                    }
+                }
+                audit.append(
+                    "outcome",
+                    serde_json::json!({"mode": "test", "node": t.node, "action": "off+on", "result": pt}),
+                );
+                let failed = !pt.ok();
+                report.power_tests.push(pt);
+                if failed {
+                    eprintln!("twonode: stopping the destructive test: node {} failed", t.node);
+                    break;
+                }
+            }
+        }
+    }
+    report.ok = devices_ok
+        && report.power_tests.iter().all(|p| p.ok())
+        && !report.risks.iter().any(|r| r.severity == Severity::Error)
+        && !(a.destructive && report.power_tests.is_empty() && targets.iter().any(|t| !t.methods.is_empty()));
+    if let Some(path) = &a.report {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| anyhow::anyhow!("writing the report {}: {e}", path.display()))?;
+    }
+    if g.json {
+        crate::util::print_json(&report)?;
+    } else {
+        print!("{}", table(&report));
+    }
+    Ok(if report.ok { 0 } else { 1 })
 }
 
 /// For a target with methods gated by the arbiter: a gatekeeper knowing the cluster (name, node
