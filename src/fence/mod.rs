@@ -13,3 +13,16 @@ pub mod ribcl;
 pub mod tls;
 pub mod redfish;
 pub mod gate;
+
+/// The fence layer's cluster.conf rules (the arbiter gate's), for the validator.
+pub fn conf_rules() -> Vec<crate::clusterconf::validate::RuleSet> {
+    vec![gate::RULES]
+}
+
+/// Validate cluster.conf as `twonode conf validate` does: clusterconf's rules plus the fence
+/// layer's ([`conf_rules`]) on top of whatever `opts.rules` already holds.
+pub fn validate_conf(bytes: &[u8], opts: &crate::clusterconf::validate::Options) -> crate::clusterconf::validate::Report {
+    let mut o = opts.clone();
+    o.rules.extend(conf_rules());
+    crate::clusterconf::validate::validate(bytes, &o)
+}

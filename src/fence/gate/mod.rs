@@ -31,17 +31,21 @@
 //! `decide.rs` (plan + decide), `keeper.rs` (the engine's gatekeeper), `probe.rs` (probes),
 //! `agent.rs` (fence-agent mode).
 mod agent;
+pub mod conf;
 mod decide;
 mod keeper;
 mod layout;
 mod probe;
+mod rules;
 mod settings;
 
 pub use agent::*;
+pub use conf::GateSpec;
 pub use decide::*;
 pub use keeper::*;
 pub use layout::*;
 pub use probe::*;
+pub use rules::RULES;
 pub use settings::*;
 
 #[cfg(test)]
