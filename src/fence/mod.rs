@@ -13,6 +13,8 @@ pub mod ribcl;
 pub mod tls;
 pub mod redfish;
 pub mod gate;
+pub mod options;
+pub mod config;
 
 /// The fence layer's cluster.conf rules (the arbiter gate's), for the validator.
 pub fn conf_rules() -> Vec<crate::clusterconf::validate::RuleSet> {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::fence::spec::normalise_key;
+use crate::fence::options::{self, MetaAgent, MetaParam};
 use crate::quorum::arbiter::client::{self, ClientConfig};
 
 use super::decide::{config_failure, plan, ring_seq_now, GateDecision};
@@ -12,120 +12,56 @@ use super::settings::{ClusterIdentity, GateSettings, AGENT};
 
 // ---- fence-agent mode ------------------------------------------------------------------------
 
-/// Parameters of the gate agent (metadata, getopt).
-const PARAMS: &[(&str, &str, &str, Option<&str>, &str)] = &[
-    ("action", "-o, --action=[action]", "string", Some("reboot"), "Fencing action (off/reboot ask the arbiter; on/status/list exit 0; monitor probes)"),
-    ("ipaddr", "-a, --ip=[ip]", "string", None, "Address of the arbiter (twonode arbiter serve or corosync-qnetd)"),
-    ("ipport", "-u, --ipport=[port]", "integer", Some("5403"), "TCP port of the arbiter"),
-    ("tlscacert", "--tlscacert=[file]", "string", None, "CA certificate (PEM) the arbiter's certificate must chain to"),
-    ("tlscert", "--tlscert=[file]", "string", None, "Client certificate (PEM, CN = cluster name)"),
-    ("tlskey", "--tlskey=[file]", "string", None, "Client key (PEM); only its path is ever passed"),
-    ("login_timeout", "--login-timeout=[seconds]", "second", Some("30"), "Seconds to wait for the arbiter's decision (also read as timeout=)"),
-    ("power_timeout", "--power-timeout=[seconds]", "second", Some("120"), "Seconds the vote stays with this node after the gate (hold; heartbeat = hold/2)"),
-    ("nodename", "-n, --plug=[node]", "string", None, "The node to fence (fenced passes nodename=)"),
-    ("local_node", "--local-node=[node]", "string", None, "This node's clusternode name (default: cman_tool status, else the host name)"),
-    ("cluster_conf", "--cluster-conf=[file]", "string", Some("/etc/cluster/cluster.conf"), "cluster.conf giving the cluster name and node ids"),
-];
+fn gp(name: &'static str, getopt: &'static str, ty: &'static str, default: Option<&'static str>, desc: &'static str) -> MetaParam {
+    MetaParam { name, getopt, ty, default, required: name == "ipaddr", deprecated: false, choices: &[], desc }
+}
+
+/// Parameters of the gate agent (metadata; getopt through the one option table).
+fn params() -> [MetaParam; 11] {
+    [
+        gp("action", "-o, --action=[action]", "string", Some("reboot"), "Fencing action (off/reboot ask the arbiter; on/status/list exit 0; monitor probes)"),
+        gp("ipaddr", "-a, --ip=[ip]", "string", None, "Address of the arbiter (twonode arbiter serve or corosync-qnetd)"),
+        gp("ipport", "-u, --ipport=[port]", "integer", Some("5403"), "TCP port of the arbiter"),
+        gp("tlscacert", "--tlscacert=[file]", "string", None, "CA certificate (PEM) the arbiter's certificate must chain to"),
+        gp("tlscert", "--tlscert=[file]", "string", None, "Client certificate (PEM, CN = cluster name)"),
+        gp("tlskey", "--tlskey=[file]", "string", None, "Client key (PEM); only its path is ever passed"),
+        gp("login_timeout", "--login-timeout=[seconds]", "second", Some("30"), "Seconds to wait for the arbiter's decision (also read as timeout=)"),
+        gp("power_timeout", "--power-timeout=[seconds]", "second", Some("120"), "Seconds the vote stays with this node after the gate (hold; heartbeat = hold/2)"),
+        gp("nodename", "-n, --plug=[node]", "string", None, "The node to fence (fenced passes nodename=)"),
+        gp("local_node", "--local-node=[node]", "string", None, "This node's clusternode name (default: cman_tool status, else the host name)"),
+        gp("cluster_conf", "--cluster-conf=[file]", "string", Some("/etc/cluster/cluster.conf"), "cluster.conf giving the cluster name and node ids"),
+    ]
+}
 
 /// `-o metadata`.
 pub fn metadata() -> String {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
-    let mut x = String::from("<?xml version=\"1.0\" ?>\n");
-    x.push_str(&format!("<resource-agent name=\"{AGENT}\" shortdesc=\"Arbiter gate for two_node fencing: fence only with the arbiter's vote\" >\n"));
-    x.push_str("<longdesc>fence_twonode_arbiter (twonode fence gate) is placed as the first device of every fence method. Before the real device runs it asks the quorum arbiter (qnetd protocol, twonode arbiter serve) for the cluster's vote: with the vote it exits 0 and the method goes on; without it (NACK, no decision, arbiter unreachable) it exits 1 and the method stops, so only one node of a split fences the other. No arbiter, no fencing.</longdesc>\n");
-    x.push_str("<vendor-url>https://github.com/twonode</vendor-url>\n<parameters>\n");
-    for (name, getopt, ty, default, desc) in PARAMS {
-        x.push_str(&format!(
-            "\t<parameter name=\"{name}\" unique=\"0\" required=\"{}\">\n\t\t<getopt mixed=\"{}\" />\n",
-            u8::from(*name == "ipaddr"),
-            esc(getopt)
-        ));
-        let d = default.map(|d| format!(" default=\"{}\"", esc(d))).unwrap_or_default();
-        x.push_str(&format!("\t\t<content type=\"{ty}\"{d} />\n\t\t<shortdesc lang=\"en\">{}</shortdesc>\n\t</parameter>\n", esc(desc)));
-    }
-    x.push_str("</parameters>\n<actions>\n");
-    for a in ["on", "off", "reboot", "status", "monitor", "list", "metadata", "validate-all"] {
-        let extra = if a == "on" { " automatic=\"0\"" } else { "" };
-        x.push_str(&format!("\t<action name=\"{a}\"{extra} />\n"));
-    }
-    x.push_str("</actions>\n</resource-agent>\n");
-    x
+    options::metadata(&MetaAgent {
+        name: AGENT,
+        shortdesc: "Arbiter gate for two_node fencing: fence only with the arbiter's vote",
+        longdesc: "fence_twonode_arbiter (twonode fence gate) is placed as the first device of every fence method. Before the real device runs it asks the quorum arbiter (qnetd protocol, twonode arbiter serve) for the cluster's vote: with the vote it exits 0 and the method goes on; without it (NACK, no decision, arbiter unreachable) it exits 1 and the method stops, so only one node of a split fences the other. No arbiter, no fencing.",
+        params: &params(),
+        actions: options::ACTIONS,
+    })
 }
 
-/// getopt form → parameters.
+/// getopt form → parameters ([`options::parse_argv`]; canonical keys: `-n`/`--plug` give
+/// `port`, read by [`victim_of`]; `--timeout` is the gate's `--login-timeout`).
 pub fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, String> {
-    let mut out = BTreeMap::new();
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        i += 1;
-        let (key, inline) = if let Some(long) = a.strip_prefix("--") {
-            let (n, v) = match long.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (long, None),
-            };
-            let k = match normalise_key(n).as_str() {
-                "ip" => "ipaddr".to_string(),
-                "plug" | "port" => "nodename".to_string(),
-                other => other.to_string(),
-            };
-            let k = if k == "timeout" { "login_timeout".to_string() } else { k };
-            if k != "verbose" && !PARAMS.iter().any(|p| p.0 == k) {
-                return Err(format!("unknown option --{n}"));
-            }
-            (k, v)
-        } else if let Some(s) = a.strip_prefix('-').filter(|s| !s.is_empty()) {
-            let mut ch = s.chars();
-            let k = match ch.next() {
-                Some('o') => "action",
-                Some('a') => "ipaddr",
-                Some('u') => "ipport",
-                Some('n') => "nodename",
-                Some('v') => "verbose",
-                Some(c) => return Err(format!("unknown option -{c}")),
-                None => return Err("empty option".into()),
-            };
-            let rest: String = ch.collect();
-            (k.to_string(), if rest.is_empty() { None } else { Some(rest) })
-        } else {
-            return Err(format!("unexpected argument \"{a}\""));
-        };
-        let v = if key == "verbose" {
-            "1".to_string()
-        } else {
-            match inline {
-                Some(v) => v,
-                None => {
-                    let v = args.get(i).cloned().ok_or_else(|| format!("option {a} needs a value"))?;
-                    i += 1;
-                    v
-                }
-            }
-        };
-        out.insert(key, v);
-    }
-    Ok(out)
+    let offered = |k: &str| k == "verbose" || k == "port" || params().iter().any(|p| p.name == k);
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| match a.strip_prefix("--timeout") {
+            Some(rest) if rest.is_empty() || rest.starts_with('=') => format!("--login-timeout{rest}"),
+            _ => a.clone(),
+        })
+        .collect();
+    Ok(options::parse_argv(&args, &offered)?.params)
 }
 
-/// stdin `key=value` (fenced's convention) → parameters; `port=`/`plug=` name the victim too.
+/// stdin `key=value` (fenced's convention, [`options::parse_stdin`]) → parameters by canonical
+/// key (every key kept); `port=`/`plug=` name the victim too.
 pub fn parse_stdin(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let Some((k, v)) = line.split_once('=') else { continue };
-        let v = v.trim();
-        let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
-        let v = v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')).unwrap_or(v);
-        let k = match normalise_key(k).as_str() {
-            "ip" => "ipaddr".to_string(),
-            other => other.to_string(),
-        };
-        out.insert(k, v.to_string());
-    }
-    out
+    options::parse_stdin(text, &|_| true).params
 }
 
 /// The node to fence: `nodename=`, else `port=` / `plug=`.

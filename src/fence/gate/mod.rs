@@ -203,7 +203,8 @@ mod tests {
         assert_eq!(p["ipaddr"], "10.1.1.1");
         let a: Vec<String> = ["-o", "off", "-a", "h", "-u", "1234", "-n", "node2", "--tlskey=/k", "--local-node", "node1"].iter().map(|s| s.to_string()).collect();
         let p = parse_args(&a).unwrap();
-        assert_eq!((p["action"].as_str(), p["ipport"].as_str(), p["nodename"].as_str(), p["local_node"].as_str()), ("off", "1234", "node2", "node1"));
+        assert_eq!((p["action"].as_str(), p["ipport"].as_str(), p["local_node"].as_str()), ("off", "1234", "node1"));
+        assert_eq!(victim_of(&p).as_deref(), Some("node2"));
         assert!(parse_args(&["--password=x".to_string()]).is_err());
         // unusable settings: exit 1, never 0
         let code = run_agent(&[], &mut "action=off\nnodename=node2\n".as_bytes(), Some(Path::new("/dev/null")));

@@ -50,8 +50,9 @@ impl GateSettings {
     /// `tlscert`, `tlskey`, `login_timeout` (or `timeout`): the decision timeout, `power_timeout`:
     /// the hold).
     pub fn from_params(p: &BTreeMap<String, String>) -> Result<GateSettings, String> {
-        let get = |keys: &[&str]| keys.iter().find_map(|k| p.get(*k).map(|v| v.trim()).filter(|v| !v.is_empty()));
-        let host = get(&["ipaddr", "ip"]).ok_or("no ipaddr= (the arbiter's address)")?.to_string();
+        // one option layer: any spelling of an option (`ip`/`ipaddr`) reads the same
+        let get = |keys: &[&str]| keys.iter().find_map(|k| crate::fence::options::get(p, k).map(str::trim));
+        let host = get(&["ipaddr"]).ok_or("no ipaddr= (the arbiter's address)")?.to_string();
         let port = match get(&["ipport"]) {
             None => wire::DEFAULT_PORT,
             Some(v) => v.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("ipport=\"{v}\" is not a TCP port"))?,
