@@ -265,8 +265,9 @@ impl Observer for AuditObserver<'_> {
 }
 
 fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
-    let targets = spec::load_cluster_conf(&a.file)?;
-    let target = find_target(targets, node, &a.file)?;
+    // cluster.conf read and parsed once: the targets and (for the gate) the cluster identity
+    let conf = spec::ClusterConf::load(&a.file)?;
+    let target = find_target(conf.targets.clone(), node, &a.file)?;
     let opts = RunOptions { reboot_method: a.method, no_delay: false };
     if a.dry_run {
         let plan = engine::plan(&target, a.action, &opts);
@@ -303,7 +304,7 @@ fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
     let audit = if a.action.is_destructive() { Some(AuditLog::open(Some(&a.audit_log))) } else { None };
     let clock = RealClock::new();
     let mut opener = crate::fence::drivers::RealOpener;
-    let mut gatekeeper = gatekeeper_for(&target, &a)?;
+    let mut gatekeeper = gatekeeper_for(&target, &conf, &a)?;
     let report = match &audit {
         Some(log) => {
             log.append("start", serde_json::json!({"node": node, "action": a.action.as_str(), "file": a.file}));
@@ -426,12 +427,12 @@ fn run_test(a: TestArgs, g: &Global) -> anyhow::Result<i32> {
 
 /// For a target with methods gated by the arbiter: a gatekeeper knowing the cluster (name, node
 /// ids from the same cluster.conf) and this node. None when no method is gated.
-fn gatekeeper_for(target: &FenceTarget, a: &ActArgs) -> anyhow::Result<Option<crate::fence::gate::RealGatekeeper>> {
+fn gatekeeper_for(target: &FenceTarget, conf: &spec::ClusterConf, a: &ActArgs) -> anyhow::Result<Option<crate::fence::gate::RealGatekeeper>> {
     use crate::fence::gate;
     if !target.methods.iter().any(|m| m.devices.iter().any(gate::is_gate)) {
         return Ok(None);
     }
-    let identity = gate::ClusterIdentity::load(&a.file).map_err(|e| Failure::new(1, e))?;
+    let identity = gate::ClusterIdentity::from_model(&conf.model, &conf.path).map_err(|e| Failure::new(1, e))?;
     let mut p = std::collections::BTreeMap::new();
     if let Some(l) = &a.local_node {
         p.insert("local_node".to_string(), l.clone());

@@ -231,6 +231,11 @@ pub fn from_node_fencing(f: &NodeFencing, path: &str) -> Result<FenceTarget, Con
 pub fn from_cluster_conf(xml: &str, path: &str) -> Result<Vec<FenceTarget>, ConfError> {
     let (_doc, model) = Model::parse(xml.as_bytes())
         .map_err(|e| ConfError { path: path.into(), line: e.line, message: e.msg.clone() })?;
+    from_model(&model, path)
+}
+
+/// Every node's fencing from the parsed model, in document order.
+pub fn from_model(model: &Model, path: &str) -> Result<Vec<FenceTarget>, ConfError> {
     let mut out = Vec::new();
     for n in &model.nodes {
         let Some(name) = n.name.as_deref() else { continue };
@@ -243,9 +248,27 @@ pub fn from_cluster_conf(xml: &str, path: &str) -> Result<Vec<FenceTarget>, Conf
 
 /// Read and parse a cluster.conf file.
 pub fn load_cluster_conf(path: &std::path::Path) -> anyhow::Result<Vec<FenceTarget>> {
-    use anyhow::Context;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(from_cluster_conf(&text, &path.display().to_string())?)
+    Ok(ClusterConf::load(path)?.targets)
+}
+
+/// One cluster.conf read and parsed ONCE for one fence: the fence targets and the model the
+/// gate's cluster identity is read from (`gate::ClusterIdentity::from_model`).
+pub struct ClusterConf {
+    pub path: String,
+    pub model: Model,
+    pub targets: Vec<FenceTarget>,
+}
+
+impl ClusterConf {
+    pub fn load(path: &std::path::Path) -> anyhow::Result<ClusterConf> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let shown = path.display().to_string();
+        let (_doc, model) =
+            Model::parse(text.as_bytes()).map_err(|e| ConfError { path: shown.clone(), line: e.line, message: e.msg.clone() })?;
+        let targets = from_model(&model, &shown)?;
+        Ok(ClusterConf { path: shown, model, targets })
+    }
 }
 
 #[cfg(test)]

@@ -106,6 +106,11 @@ impl ClusterIdentity {
     /// From cluster.conf text (`path` for messages).
     pub fn from_conf(xml: &[u8], path: &str) -> Result<ClusterIdentity, String> {
         let (_doc, m) = Model::parse(xml).map_err(|e| format!("{path}:{}: {}", e.line, e.msg))?;
+        Self::from_model(&m, path)
+    }
+
+    /// From an already parsed cluster.conf (`spec::ClusterConf`: one read, one parse per fence).
+    pub fn from_model(m: &Model, path: &str) -> Result<ClusterIdentity, String> {
         let cluster = m.cluster_name().filter(|n| !n.is_empty()).ok_or_else(|| format!("{path}: <cluster> has no name="))?;
         let mut nodes = Vec::new();
         for n in &m.nodes {
