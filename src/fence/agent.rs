@@ -8,7 +8,7 @@
 //! on), 2 status off, 1 failure. A reboot whose power-on fails after the off was confirmed exits 0
 //! (the node is fenced; FenceAgentAPI) but says "fenced (off confirmed), power-on FAILED" on stderr.
 use super::engine::{driver_kind, Action, DriverKind, Engine, NoObserver, RealClock, RunOptions, Verdict};
-use super::options::{self, MetaAgent, MetaParam};
+use super::options::{self, exit, MetaAgent, MetaParam};
 use super::spec::{DeviceSpec, FenceTarget, Method, Timing};
 use std::collections::BTreeMap;
 
@@ -131,13 +131,13 @@ pub fn validate(dev: &DeviceSpec) -> Result<(), String> {
 pub fn run(args: &[String], stdin: &mut dyn std::io::Read, audit_path: Option<&std::path::Path>) -> i32 {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{}", USAGE);
-        return 0;
+        return exit::SUCCESS;
     }
     let parsed = if args.is_empty() {
         let mut text = String::new();
         if let Err(e) = stdin.read_to_string(&mut text) {
             eprintln!("Failed: cannot read parameters from stdin: {e}");
-            return 1;
+            return exit::FAILURE;
         }
         Ok(parse_stdin(&text))
     } else {
@@ -147,7 +147,7 @@ pub fn run(args: &[String], stdin: &mut dyn std::io::Read, audit_path: Option<&s
         Ok(p) => p,
         Err(e) => {
             eprintln!("Failed: {e}\n{USAGE}");
-            return 1;
+            return exit::FAILURE;
         }
     };
     for w in &warnings {
@@ -157,26 +157,26 @@ pub fn run(args: &[String], stdin: &mut dyn std::io::Read, audit_path: Option<&s
         Ok(a) => a,
         Err(e) => {
             eprintln!("Failed: {e}");
-            return 1;
+            return exit::FAILURE;
         }
     };
     if action == AgentAction::Metadata {
         print!("{}", metadata());
-        return 0;
+        return exit::SUCCESS;
     }
     let dev = device_from_params(&params);
     if let Err(e) = validate(&dev) {
         eprintln!("Failed: {e}");
-        return 1;
+        return exit::FAILURE;
     }
     match action {
         AgentAction::ValidateAll => {
             println!("Success: parameters are valid");
-            return 0;
+            return exit::SUCCESS;
         }
         AgentAction::List => {
             // One machine per BMC: nothing to list.
-            return 0;
+            return exit::SUCCESS;
         }
         _ => {}
     }
@@ -207,14 +207,14 @@ pub fn run(args: &[String], stdin: &mut dyn std::io::Read, audit_path: Option<&s
         );
     }
     match (&action, &report.verdict) {
-        (AgentAction::Monitor, Verdict::StatusOn | Verdict::StatusOff) => 0,
+        (AgentAction::Monitor, Verdict::StatusOn | Verdict::StatusOff) => exit::SUCCESS,
         (_, Verdict::StatusOn) => {
             println!("Status: ON");
-            0
+            exit::SUCCESS
         }
         (_, Verdict::StatusOff) => {
             println!("Status: OFF");
-            2
+            exit::STATUS_OFF
         }
         (_, Verdict::Done) => {
             println!(
@@ -225,16 +225,16 @@ pub fn run(args: &[String], stdin: &mut dyn std::io::Read, audit_path: Option<&s
                     _ => "Rebooted",
                 }
             );
-            0
+            exit::SUCCESS
         }
         (_, Verdict::FencedPowerOnFailed { .. }) => {
             eprintln!("{}", report.message);
             println!("Success: Powered OFF (fenced, off confirmed); power-on FAILED");
-            0
+            exit::SUCCESS
         }
         (_, Verdict::Failed { error }) => {
             eprintln!("Failed: {error}");
-            1
+            exit::FAILURE
         }
     }
 }
