@@ -196,6 +196,40 @@ mod tests {
         assert!(dev.borrow().log.is_empty());
     }
 
+    /// One layout, whether read from the fence targets (fenced's view: doctor, fence test,
+    /// quorum status) or from the model (the validator's rules): the same gated/ungated facts.
+    #[test]
+    fn layout_from_targets_and_from_model_agree() {
+        use crate::clusterconf::model::Model;
+        let conf = r#"<?xml version="1.0"?>
+<cluster name="g" config_version="1">
+  <cman two_node="1" expected_votes="1"/>
+  <clusternodes>
+    <clusternode name="n1" nodeid="1"><fence>
+      <method name="a"><device name="twonode-arbiter"/><device name="b1"/></method>
+      <method name="b"><device name="b1"/><device name="twonode-arbiter"/></method>
+    </fence></clusternode>
+    <clusternode name="n2" nodeid="2"><fence>
+      <method name="a"><device name="b2"/></method>
+    </fence></clusternode>
+  </clusternodes>
+  <fencedevices>
+    <fencedevice name="twonode-arbiter" agent="fence_twonode_arbiter" ipaddr="10.0.0.9" login_timeout="7"/>
+    <fencedevice name="b1" agent="fence_ipmilan" ipaddr="10.0.0.1"/>
+    <fencedevice name="b2" agent="fence_ipmilan" ipaddr="10.0.0.2"/>
+  </fencedevices>
+</cluster>"#;
+        let targets = crate::fence::spec::from_cluster_conf(conf, "c").unwrap();
+        let (_d, m) = Model::parse(conf.as_bytes()).unwrap();
+        let (t, mo) = (GateLayout::of_targets(&targets), GateLayout::of_model(&m));
+        assert_eq!((&t.gates, &t.gated, &t.ungated), (&mo.gates, &mo.gated, &mo.ungated));
+        assert_eq!(t.gated, vec![("n1".to_string(), "a".to_string())]);
+        assert_eq!(t.ungated.len(), 2);
+        assert!(t.any() && !t.complete());
+        assert_eq!((t.gates[0].port, t.gates[0].timeout_s), (5403, Some(7)));
+        assert!(race_protection(&targets).starts_with("PARTIAL"));
+    }
+
     #[test]
     fn agent_input_conventions() {
         let p = parse_stdin("agent=fence_twonode_arbiter\nipaddr=\"10.1.1.1\"\nnodename=node2\naction=off\ntlskey=/k\n");
