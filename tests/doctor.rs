@@ -207,6 +207,7 @@ fn shared_bmc_and_failed_device_are_errors() {
         method: "1".into(),
         device: "bmc-bob".into(),
         describe: "bmc-bob (fence_ipmilan 127.0.0.1:7)".into(),
+        plug: None,
         driver: "ipmi".into(),
         reachable: false,
         login: false,

@@ -1027,7 +1027,8 @@ fn fence_test_probes_the_gate_and_names_the_race_protection() {
 
 mod shapes {
     use proptest::prelude::*;
-    use twonode::clusterconf::edit::{apply, GateSpec, Op};
+    use twonode::clusterconf::edit::apply;
+    use twonode::fence::gate::{conf::remove_op, GateSpec};
     use twonode::clusterconf::model::Model;
 
     /// A two-node cluster.conf: per node, methods of devices (0 = gate, 1.. = real devices).
@@ -1081,7 +1082,7 @@ mod shapes {
             let any_gate = n1.iter().chain(n2.iter()).any(|m| m.contains(&0));
             let src = render(&[n1.clone(), n2.clone()], any_gate);
             let spec = GateSpec { host: "10.9.9.9".into(), port: None, ca: "/c".into(), cert: "/d".into(), key: "/k".into(), timeout: Some(5), hold: None };
-            let out = apply(src.as_bytes(), &Op::GateFencing { gate: Some(spec) }, None).expect("gate-fencing applies");
+            let out = apply(src.as_bytes(), &spec.edit_op().unwrap(), None).expect("gate-fencing applies");
             let (_d, m) = Model::parse(&out).unwrap();
             prop_assert_eq!(m.version(), Some(8));
             for n in &m.nodes {
@@ -1093,10 +1094,10 @@ mod shapes {
                 }
             }
             prop_assert_eq!(m.fencedevices.iter().filter(|f| f.agent.as_deref() == Some("fence_twonode_arbiter")).count(), 1);
-            let rep = twonode::clusterconf::validate::validate(&out, &Default::default());
+            let rep = twonode::fence::validate_conf(&out, &Default::default());
             prop_assert!(!rep.diagnostics.iter().any(|d| d.code.starts_with("fence.gate")), "{:?}", rep.diagnostics);
             // removal: no gate left; from a file that had none, the original comes back (version + 2)
-            let back = apply(&out, &Op::GateFencing { gate: None }, None).expect("remove");
+            let back = apply(&out, &remove_op(), None).expect("remove");
             let text = String::from_utf8(back).unwrap();
             prop_assert!(!text.contains("twonode-arbiter"));
             if !any_gate {

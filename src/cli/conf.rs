@@ -10,7 +10,7 @@ use crate::clusterconf::document::{is_secret_attr, mask_secrets_lenient, Documen
 use crate::clusterconf::edit::{self, Attrs, EditError, EditErrorKind, InitSpec, Op};
 use crate::clusterconf::model::{Model, Section};
 use crate::clusterconf::store::{atomic_write, ConfStore, StoreError, Which};
-use crate::clusterconf::validate::{self, Options};
+use crate::clusterconf::validate::Options;
 use crate::diag::{Report, Severity};
 use crate::util::{print_json, Failure};
 
@@ -387,21 +387,16 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
             do_edit(&store, &edit, Op::SectionSet { section, set, unset }, g)
         }
         Cmd::GateFencing { arbiter, ca, cert, key, timeout, hold, remove, edit } => {
-            let gate = if remove {
-                None
+            use crate::fence::gate::{conf::remove_op, GateSpec};
+            let op = if remove {
+                remove_op()
             } else {
                 let (host, port) = split_host_port(arbiter.as_deref().unwrap_or_default())?;
-                Some(edit::GateSpec {
-                    host,
-                    port,
-                    ca: ca.unwrap_or_default(),
-                    cert: cert.unwrap_or_default(),
-                    key: key.unwrap_or_default(),
-                    timeout,
-                    hold,
-                })
+                GateSpec { host, port, ca: ca.unwrap_or_default(), cert: cert.unwrap_or_default(), key: key.unwrap_or_default(), timeout, hold }
+                    .edit_op()
+                    .map_err(edit_failure)?
             };
-            do_edit(&store, &edit, Op::GateFencing { gate }, g)
+            do_edit(&store, &edit, op, g)
         }
         Cmd::Bump { edit } => do_edit(&store, &edit, Op::Bump, g),
         Cmd::Diff => cmd_diff(&store, g),
@@ -512,7 +507,7 @@ fn cmd_validate(store: &ConfStore, staged: bool, g: &Global) -> anyhow::Result<i
             opts.running_version = edit::version_of(&live).ok().flatten();
         }
     }
-    let report = validate::validate(&snap.bytes, &opts);
+    let report = crate::fence::validate_conf(&snap.bytes, &opts);
     if g.json {
         print_json(&serde_json::json!({ "file": snap.path, "valid": !report.has_errors() && report.well_formed, "report": report }))?;
     } else {
@@ -709,7 +704,7 @@ fn do_edit(store: &ConfStore, opts: &EditOpts, op: Op, g: &Global) -> anyhow::Re
     let outcome = store
         .edit(opts.in_place, |bytes| edit::apply(bytes, &op, expect).map_err(edit_failure))
         .map_err(store_failure)?;
-    let report = validate::validate(&outcome.new, &Options::default());
+    let report = crate::fence::validate_conf(&outcome.new, &Options::default());
     if g.json {
         print_json(&serde_json::json!({
             "op": op.describe(), "source": outcome.source, "target": outcome.target,
@@ -793,7 +788,7 @@ fn cmd_apply(store: &ConfStore, reload: Option<&str>, force: bool, g: &Global) -
     let outcome = store.apply(
         |staged, live| {
             let running = live.and_then(|l| edit::version_of(l).ok().flatten());
-            let report = validate::validate(staged, &Options { running_version: running, ..Default::default() });
+            let report = crate::fence::validate_conf(staged, &Options { running_version: running, ..Default::default() });
             let refused = !report.well_formed
                 || report.diagnostics.iter().any(|d| d.severity == Severity::Error && (!force || d.code.starts_with("version.") || d.code.starts_with("xml.")));
             let text: Vec<String> = report.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(|d| d.to_string()).collect();
@@ -856,9 +851,9 @@ fn cmd_status(store: &ConfStore, g: &Global) -> anyhow::Result<i32> {
     let staged_v = staged.as_deref().map(version_str);
     let staged_report = staged.as_deref().map(|s| {
         let running = live.as_deref().and_then(|l| edit::version_of(l).ok().flatten());
-        validate::validate(s, &Options { running_version: running, ..Default::default() })
+        crate::fence::validate_conf(s, &Options { running_version: running, ..Default::default() })
     });
-    let live_report = live.as_deref().map(|l| validate::validate(l, &Options::default()));
+    let live_report = live.as_deref().map(|l| crate::fence::validate_conf(l, &Options::default()));
     if g.json {
         print_json(&serde_json::json!({
             "live": store.live, "live_exists": live.is_some(), "live_version": live_v,

@@ -120,7 +120,7 @@ pub struct TestArgs {
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
     match args.command {
-        Some(Sub::Test(t)) => crate::fence::test::run_cli(t, g),
+        Some(Sub::Test(t)) => run_test(t, g),
         Some(Sub::Agent { args }) => Ok(crate::fence::agent::run(&args, &mut std::io::stdin(), None)),
         Some(Sub::Gate { args }) => Ok(crate::fence::gate::run_agent(&args, &mut std::io::stdin(), None)),
         None => {
@@ -265,8 +265,9 @@ impl Observer for AuditObserver<'_> {
 }
 
 fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
-    let targets = spec::load_cluster_conf(&a.file)?;
-    let target = find_target(targets, node, &a.file)?;
+    // cluster.conf read and parsed once: the targets and (for the gate) the cluster identity
+    let conf = spec::ClusterConf::load(&a.file)?;
+    let target = find_target(conf.targets.clone(), node, &a.file)?;
     let opts = RunOptions { reboot_method: a.method, no_delay: false };
     if a.dry_run {
         let plan = engine::plan(&target, a.action, &opts);
@@ -303,7 +304,7 @@ fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
     let audit = if a.action.is_destructive() { Some(AuditLog::open(Some(&a.audit_log))) } else { None };
     let clock = RealClock::new();
     let mut opener = crate::fence::drivers::RealOpener;
-    let mut gatekeeper = gatekeeper_for(&target, &a)?;
+    let mut gatekeeper = gatekeeper_for(&target, &conf, &a)?;
     let report = match &audit {
         Some(log) => {
             log.append("start", serde_json::json!({"node": node, "action": a.action.as_str(), "file": a.file}));
@@ -338,14 +339,100 @@ fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
     Ok(report.exit_code())
 }
 
+/// `twonode fence test`.
+fn run_test(a: TestArgs, g: &Global) -> anyhow::Result<i32> {
+    use crate::fence::test::{check_devices, power_test, resolve, risks, table, wait_ping, PowerTest, Severity, TestReport};
+    let targets = crate::fence::spec::load_cluster_conf(&a.file)?;
+    let clock = crate::fence::engine::RealClock::new();
+    let mut opener = crate::fence::drivers::RealOpener;
+    let mut report = TestReport {
+        file: a.file.display().to_string(),
+        started: crate::fence::audit::utc_now(),
+        checks: vec![],
+        power_tests: vec![],
+        risks: risks(&targets, &resolve),
+        race_protection: crate::fence::gate::race_protection(&targets),
+        ok: true,
+    };
+    if !g.json {
+        eprintln!("checking {} node(s) from {} ...", targets.len(), a.file.display());
+    }
+    report.checks = check_devices(&targets, &mut opener, &clock);
+    let devices_ok = report.checks.iter().all(|c| c.ok());
+    if a.destructive {
+        if !devices_ok {
+            eprintln!("twonode: not running --destructive: some devices failed the basic check");
+        } else if report.risks.iter().any(|r| r.severity == Severity::Error) {
+            eprintln!("twonode: not running --destructive: fix the DANGER configuration risks first");
+        } else {
+            let audit = crate::fence::audit::AuditLog::open(Some(&a.audit_log));
+            for t in &targets {
+                if t.methods.iter().all(|m| m.devices.is_empty()) {
+                    continue;
+                }
+                if is_self(&t.node) && !a.allow_self {
+                    report.power_tests.push(PowerTest {
+                        node: t.node.clone(),
+                        skipped: Some("this is the node the test runs on (use --allow-self)".into()),
+                        off_ok: false,
+                        off_ms: 0,
+                        on_ok: false,
+                        on_ms: 0,
+                        ping_ms: None,
+                        error: None,
+                    });
+                    continue;
+                }
+                confirm(&format!("power node {} OFF and ON again (destructive fence test)?", t.node), a.yes)?;
+                audit.append("start", serde_json::json!({"mode": "test", "node": t.node, "action": "off+on"}));
+                let mut progress = Progress::new(g.verbose > 0, g.json);
+                let mut pt = power_test(t, &mut opener, &clock, &mut progress);
+                if pt.on_ok {
+                    if let Some(secs) = a.wait_ping {
+                        pt.ping_ms = wait_ping(&t.node, std::time::Duration::from_secs(secs));
+                        if pt.ping_ms.is_none() {
+                            pt.error = Some(format!("{} did not answer ping within {secs}s after power-on", t.node));
+                        }
+                    }
+                }
+                audit.append(
+                    "outcome",
+                    serde_json::json!({"mode": "test", "node": t.node, "action": "off+on", "result": pt}),
+                );
+                let failed = !pt.ok();
+                report.power_tests.push(pt);
+                if failed {
+                    eprintln!("twonode: stopping the destructive test: node {} failed", t.node);
+                    break;
+                }
+            }
+        }
+    }
+    report.ok = devices_ok
+        && report.power_tests.iter().all(|p| p.ok())
+        && !report.risks.iter().any(|r| r.severity == Severity::Error)
+        && !(a.destructive && report.power_tests.is_empty() && targets.iter().any(|t| !t.methods.is_empty()));
+    if let Some(path) = &a.report {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| anyhow::anyhow!("writing the report {}: {e}", path.display()))?;
+    }
+    if g.json {
+        crate::util::print_json(&report)?;
+    } else {
+        print!("{}", table(&report));
+    }
+    Ok(if report.ok { 0 } else { 1 })
+}
+
 /// For a target with methods gated by the arbiter: a gatekeeper knowing the cluster (name, node
 /// ids from the same cluster.conf) and this node. None when no method is gated.
-fn gatekeeper_for(target: &FenceTarget, a: &ActArgs) -> anyhow::Result<Option<crate::fence::gate::RealGatekeeper>> {
+fn gatekeeper_for(target: &FenceTarget, conf: &spec::ClusterConf, a: &ActArgs) -> anyhow::Result<Option<crate::fence::gate::RealGatekeeper>> {
     use crate::fence::gate;
     if !target.methods.iter().any(|m| m.devices.iter().any(gate::is_gate)) {
         return Ok(None);
     }
-    let identity = gate::ClusterIdentity::load(&a.file).map_err(|e| Failure::new(1, e))?;
+    let identity = gate::ClusterIdentity::from_model(&conf.model, &conf.path).map_err(|e| Failure::new(1, e))?;
     let mut p = std::collections::BTreeMap::new();
     if let Some(l) = &a.local_node {
         p.insert("local_node".to_string(), l.clone());

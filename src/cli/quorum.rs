@@ -224,7 +224,7 @@ pub struct GateStatus {
     pub unguarded: Vec<String>,
     /// null with --no-probe; else the probe through the gate's client.
     pub reachable: Option<bool>,
-    pub probe: Option<crate::doctor::GateProbe>,
+    pub probe: Option<crate::fence::gate::GateProbe>,
 }
 
 impl GateStatus {
@@ -246,7 +246,7 @@ impl GateStatus {
             _ => "?".into(),
         };
         let _ = writeln!(s, "Fence gate:       arbiter {} ({state}), tie_breaker {}", self.arbiter, self.tie_breaker);
-        let _ = writeln!(s, "Device:           {} (agent {}), algorithm {}", self.device, crate::doctor::GATE_AGENT, self.algorithm);
+        let _ = writeln!(s, "Device:           {} (agent {}), algorithm {}", self.device, crate::fence::gate::AGENT, self.algorithm);
         let _ = writeln!(s, "Guarded methods:  {}", if self.guarded.is_empty() { "-".into() } else { self.guarded.join(", ") });
         if !self.unguarded.is_empty() {
             let _ = writeln!(s, "NOT guarded:      {}", self.unguarded.join("; "));
@@ -268,7 +268,7 @@ fn gate_status(path: &Path, no_probe: bool) -> Option<GateStatus> {
         return None;
     }
     let shown = path.display().to_string();
-    let layout = crate::doctor::gate_of_cluster_conf(&text, &shown)?;
+    let layout = crate::fence::gate::gate_of_cluster_conf(&text, &shown)?;
     let g = layout.gates.first()?.clone();
     let (_, model) = crate::clusterconf::model::Model::parse(&bytes).ok()?;
     let cluster = model.cluster_name().unwrap_or("").to_string();
@@ -282,7 +282,7 @@ fn gate_status(path: &Path, no_probe: bool) -> Option<GateStatus> {
             .filter_map(|n| Some((n.name.clone()?, n.nodeid.as_deref()?.trim().parse().ok()?)))
             .collect();
         let id = ids.iter().find(|(n, _)| short(n) == short(&me)).or(ids.first()).map(|x| x.1).unwrap_or(1);
-        crate::doctor::probe_gate(&g, &cluster, id, std::time::Duration::from_secs(5))
+        crate::fence::gate::probe_gate(&g, &cluster, id, std::time::Duration::from_secs(5))
     });
     Some(GateStatus {
         device: g.device.clone(),

@@ -31,16 +31,16 @@ pub struct EditError {
 }
 
 impl EditError {
-    fn new(kind: EditErrorKind, message: impl Into<String>, hint: Option<&str>) -> Self {
+    pub fn new(kind: EditErrorKind, message: impl Into<String>, hint: Option<&str>) -> Self {
         EditError { kind, message: message.into(), hint: hint.map(str::to_string) }
     }
-    fn not_found(message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn not_found(message: impl Into<String>, hint: impl Into<String>) -> Self {
         EditError { kind: EditErrorKind::NotFound, message: message.into(), hint: Some(hint.into()) }
     }
-    fn refused(message: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub fn refused(message: impl Into<String>, hint: impl Into<String>) -> Self {
         EditError { kind: EditErrorKind::Refused, message: message.into(), hint: Some(hint.into()) }
     }
-    fn invalid(message: impl Into<String>) -> Self {
+    pub fn invalid(message: impl Into<String>) -> Self {
         EditError { kind: EditErrorKind::Invalid, message: message.into(), hint: None }
     }
 }
@@ -102,24 +102,39 @@ pub enum Op {
     /// Set/unset attributes of a top-level section (cman, totem, fence_daemon, logging, dlm...),
     /// created when absent; `cluster` means the root element (not config_version).
     SectionSet { section: String, set: Attrs, unset: Vec<String> },
-    /// Arbiter-gated fencing (`fence::gate`): with `Some`, define (or update) the gate
-    /// fencedevice and make it the first device of every method of every node; with `None`,
-    /// remove the gate from every method and its fencedevice.
-    GateFencing { gate: Option<GateSpec> },
+    /// A device first in every fence method of every node (a gate in front of the real devices,
+    /// e.g. the arbiter gate: `fence::gate::GateSpec::edit_op`), or removed from all of them.
+    LeadDevice(LeadDevice),
 }
 
-/// The arbiter gate's settings (the `<fencedevice agent="fence_twonode_arbiter">`).
+/// The generic edit behind gate fencing. clusterconf imports no area (it is a foundation
+/// layer: it imports no area); the area owning the device (`fence::gate`) fills in the agent,
+/// the default device name, the attributes and the words, and checks its own arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GateSpec {
-    pub host: String,
-    pub port: Option<u16>,
-    pub ca: String,
-    pub cert: String,
-    pub key: String,
-    /// Seconds to wait for the arbiter's decision.
-    pub timeout: Option<u64>,
-    /// Seconds the vote stays after the gate (power_timeout; heartbeat = hold / 2).
-    pub hold: Option<u64>,
+pub struct LeadDevice {
+    /// The agent that makes a `<fencedevice>` this device (a path ending in it counts too).
+    pub agent: String,
+    /// `Some`: define (or update) the device and put it first in every method; `None`: remove it
+    /// from every method (and `<unfence>`) and remove its `<fencedevice>`.
+    pub set: Option<LeadSet>,
+    /// How messages name it, e.g. "arbiter gate".
+    pub what: String,
+    /// Short name in messages, e.g. "gate".
+    pub short: String,
+    /// The command that configures it (hints), e.g. "twonode conf gate-fencing".
+    pub command: String,
+    /// How `describe` names the edit.
+    pub describe: String,
+}
+
+/// The device's definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadSet {
+    /// The `<fencedevice name>` when none exists yet.
+    pub name: String,
+    pub attrs: Attrs,
+    /// Attributes removed from an existing device when `attrs` does not set them.
+    pub unset_absent: Vec<String>,
 }
 
 impl Op {
@@ -140,8 +155,7 @@ impl Op {
             Op::QuorumdSet { .. } => "set quorumd".into(),
             Op::QuorumdRemove => "remove quorumd".into(),
             Op::SectionSet { section, .. } => format!("change <{section}>"),
-            Op::GateFencing { gate: Some(g) } => format!("gate fencing through the arbiter {}", g.host),
-            Op::GateFencing { gate: None } => "remove the arbiter gate from fencing".into(),
+            Op::LeadDevice(l) => l.describe.clone(),
         }
     }
 }
@@ -331,28 +345,27 @@ fn run(w: &mut Work, op: &Op) -> Result<(), EditError> {
             w.patch(vec![doc.remove_element(q)])
         }
         Op::SectionSet { section: s, set, unset } => section_set(w, s, set, unset),
-        Op::GateFencing { gate } => gate_fencing(w, gate.as_ref()),
+        Op::LeadDevice(l) => lead_device(w, l),
     }
 }
 
-/// Is the fencedevice named `name` the arbiter gate?
-fn gate_device_names(doc: &Document) -> Result<Vec<String>, EditError> {
+/// The `<fencedevice>` names with the lead device's agent (a path ending in it counts).
+fn lead_device_names(doc: &Document, agent: &str) -> Result<Vec<String>, EditError> {
     let m = Model::from_doc(doc);
     let _ = cluster_root(doc)?;
     Ok(m.fencedevices
         .iter()
-        .filter(|f| f.agent.as_deref().is_some_and(crate::fence::gate::is_gate_agent))
+        .filter(|f| f.agent.as_deref().is_some_and(|a| a.rsplit('/').next() == Some(agent)))
         .filter_map(|f| f.name.clone())
         .collect())
 }
 
-fn gate_fencing(w: &mut Work, gate: Option<&GateSpec>) -> Result<(), EditError> {
-    use crate::fence::gate::{AGENT, DEVICE_NAME};
+fn lead_device(w: &mut Work, l: &LeadDevice) -> Result<(), EditError> {
     let doc = w.doc()?;
-    let existing = gate_device_names(&doc)?;
-    let Some(g) = gate else {
+    let existing = lead_device_names(&doc, &l.agent)?;
+    let Some(g) = &l.set else {
         if existing.is_empty() {
-            return Err(EditError::not_found("no arbiter gate (agent fence_twonode_arbiter) is configured", "nothing to remove"));
+            return Err(EditError::not_found(format!("no {} (agent {}) is configured", l.what, l.agent), "nothing to remove"));
         }
         // every <device> naming a gate, in methods and unfence, then the fencedevices
         loop {
@@ -385,26 +398,6 @@ fn gate_fencing(w: &mut Work, gate: Option<&GateSpec>) -> Result<(), EditError> 
         }
         return Ok(());
     };
-    if g.host.trim().is_empty() {
-        return Err(EditError::invalid("--arbiter needs a host name or address"));
-    }
-    for (what, v) in [("--ca", &g.ca), ("--cert", &g.cert), ("--key", &g.key)] {
-        if !v.starts_with('/') {
-            return Err(EditError::new(
-                EditErrorKind::Invalid,
-                format!("{what} {v:?} is not an absolute path"),
-                Some("fenced runs the agent from another directory: give the path on the nodes, e.g. /etc/twonode/arbiter/node.key"),
-            ));
-        }
-    }
-    if let Some(h) = g.hold {
-        if !(2..=240).contains(&h) {
-            return Err(EditError::invalid(format!("--hold {h}: the arbiter accepts a hold of 2 to 240 seconds (heartbeat 1 to 120 s)")));
-        }
-    }
-    if g.timeout == Some(0) {
-        return Err(EditError::invalid("--timeout must be at least 1 second"));
-    }
     let m = Model::from_doc(&doc);
     if m.nodes.is_empty() {
         return Err(EditError::refused("the file has no clusternode", "add the nodes and their fence devices first"));
@@ -413,18 +406,18 @@ fn gate_fencing(w: &mut Work, gate: Option<&GateSpec>) -> Result<(), EditError> 
         let name = n.name.as_deref().unwrap_or("?");
         if n.methods.is_empty() || n.methods.iter().all(|mt| mt.devices.is_empty()) {
             return Err(EditError::refused(
-                format!("node {name} has no fence method with a device (line {}): the gate wraps real fence devices", n.loc.line),
+                format!("node {name} has no fence method with a device (line {}): the {} wraps real fence devices", n.loc.line, l.short),
                 format!("bind a real device first: `twonode conf bind {name} DEVICE --method ipmi`"),
             ));
         }
     }
     let name = match existing.as_slice() {
-        [] => DEVICE_NAME.to_string(),
+        [] => g.name.clone(),
         [one] => one.clone(),
         many => {
             return Err(EditError::refused(
-                format!("several arbiter gate devices are defined ({}); keep one", many.join(", ")),
-                "`twonode conf gate-fencing --remove` then configure it again",
+                format!("several {} devices are defined ({}); keep one", l.what, many.join(", ")),
+                format!("`{} --remove` then configure it again", l.command),
             ))
         }
     };
@@ -437,26 +430,14 @@ fn gate_fencing(w: &mut Work, gate: Option<&GateSpec>) -> Result<(), EditError> 
             ));
         }
     }
-    let mut attrs: Attrs = vec![("ipaddr".into(), g.host.trim().to_string())];
-    attrs.push(("ipport".into(), g.port.unwrap_or(crate::quorum::arbiter::wire::DEFAULT_PORT).to_string()));
-    attrs.push(("tlscacert".into(), g.ca.clone()));
-    attrs.push(("tlscert".into(), g.cert.clone()));
-    attrs.push(("tlskey".into(), g.key.clone()));
-    if let Some(t) = g.timeout {
-        // login_timeout, not timeout: cluster.rng allows tls* only with the former
-        attrs.push(("login_timeout".into(), t.to_string()));
-    }
-    if let Some(h) = g.hold {
-        attrs.push(("power_timeout".into(), h.to_string()));
-    }
+    let attrs = &g.attrs;
     if existing.is_empty() {
-        device_add(w, &name, AGENT, &attrs)?;
+        device_add(w, &name, &l.agent, attrs)?;
     } else {
-        let unset: Vec<String> =
-            ["timeout", "login_timeout", "power_timeout"].iter().filter(|k| !attrs.iter().any(|(a, _)| a == *k)).map(|k| k.to_string()).collect();
-        device_set(w, &name, &attrs, &unset)?;
+        let unset: Vec<String> = g.unset_absent.iter().filter(|k| !attrs.iter().any(|(a, _)| a == *k)).cloned().collect();
+        device_set(w, &name, attrs, &unset)?;
     }
-    // the gate first in every method: remove it where it is elsewhere, insert it first
+    // the device first in every method: remove it where it is elsewhere, insert it first
     loop {
         let doc = w.doc()?;
         let root = cluster_root(&doc)?;
@@ -486,12 +467,12 @@ fn gate_fencing(w: &mut Work, gate: Option<&GateSpec>) -> Result<(), EditError> 
         }
         match todo {
             None => break,
-            // a gate in the wrong place (or twice): remove it; the next pass inserts it first
+            // in the wrong place (or twice): remove it; the next pass inserts it first
             Some((d, None)) if doc.name(d) == "device" => w.patch(vec![doc.remove_element(d)])?,
             Some((mt, before)) => {
                 let p = doc
                     .insert_child(mt, before, &NewElement::new("device").attr("name", name.as_str()))
-                    .ok_or_else(|| EditError::invalid("cannot insert the gate device"))?;
+                    .ok_or_else(|| EditError::invalid(format!("cannot insert the {} device", l.short)))?;
                 w.patch(p)?;
             }
         }

@@ -27,6 +27,30 @@ pub struct Options {
     pub running_version: Option<u64>,
     /// Skip the RELAX NG check (benchmarks, fragments).
     pub skip_schema: bool,
+    /// Rules of the layers above (clusterconf imports no area): `fence::conf_rules()`
+    /// gives the fence layer's (the arbiter gate's). Callers that validate a file for the
+    /// user go through `fence::validate_conf`, which adds them.
+    pub rules: Vec<RuleSet>,
+}
+
+/// Rules a layer above adds to the validator (the design: clusterconf is a foundation and
+/// imports no area; an area that gives cluster.conf meaning, like `fence::gate`, owns its rules
+/// and hands them in). They run over the same model, after the fencing rules and before the
+/// two_node rules; their diagnostics are sorted with the others.
+#[derive(Clone, Copy)]
+pub struct RuleSet {
+    pub name: &'static str,
+    /// Diagnostics over the model.
+    pub check: fn(&Model) -> Vec<Diagnostic>,
+    /// Does this rule set's configuration decide the two-node fence race itself? (then the
+    /// validator's `fence.race` warning about delays is not raised)
+    pub decides_fence_race: fn(&Model) -> bool,
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet").field("name", &self.name).finish()
+    }
 }
 
 struct Ctx {
@@ -142,88 +166,11 @@ fn semantic(cx: &mut Ctx, _doc: &Document, m: &Model, opts: &Options) {
     nodes(cx, m);
     devices(cx, m);
     fencing(cx, m);
-    gate(cx, m);
-    two_node(cx, m);
-}
-
-/// Every method of every node starts with the arbiter gate.
-fn fully_gated(m: &Model) -> bool {
-    let is_gate = |name: Option<&str>| {
-        name.and_then(|n| m.fencedevice(n)).and_then(|f| f.agent.as_deref()).is_some_and(crate::fence::gate::is_gate_agent)
-    };
-    m.nodes.iter().all(|n| !n.methods.is_empty() && n.methods.iter().all(|mt| mt.devices.first().is_some_and(|d| is_gate(d.name.as_deref()))))
-}
-
-/// Arbiter-gated fencing (`fence::gate`): once one method is gated, every method of every node
-/// must start with the gate, or the node that lost the arbiter's vote fences through it.
-fn gate(cx: &mut Ctx, m: &Model) {
-    let is_gate = |name: Option<&str>| {
-        name.and_then(|n| m.fencedevice(n)).and_then(|f| f.agent.as_deref()).is_some_and(crate::fence::gate::is_gate_agent)
-    };
-    let gated = m.nodes.iter().flat_map(|n| n.methods.iter()).any(|mt| mt.devices.iter().any(|d| is_gate(d.name.as_deref())));
-    if !gated {
-        return;
+    for r in &opts.rules {
+        cx.diags.extend((r.check)(m));
     }
-    for n in &m.nodes {
-        let node = n.name.as_deref().unwrap_or("?");
-        for mt in &n.methods {
-            let meth = mt.name.as_deref().unwrap_or("?");
-            let Some(first) = mt.devices.first() else { continue };
-            for d in mt.devices.iter().skip(1).filter(|d| is_gate(d.name.as_deref())) {
-                cx.err(
-                    (d.loc.line, d.loc.col),
-                    "fence.gate-not-first",
-                    format!(
-                        "the arbiter gate {} is not the first device of method {meth} of node {node}: the devices before it run without the arbiter's vote",
-                        d.name.as_deref().unwrap_or("?")
-                    ),
-                    Some("`twonode conf gate-fencing ...` puts it first in every method".into()),
-                );
-            }
-            if !mt.devices.iter().any(|d| is_gate(d.name.as_deref())) {
-                cx.err(
-                    (mt.loc.line, mt.loc.col),
-                    "fence.gate-missing",
-                    format!(
-                        "method {meth} of node {node} is not gated by the arbiter while other methods are: in a split, the node that lost the \
-                         arbiter's vote fails its gated methods and then fences through this one"
-                    ),
-                    Some("run `twonode conf gate-fencing ...` again (it gates every method), or remove the gate everywhere (`--remove`)".into()),
-                );
-            } else if is_gate(first.name.as_deref()) && mt.devices.len() == 1 {
-                cx.err(
-                    (mt.loc.line, mt.loc.col),
-                    "fence.gate-only",
-                    format!("method {meth} of node {node} has only the arbiter gate and no real fence device after it"),
-                    Some(format!("`twonode conf bind {node} DEVICE --method {meth}` adds the real device")),
-                );
-            }
-        }
-    }
-    for fd in m.fencedevices.iter().filter(|f| f.agent.as_deref().is_some_and(crate::fence::gate::is_gate_agent)) {
-        let pos = (fd.loc.line, fd.loc.col);
-        let dname = fd.name.as_deref().unwrap_or("?");
-        if fd.get("ipaddr").is_none() {
-            cx.err(pos, "fence.gate-no-arbiter", format!("the arbiter gate {dname} has no ipaddr= (the arbiter's address)"), Some("`twonode conf gate-fencing --arbiter HOST ...`".into()));
-        }
-        if ["tlscacert", "tlscert", "tlskey"].iter().any(|k| fd.get(k).is_none()) {
-            cx.warn(
-                pos,
-                "fence.gate-no-tls",
-                format!("the arbiter gate {dname} has no tlscacert/tlscert/tlskey: anyone who can reach the arbiter could claim the vote for this cluster"),
-                Some("give the CA, the cluster's certificate and key from `twonode arbiter certs`, and run the arbiter with tls.mode = \"required\"".into()),
-            );
-        }
-    }
-    if !m.two_node() {
-        let pos = m.cman.as_ref().map(|c| (c.loc.line, c.loc.col)).unwrap_or((m.root.line, m.root.col));
-        cx.warn(
-            pos,
-            "fence.gate-not-two-node",
-            "fencing is gated by the arbiter but two_node is not set: with a real quorum the partition without quorum never fences anyway".into(),
-            Some("the gate is meant for cman two_node=\"1\"; keep it only if you know why".into()),
-        );
-    }
+    let race_decided = opts.rules.iter().any(|r| (r.decides_fence_race)(m));
+    two_node(cx, m, race_decided);
 }
 
 fn nodes(cx: &mut Ctx, m: &Model) {
@@ -448,7 +395,7 @@ fn fencing(cx: &mut Ctx, m: &Model) {
     }
 }
 
-fn two_node(cx: &mut Ctx, m: &Model) {
+fn two_node(cx: &mut Ctx, m: &Model, race_decided: bool) {
     let Some(cman) = &m.cman else { return };
     let tn = cman.attr("two_node");
     if let Some(t) = tn {
@@ -515,9 +462,9 @@ fn two_node(cx: &mut Ctx, m: &Model) {
             Some("either `twonode conf set-two-node off --expected-votes 3` to use the quorum disk, or `twonode conf quorumd remove`".into()),
         );
     }
-    // fence race: both nodes fence each other at once unless one device waits (or the arbiter
-    // gate, first in every method, decides the race: see `gate`)
-    if m.nodes.len() == 2 && !fully_gated(m) {
+    // fence race: both nodes fence each other at once unless one device waits (or a rule set
+    // from above decides the race: the arbiter gate, first in every method)
+    if m.nodes.len() == 2 && !race_decided {
         let delays: Vec<Option<u64>> = m
             .nodes
             .iter()

@@ -8,7 +8,8 @@
 //! on), 2 status off, 1 failure. A reboot whose power-on fails after the off was confirmed exits 0
 //! (the node is fenced; FenceAgentAPI) but says "fenced (off confirmed), power-on FAILED" on stderr.
 use super::engine::{driver_kind, Action, DriverKind, Engine, NoObserver, RealClock, RunOptions, Verdict};
-use super::spec::{normalise_key, DeviceSpec, FenceTarget, Method, Timing};
+use super::options::{self, exit, MetaAgent, MetaParam};
+use super::spec::{DeviceSpec, FenceTarget, Method, Timing};
 use std::collections::BTreeMap;
 
 /// What the agent was asked to do.
@@ -35,200 +36,67 @@ pub fn parse_action(s: &str) -> Result<AgentAction, String> {
     })
 }
 
-/// One parameter of the agent: key, getopt form, type, default, description.
-struct Param {
-    name: &'static str,
-    getopt: &'static str,
-    ty: &'static str,
-    default: Option<&'static str>,
-    required: bool,
-    deprecated: bool,
-    desc: &'static str,
-}
-
-const PARAMS: &[Param] = &[
-    Param { name: "action", getopt: "-o, --action=[action]", ty: "string", default: Some("reboot"), required: false, deprecated: false, desc: "Fencing action" },
-    Param { name: "ip", getopt: "-a, --ip=[ip]", ty: "string", default: None, required: true, deprecated: false, desc: "IP address or hostname of the fencing device" },
-    Param { name: "ipaddr", getopt: "-a, --ip=[ip]", ty: "string", default: None, required: true, deprecated: true, desc: "IP address or hostname of the fencing device" },
-    Param { name: "ipport", getopt: "-u, --ipport=[port]", ty: "integer", default: Some("623"), required: false, deprecated: false, desc: "UDP/TCP port to use for connection with the device" },
-    Param { name: "username", getopt: "-l, --username=[name]", ty: "string", default: None, required: false, deprecated: false, desc: "Login name" },
-    Param { name: "login", getopt: "-l, --username=[name]", ty: "string", default: None, required: false, deprecated: true, desc: "Login name" },
-    Param { name: "password", getopt: "-p, --password=[password]", ty: "string", default: None, required: false, deprecated: false, desc: "Login password or passphrase (prefer stdin or a password script)" },
-    Param { name: "passwd", getopt: "-p, --password=[password]", ty: "string", default: None, required: false, deprecated: true, desc: "Login password or passphrase" },
-    Param { name: "password_script", getopt: "-S, --password-script=[script]", ty: "string", default: None, required: false, deprecated: false, desc: "Script to run to retrieve password" },
-    Param { name: "passwd_script", getopt: "-S, --password-script=[script]", ty: "string", default: None, required: false, deprecated: true, desc: "Script to run to retrieve password" },
-    Param { name: "plug", getopt: "-n, --plug=[id]", ty: "string", default: None, required: false, deprecated: false, desc: "Physical plug number on device (external agents only)" },
-    Param { name: "port", getopt: "-n, --plug=[id]", ty: "string", default: None, required: false, deprecated: true, desc: "Physical plug number on device (external agents only)" },
-    Param { name: "lanplus", getopt: "-P, --lanplus", ty: "boolean", default: Some("1"), required: false, deprecated: false, desc: "Use Lanplus (IPMI 2.0 RMCP+); always on for the native IPMI driver" },
-    Param { name: "cipher", getopt: "-C, --cipher=[cipher]", ty: "string", default: Some("3"), required: false, deprecated: false, desc: "IPMI cipher suite (the native driver supports 3)" },
-    Param { name: "privlvl", getopt: "-L, --privlvl=[level]", ty: "select", default: Some("administrator"), required: false, deprecated: false, desc: "IPMI privilege level" },
-    Param { name: "method", getopt: "-m, --method=[method]", ty: "select", default: Some("onoff"), required: false, deprecated: false, desc: "Method to fence (onoff|cycle)" },
-    Param { name: "twonode_driver", getopt: "--driver=[driver]", ty: "select", default: Some("ipmi"), required: false, deprecated: false, desc: "Driver: ipmi, ribcl, redfish (native) or external (run the agent named by agent=); default from agent=, else ipmi" },
-    Param { name: "agent", getopt: "--agent=[agent]", ty: "string", default: None, required: false, deprecated: false, desc: "Device type as a fence agent name (fence_ipmilan, fence_ilo, fence_redfish, or any agent to run)" },
-    Param { name: "ssl_insecure", getopt: "--ssl-insecure", ty: "boolean", default: None, required: false, deprecated: false, desc: "Do not verify the TLS certificate (iLO, Redfish)" },
-    Param { name: "delay", getopt: "--delay=[seconds]", ty: "second", default: Some("0"), required: false, deprecated: false, desc: "Wait X seconds before fencing is started" },
-    Param { name: "power_wait", getopt: "--power-wait=[seconds]", ty: "second", default: Some("2"), required: false, deprecated: false, desc: "Wait X seconds after issuing ON/OFF" },
-    Param { name: "power_timeout", getopt: "--power-timeout=[seconds]", ty: "second", default: Some("20"), required: false, deprecated: false, desc: "Test X seconds for status change after ON/OFF" },
-    Param { name: "login_timeout", getopt: "--login-timeout=[seconds]", ty: "second", default: Some("5"), required: false, deprecated: false, desc: "Wait X seconds for the device to answer after login" },
-    Param { name: "retry_on", getopt: "--retry-on=[attempts]", ty: "integer", default: Some("1"), required: false, deprecated: false, desc: "Count of attempts to retry power on" },
-    Param { name: "verbose", getopt: "-v, --verbose", ty: "boolean", default: None, required: false, deprecated: false, desc: "Verbose mode" },
+/// The agent's parameters as its metadata lists them (fence-agents' names; the deprecated
+/// cman spellings listed too, as fence-agents do).
+const PARAMS: &[MetaParam] = &[
+    MetaParam { name: "action", getopt: "-o, --action=[action]", ty: "string", default: Some("reboot"), required: false, deprecated: false, choices: &[], desc: "Fencing action" },
+    MetaParam { name: "ip", getopt: "-a, --ip=[ip]", ty: "string", default: None, required: true, deprecated: false, choices: &[], desc: "IP address or hostname of the fencing device" },
+    MetaParam { name: "ipaddr", getopt: "-a, --ip=[ip]", ty: "string", default: None, required: true, deprecated: true, choices: &[], desc: "IP address or hostname of the fencing device" },
+    MetaParam { name: "ipport", getopt: "-u, --ipport=[port]", ty: "integer", default: Some("623"), required: false, deprecated: false, choices: &[], desc: "UDP/TCP port to use for connection with the device" },
+    MetaParam { name: "username", getopt: "-l, --username=[name]", ty: "string", default: None, required: false, deprecated: false, choices: &[], desc: "Login name" },
+    MetaParam { name: "login", getopt: "-l, --username=[name]", ty: "string", default: None, required: false, deprecated: true, choices: &[], desc: "Login name" },
+    MetaParam { name: "password", getopt: "-p, --password=[password]", ty: "string", default: None, required: false, deprecated: false, choices: &[], desc: "Login password or passphrase (prefer stdin or a password script)" },
+    MetaParam { name: "passwd", getopt: "-p, --password=[password]", ty: "string", default: None, required: false, deprecated: true, choices: &[], desc: "Login password or passphrase" },
+    MetaParam { name: "password_script", getopt: "-S, --password-script=[script]", ty: "string", default: None, required: false, deprecated: false, choices: &[], desc: "Script to run to retrieve password" },
+    MetaParam { name: "passwd_script", getopt: "-S, --password-script=[script]", ty: "string", default: None, required: false, deprecated: true, choices: &[], desc: "Script to run to retrieve password" },
+    MetaParam { name: "plug", getopt: "-n, --plug=[id]", ty: "string", default: None, required: false, deprecated: false, choices: &[], desc: "Physical plug number or name on device (PDU outlets, external agents)" },
+    MetaParam { name: "port", getopt: "-n, --plug=[id]", ty: "string", default: None, required: false, deprecated: true, choices: &[], desc: "Physical plug number or name on device (PDU outlets, external agents)" },
+    MetaParam { name: "lanplus", getopt: "-P, --lanplus", ty: "boolean", default: Some("1"), required: false, deprecated: false, choices: &[], desc: "Use Lanplus (IPMI 2.0 RMCP+); always on for the native IPMI driver" },
+    MetaParam { name: "cipher", getopt: "-C, --cipher=[cipher]", ty: "string", default: Some("3"), required: false, deprecated: false, choices: &[], desc: "IPMI cipher suite (the native driver supports 3)" },
+    MetaParam { name: "privlvl", getopt: "-L, --privlvl=[level]", ty: "select", default: Some("administrator"), required: false, deprecated: false, choices: &["callback", "user", "operator", "administrator"], desc: "IPMI privilege level" },
+    MetaParam { name: "method", getopt: "-m, --method=[method]", ty: "select", default: Some("onoff"), required: false, deprecated: false, choices: &["onoff", "cycle"], desc: "Method to fence (onoff|cycle)" },
+    MetaParam { name: "twonode_driver", getopt: "--driver=[driver]", ty: "select", default: Some("ipmi"), required: false, deprecated: false, choices: &["ipmi", "ribcl", "redfish", "snmp", "external"], desc: "Driver: ipmi, ribcl, redfish, snmp (switched PDU; native) or external (run the agent named by agent=); default from agent=, else ipmi" },
+    MetaParam { name: "agent", getopt: "--agent=[agent]", ty: "string", default: None, required: false, deprecated: false, choices: &[], desc: "Device type as a fence agent name (fence_ipmilan, fence_ilo, fence_redfish, or any agent to run)" },
+    MetaParam { name: "ssl_insecure", getopt: "--ssl-insecure", ty: "boolean", default: None, required: false, deprecated: false, choices: &[], desc: "Do not verify the TLS certificate (iLO, Redfish)" },
+    MetaParam { name: "delay", getopt: "--delay=[seconds]", ty: "second", default: Some("0"), required: false, deprecated: false, choices: &[], desc: "Wait X seconds before fencing is started" },
+    MetaParam { name: "power_wait", getopt: "--power-wait=[seconds]", ty: "second", default: Some("2"), required: false, deprecated: false, choices: &[], desc: "Wait X seconds after issuing ON/OFF" },
+    MetaParam { name: "power_timeout", getopt: "--power-timeout=[seconds]", ty: "second", default: Some("20"), required: false, deprecated: false, choices: &[], desc: "Test X seconds for status change after ON/OFF" },
+    MetaParam { name: "login_timeout", getopt: "--login-timeout=[seconds]", ty: "second", default: Some("5"), required: false, deprecated: false, choices: &[], desc: "Wait X seconds for the device to answer after login" },
+    MetaParam { name: "retry_on", getopt: "--retry-on=[attempts]", ty: "integer", default: Some("1"), required: false, deprecated: false, choices: &[], desc: "Count of attempts to retry power on" },
+    MetaParam { name: "community", getopt: "-c, --community=[community]", ty: "string", default: Some("private"), required: false, deprecated: false, choices: &[], desc: "SNMP community (switched PDU; a secret like a password)" },
+    MetaParam { name: "snmp_version", getopt: "-d, --snmp-version=[version]", ty: "select", default: Some("1"), required: false, deprecated: false, choices: &["1", "2c"], desc: "SNMP version of the native PDU driver (3: use the external agent)" },
+    MetaParam { name: "switch", getopt: "-s, --switch=[id]", ty: "string", default: Some("1"), required: false, deprecated: false, choices: &[], desc: "Physical switch number on the PDU" },
+    MetaParam { name: "inet4_only", getopt: "-4, --inet4-only", ty: "boolean", default: None, required: false, deprecated: false, choices: &[], desc: "Forces the agent to use IPv4 addresses only" },
+    MetaParam { name: "inet6_only", getopt: "-6, --inet6-only", ty: "boolean", default: None, required: false, deprecated: false, choices: &[], desc: "Forces the agent to use IPv6 addresses only" },
+    MetaParam { name: "verbose", getopt: "-v, --verbose", ty: "boolean", default: None, required: false, deprecated: false, choices: &[], desc: "Verbose mode" },
 ];
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 /// `-o metadata`: valid against fence-agents' metadata.rng.
 pub fn metadata() -> String {
-    let mut x = String::new();
-    x.push_str("<?xml version=\"1.0\" ?>\n");
-    x.push_str("<resource-agent name=\"fence_twonode\" shortdesc=\"Fence agent for IPMI (native RMCP+) and any installed fence agent, with verified reboot\" >\n");
-    x.push_str("<longdesc>fence_twonode (twonode fence agent) powers a node off and on through its BMC using IPMI 2.0 RMCP+ natively, or through any installed fence agent, and verifies every power state by reading it back. Reboot confirms OFF before powering on and reports a failed power-on distinctly.</longdesc>\n");
-    x.push_str("<vendor-url>https://github.com/twonode</vendor-url>\n<parameters>\n");
-    for p in PARAMS {
-        x.push_str(&format!(
-            "\t<parameter name=\"{}\" unique=\"0\" required=\"{}\"{}>\n\t\t<getopt mixed=\"{}\" />\n",
-            p.name,
-            u8::from(p.required),
-            if p.deprecated { " deprecated=\"1\"" } else { "" },
-            xml_escape(p.getopt)
-        ));
-        let default = p.default.map(|d| format!(" default=\"{}\"", xml_escape(d))).unwrap_or_default();
-        if p.ty == "select" {
-            let opts: &[&str] = match p.name {
-                "privlvl" => &["callback", "user", "operator", "administrator"],
-                "method" => &["onoff", "cycle"],
-                _ => &["ipmi", "ribcl", "redfish", "external"],
-            };
-            x.push_str(&format!("\t\t<content type=\"select\"{default} >\n"));
-            for o in opts {
-                x.push_str(&format!("\t\t\t<option value=\"{o}\" />\n"));
-            }
-            x.push_str("\t\t</content>\n");
-        } else {
-            x.push_str(&format!("\t\t<content type=\"{}\"{default} />\n", p.ty));
-        }
-        x.push_str(&format!("\t\t<shortdesc lang=\"en\">{}</shortdesc>\n\t</parameter>\n", xml_escape(p.desc)));
-    }
-    x.push_str("</parameters>\n<actions>\n");
-    for a in ["on", "off", "reboot", "status", "monitor", "list", "metadata", "validate-all"] {
-        let extra = if a == "on" { " automatic=\"0\"" } else { "" };
-        x.push_str(&format!("\t<action name=\"{a}\"{extra} />\n"));
-    }
-    x.push_str("</actions>\n</resource-agent>\n");
-    x
+    options::metadata(&MetaAgent {
+        name: "fence_twonode",
+        shortdesc: "Fence agent for IPMI (native RMCP+) and any installed fence agent, with verified reboot",
+        longdesc: "fence_twonode (twonode fence agent) powers a node off and on through its BMC using IPMI 2.0 RMCP+ natively, or through any installed fence agent, and verifies every power state by reading it back. Reboot confirms OFF before powering on and reports a failed power-on distinctly.",
+        params: PARAMS,
+        actions: options::ACTIONS,
+    })
 }
 
-fn strip_quotes(v: &str) -> &str {
-    let v = v.trim();
-    for q in ['"', '\''] {
-        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
-            return &v[1..v.len() - 1];
-        }
-    }
-    v
+/// Does the agent take this (canonical) parameter? (its table, and `twonode_*` extensions)
+fn accepts(key: &str) -> bool {
+    key.starts_with("twonode_") || PARAMS.iter().any(|p| options::canonical(p.name) == key)
 }
 
-/// Parse `key=value` stdin. Returns parameters and warnings (unknown or malformed lines).
+/// Parse `key=value` stdin ([`options::parse_stdin`]): parameters by canonical key, warnings.
 pub fn parse_stdin(text: &str) -> (BTreeMap<String, String>, Vec<String>) {
-    let mut out = BTreeMap::new();
-    let mut warnings = Vec::new();
-    let known: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let Some((k, v)) = line.split_once('=') else {
-            warnings.push(format!("stdin line {}: not key=value, ignored", i + 1));
-            continue;
-        };
-        let k = normalise_key(k);
-        if k == "nodename" || k == "nodeid" {
-            continue;
-        }
-        if !known.contains(&k.as_str()) && !k.starts_with("twonode_") {
-            warnings.push(format!("stdin line {}: unknown parameter \"{k}\" ignored", i + 1));
-        }
-        out.insert(k, strip_quotes(v).to_string());
-    }
-    (out, warnings)
+    let p = options::parse_stdin(text, &accepts);
+    (p.params, p.warnings)
 }
 
-/// Parse getopt-style arguments into parameters. Returns parameters and warnings.
+/// Parse getopt-style arguments ([`options::parse_argv`]): parameters by canonical key, warnings.
 pub fn parse_args(args: &[String]) -> Result<(BTreeMap<String, String>, Vec<String>), String> {
-    let mut out = BTreeMap::new();
-    let mut warnings = Vec::new();
-    let short = |c: char| -> Option<(&'static str, bool)> {
-        Some(match c {
-            'o' => ("action", true),
-            'a' => ("ip", true),
-            'u' => ("ipport", true),
-            'l' => ("username", true),
-            'p' => ("password", true),
-            'S' => ("password_script", true),
-            'n' => ("plug", true),
-            'C' => ("cipher", true),
-            'L' => ("privlvl", true),
-            'm' => ("method", true),
-            'P' => ("lanplus", false),
-            'v' => ("verbose", false),
-            _ => return None,
-        })
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        i += 1;
-        let (key, has_value, inline): (String, bool, Option<String>) = if let Some(long) = a.strip_prefix("--") {
-            let (name, inline) = match long.split_once('=') {
-                Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                None => (long.to_string(), None),
-            };
-            let name = normalise_key(&name);
-            let key = match name.as_str() {
-                "ipaddr" => "ip".to_string(),
-                "login" => "username".to_string(),
-                "passwd" => "password".to_string(),
-                "passwd_script" => "password_script".to_string(),
-                "port" => "plug".to_string(),
-                "driver" => "twonode_driver".to_string(),
-                other => other.to_string(),
-            };
-            if !PARAMS.iter().any(|p| p.name == key) {
-                return Err(format!("unknown option --{name}"));
-            }
-            let flag = matches!(key.as_str(), "lanplus" | "verbose" | "ssl_insecure");
-            (key, !flag, inline)
-        } else if let Some(s) = a.strip_prefix('-').filter(|s| !s.is_empty()) {
-            let mut chars = s.chars();
-            let c = chars.next().unwrap_or('-');
-            let (key, has) = short(c).ok_or_else(|| format!("unknown option -{c}"))?;
-            let rest: String = chars.collect();
-            (key.to_string(), has, if rest.is_empty() { None } else { Some(rest) })
-        } else {
-            return Err(format!("unexpected argument \"{a}\""));
-        };
-        let value = if has_value {
-            match inline {
-                Some(v) => v,
-                None => {
-                    let v = args.get(i).cloned().ok_or_else(|| format!("option {a} needs a value"))?;
-                    i += 1;
-                    v
-                }
-            }
-        } else {
-            "1".to_string()
-        };
-        if key == "password" {
-            warnings.push(
-                "a password given with -p/--password is visible in the process list; pass it on stdin or with -S".into(),
-            );
-        }
-        out.insert(key, value);
-    }
-    Ok((out, warnings))
+    let p = options::parse_argv(args, &accepts)?;
+    Ok((p.params, p.warnings))
 }
 
 /// The device the agent drives, from its parameters.
@@ -269,13 +137,13 @@ pub fn validate(dev: &DeviceSpec) -> Result<(), String> {
 pub fn run(args: &[String], stdin: &mut dyn std::io::Read, audit_path: Option<&std::path::Path>) -> i32 {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{}", USAGE);
-        return 0;
+        return exit::SUCCESS;
     }
     let parsed = if args.is_empty() {
         let mut text = String::new();
         if let Err(e) = stdin.read_to_string(&mut text) {
             eprintln!("Failed: cannot read parameters from stdin: {e}");
-            return 1;
+            return exit::FAILURE;
         }
         Ok(parse_stdin(&text))
     } else {
@@ -285,7 +153,7 @@ pub fn run(args: &[String], stdin: &mut dyn std::io::Read, audit_path: Option<&s
         Ok(p) => p,
         Err(e) => {
             eprintln!("Failed: {e}\n{USAGE}");
-            return 1;
+            return exit::FAILURE;
         }
     };
     for w in &warnings {
@@ -295,26 +163,26 @@ pub fn run(args: &[String], stdin: &mut dyn std::io::Read, audit_path: Option<&s
         Ok(a) => a,
         Err(e) => {
             eprintln!("Failed: {e}");
-            return 1;
+            return exit::FAILURE;
         }
     };
     if action == AgentAction::Metadata {
         print!("{}", metadata());
-        return 0;
+        return exit::SUCCESS;
     }
     let dev = device_from_params(&params);
     if let Err(e) = validate(&dev) {
         eprintln!("Failed: {e}");
-        return 1;
+        return exit::FAILURE;
     }
     match action {
         AgentAction::ValidateAll => {
             println!("Success: parameters are valid");
-            return 0;
+            return exit::SUCCESS;
         }
         AgentAction::List => {
             // One machine per BMC: nothing to list.
-            return 0;
+            return exit::SUCCESS;
         }
         _ => {}
     }
@@ -323,7 +191,7 @@ pub fn run(args: &[String], stdin: &mut dyn std::io::Read, audit_path: Option<&s
         _ => Action::Status,
     };
     let target = FenceTarget {
-        node: params.get("plug").cloned().unwrap_or_else(|| dev.address().unwrap_or("target").to_string()),
+        node: params.get("port").cloned().unwrap_or_else(|| dev.address().unwrap_or("target").to_string()),
         nodeid: None,
         methods: vec![Method { name: "agent".into(), devices: vec![dev] }],
     };
@@ -345,14 +213,14 @@ pub fn run(args: &[String], stdin: &mut dyn std::io::Read, audit_path: Option<&s
         );
     }
     match (&action, &report.verdict) {
-        (AgentAction::Monitor, Verdict::StatusOn | Verdict::StatusOff) => 0,
+        (AgentAction::Monitor, Verdict::StatusOn | Verdict::StatusOff) => exit::SUCCESS,
         (_, Verdict::StatusOn) => {
             println!("Status: ON");
-            0
+            exit::SUCCESS
         }
         (_, Verdict::StatusOff) => {
             println!("Status: OFF");
-            2
+            exit::STATUS_OFF
         }
         (_, Verdict::Done) => {
             println!(
@@ -363,16 +231,16 @@ pub fn run(args: &[String], stdin: &mut dyn std::io::Read, audit_path: Option<&s
                     _ => "Rebooted",
                 }
             );
-            0
+            exit::SUCCESS
         }
         (_, Verdict::FencedPowerOnFailed { .. }) => {
             eprintln!("{}", report.message);
             println!("Success: Powered OFF (fenced, off confirmed); power-on FAILED");
-            0
+            exit::SUCCESS
         }
         (_, Verdict::Failed { error }) => {
             eprintln!("Failed: {error}");
-            1
+            exit::FAILURE
         }
     }
 }
@@ -419,10 +287,11 @@ mod tests {
             .collect();
         let (p, w) = parse_args(&a).unwrap();
         assert_eq!(p["action"], "status");
-        assert_eq!(p["ip"], "127.0.0.1");
+        // canonical keys (fence-agents' names): --ip is ipaddr, -l login, -S passwd_script
+        assert_eq!(p["ipaddr"], "127.0.0.1");
         assert_eq!(p["ipport"], "9999");
-        assert_eq!(p["username"], "admin");
-        assert_eq!(p["password_script"], "/bin/echo x");
+        assert_eq!(p["login"], "admin");
+        assert_eq!(p["passwd_script"], "/bin/echo x");
         assert_eq!(p["lanplus"], "1");
         assert!(w.is_empty());
         let (_, w) = parse_args(&["-p".to_string(), "x".to_string()]).unwrap();

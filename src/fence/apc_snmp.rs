@@ -12,7 +12,9 @@
 //! Parameters (fence_apc_snmp's names): ip/ipaddr, ipport/udpport (161), community (private),
 //! snmp_version (1; 2c; 3 is refused with a pointer to the external agent), plug/port, switch (1),
 //! login_timeout (5: one try per second), inet4_only, inet6_only.
+use super::options;
 use super::power::{PowerDevice, PowerError, PowerState};
+use super::spec::Timing;
 use super::snmp::client::{Client, ClientConfig, SnmpError};
 use super::snmp::{Oid, Value, Version};
 use std::collections::BTreeMap;
@@ -253,19 +255,26 @@ pub struct ApcSnmpConfig {
     pub plug: PlugSpec,
 }
 
-fn get<'a>(p: &'a BTreeMap<String, String>, keys: &[&str]) -> Option<&'a str> {
-    keys.iter().find_map(|k| p.get(*k).map(|s| s.as_str()).filter(|s| !s.trim().is_empty()))
+/// A parameter by fence-agents' option name, any of its spellings ([`options`]).
+fn get<'a>(p: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    options::get(p, name)
 }
 
 fn flag(p: &BTreeMap<String, String>, key: &str) -> bool {
-    get(p, &[key]).map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "on" | "yes" | "true")).unwrap_or(false)
+    get(p, key).map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "on" | "yes" | "true")).unwrap_or(false)
 }
 
 impl ApcSnmpConfig {
     pub fn from_params(p: &BTreeMap<String, String>) -> Result<Self, PowerError> {
+        Self::from_params_timed(p, None)
+    }
+
+    /// The config from the device's parameters; `login_timeout` not given there comes from the
+    /// engine's timing (fence-agents' default for SNMP agents otherwise: 5 s).
+    pub fn from_params_timed(p: &BTreeMap<String, String>, timing: Option<&Timing>) -> Result<Self, PowerError> {
         let cfg = |m: String| PowerError::Config(format!("fence_apc_snmp device: {m}"));
-        let host = get(p, &["ip", "ipaddr"]).ok_or_else(|| cfg("no address: give ipaddr=HOST".into()))?.trim().to_string();
-        let port = match get(p, &["ipport", "udpport"]) {
+        let host = get(p, "ipaddr").ok_or_else(|| cfg("no address: give ipaddr=HOST".into()))?.trim().to_string();
+        let port = match get(p, "ipport") {
             None => 161,
             Some(v) => v
                 .trim()
@@ -274,7 +283,7 @@ impl ApcSnmpConfig {
                 .filter(|n| *n > 0)
                 .ok_or_else(|| cfg(format!("ipport=\"{v}\" is not a UDP port")))?,
         };
-        let version = match get(p, &["snmp_version"]) {
+        let version = match get(p, "snmp_version") {
             None => Version::V1,
             Some(v) => Version::parse(v).map_err(|e| {
                 cfg(if v.trim() == "3" {
@@ -284,11 +293,11 @@ impl ApcSnmpConfig {
                 })
             })?,
         };
-        let community = get(p, &["community"]).unwrap_or("private").as_bytes().to_vec();
-        let plug = get(p, &["plug", "port"]).ok_or_else(|| cfg("no outlet: give plug=NUMBER or plug=NAME".into()))?;
-        let plug = parse_plug(plug, get(p, &["switch"])).map_err(cfg)?;
-        let login_timeout = match get(p, &["login_timeout"]) {
-            None => 5.0,
+        let community = get(p, "community").unwrap_or("private").as_bytes().to_vec();
+        let plug = get(p, "port").ok_or_else(|| cfg("no outlet: give plug=NUMBER or plug=NAME".into()))?;
+        let plug = parse_plug(plug, get(p, "switch")).map_err(cfg)?;
+        let login_timeout = match get(p, "login_timeout") {
+            None => timing.map(|t| t.login_timeout.as_secs_f64()).unwrap_or(5.0),
             Some(v) => v
                 .trim()
                 .parse::<f64>()
@@ -325,6 +334,10 @@ impl ApcSnmpDevice {
 
     pub fn from_params(p: &BTreeMap<String, String>) -> Result<Self, PowerError> {
         Ok(Self::new(ApcSnmpConfig::from_params(p)?))
+    }
+
+    pub fn from_params_timed(p: &BTreeMap<String, String>, timing: Option<&Timing>) -> Result<Self, PowerError> {
+        Ok(Self::new(ApcSnmpConfig::from_params_timed(p, timing)?))
     }
 
     /// The detected device type (after the first contact).

@@ -7,7 +7,9 @@
 //! Where fence_redfish silently takes the last of several systems, twonode refuses and lists
 //! them: fencing the wrong machine is worse than not fencing.
 use super::power::{PowerDevice, PowerError, PowerState};
-use super::ribcl::{flag, param, password_from, seconds, tls_from};
+use super::config::{flag, WebBmc, WebKind};
+use super::options;
+use super::spec::Timing;
 use super::tls;
 use base64::Engine;
 use serde_json::Value;
@@ -58,31 +60,16 @@ impl RedfishDevice {
     /// login/username, passwd/password or passwd_script, ssl_insecure, ssl_ca (PEM, twonode
     /// extension), redfish_uri (/redfish/v1), systems_uri, login_timeout (5), power_timeout (20).
     pub fn from_params(p: &BTreeMap<String, String>) -> Result<Self, PowerError> {
-        let mut host = param(p, &["ip", "ipaddr"])
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| PowerError::Config("fence_redfish device: no address: give ipaddr=HOST".into()))?
-            .trim()
-            .to_string();
-        let mut port: u16 = match param(p, &["ipport"]) {
-            None => 443,
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| PowerError::Config(format!("ipport={v:?}: expected a TCP port number")))?,
-        };
-        // fence_redfish accepts ip=HOST:PORT.
-        if host.matches(':').count() == 1 {
-            if let Some((h, pt)) = host.clone().split_once(':') {
-                port = pt.parse().map_err(|_| PowerError::Config(format!("ip={host:?}: bad port after ':'")))?;
-                host = h.to_string();
-            }
-        }
-        let login = param(p, &["username", "login"])
-            .ok_or_else(|| PowerError::Config(format!("Redfish {host}: no user: give login=NAME")))?
-            .to_string();
-        let password = password_from(p)?;
-        let redfish_uri = param(p, &["redfish_uri"]).unwrap_or("/redfish/v1").trim().to_string();
-        let systems_uri = param(p, &["systems_uri"]).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        Self::from_params_timed(p, None)
+    }
+
+    /// As [`from_params`](Self::from_params), the engine's timing filling the timeouts the
+    /// parameters do not set.
+    pub fn from_params_timed(p: &BTreeMap<String, String>, timing: Option<&Timing>) -> Result<Self, PowerError> {
+        let web = WebBmc::from_params(p, WebKind::Redfish, timing)?;
+        let param = |k: &str| options::lookup(p, k);
+        let redfish_uri = param("redfish_uri").unwrap_or("/redfish/v1").trim().to_string();
+        let systems_uri = param("systems_uri").map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         for (k, v) in [("redfish_uri", Some(&redfish_uri)), ("systems_uri", systems_uri.as_ref())] {
             if let Some(v) = v {
                 if !v.starts_with('/') || v.contains(char::is_whitespace) {
@@ -90,19 +77,18 @@ impl RedfishDevice {
                 }
             }
         }
-        let _ = flag(p, &["ssl_secure"])?;
-        let (tls, tls_desc) = tls_from(p)?;
+        let _ = flag(p, "ssl_secure")?;
         Ok(RedfishDevice {
-            host,
-            port,
-            login,
-            password,
+            host: web.host,
+            port: web.port,
+            login: web.login,
+            password: web.password,
             redfish_uri,
             systems_uri,
-            tls,
-            tls_desc,
-            login_timeout: seconds(p, &["login_timeout"], 5.0)?,
-            power_timeout: seconds(p, &["power_timeout"], 20.0)?,
+            tls: web.tls,
+            tls_desc: web.tls_desc,
+            login_timeout: web.login_timeout,
+            power_timeout: web.power_timeout,
             reset_target: None,
             reset_types: Vec::new(),
         })

@@ -21,7 +21,10 @@
 //! firmware understands `<?ilo entity-processing="standard"?>` (newer iLO 4 firmware): then
 //! every value is escaped the standard XML way and that instruction is sent first.
 use super::power::{PowerDevice, PowerError, PowerState};
-use super::tls::{self, TlsOptions};
+use super::config::{flag, WebBmc, WebKind};
+use super::options;
+use super::spec::Timing;
+use super::tls;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -499,82 +502,6 @@ impl std::fmt::Debug for RibclDevice {
     }
 }
 
-/// Look a parameter up under any of its names (`-` and `_` interchangeable, case-insensitive).
-pub(crate) fn param<'a>(p: &'a BTreeMap<String, String>, names: &[&str]) -> Option<&'a str> {
-    for want in names {
-        for (k, v) in p {
-            if k.replace('-', "_").eq_ignore_ascii_case(want) {
-                return Some(v.as_str());
-            }
-        }
-    }
-    None
-}
-
-/// fence-agents boolean: present with 1/yes/on/true or empty (getopt flag) → true.
-pub(crate) fn flag(p: &BTreeMap<String, String>, names: &[&str]) -> Result<bool, PowerError> {
-    match param(p, names) {
-        None => Ok(false),
-        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-            "" | "1" | "yes" | "on" | "true" | "y" | "t" => Ok(true),
-            "0" | "no" | "off" | "false" | "n" | "f" => Ok(false),
-            other => Err(PowerError::Config(format!("{}={other:?}: expected 1 or 0", names[0]))),
-        },
-    }
-}
-
-pub(crate) fn seconds(p: &BTreeMap<String, String>, names: &[&str], default: f64) -> Result<Duration, PowerError> {
-    match param(p, names) {
-        None => Ok(Duration::from_secs_f64(default)),
-        Some(v) => {
-            let s: f64 = v
-                .trim()
-                .parse()
-                .map_err(|_| PowerError::Config(format!("{}={v:?}: expected a number of seconds", names[0])))?;
-            if !(0.0..=3600.0).contains(&s) {
-                return Err(PowerError::Config(format!("{}={v}: out of range 0..3600 s", names[0])));
-            }
-            Ok(Duration::from_secs_f64(s.max(0.1)))
-        }
-    }
-}
-
-/// The password from passwd/password, or the first line printed by passwd_script (run with
-/// `sh -c`, as fence-agents do; the script's own argv carries no secret).
-pub(crate) fn password_from(p: &BTreeMap<String, String>) -> Result<String, PowerError> {
-    if let Some(pw) = param(p, &["password", "passwd"]) {
-        return Ok(pw.to_string());
-    }
-    if let Some(script) = param(p, &["password_script", "passwd_script"]) {
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| PowerError::Config(format!("passwd_script {script:?}: cannot run: {e}")))?;
-        if !out.status.success() {
-            return Err(PowerError::Config(format!("passwd_script {script:?} failed ({})", out.status)));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        return Ok(text.lines().next().unwrap_or("").to_string());
-    }
-    Err(PowerError::Config("no password: give passwd=... or passwd_script=...".into()))
-}
-
-pub(crate) fn tls_from(p: &BTreeMap<String, String>) -> Result<(Arc<rustls::ClientConfig>, &'static str), PowerError> {
-    let insecure = flag(p, &["ssl_insecure"])?;
-    let ca_file = param(p, &["ssl_ca", "ca", "ca_file"]).map(std::path::PathBuf::from);
-    let opts = TlsOptions { insecure, ca_file: ca_file.clone() };
-    let desc = if insecure {
-        "certificate NOT checked (ssl_insecure)"
-    } else if ca_file.is_some() {
-        "certificate checked against ssl_ca"
-    } else {
-        "certificate checked against the web roots"
-    };
-    Ok((tls::client_config(&opts)?, desc))
-}
-
 impl RibclDevice {
     /// Build from the merged key=value parameters fence-agents use: ipaddr/ip, ipport (443),
     /// login/username, passwd/password or passwd_script/password_script, ssl_insecure,
@@ -582,36 +509,28 @@ impl RibclDevice {
     /// power_timeout (20), ribcl_escape=verbatim|standard and ribcl_transport=auto|raw|http
     /// (twonode extensions). Other keys (action, nodename, delay, power_wait...) are ignored.
     pub fn from_params(p: &BTreeMap<String, String>) -> Result<Self, PowerError> {
-        let host = param(p, &["ip", "ipaddr"])
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| PowerError::Config("fence_ilo device: no address: give ipaddr=HOST".into()))?
-            .trim()
-            .to_string();
-        let port = match param(p, &["ipport"]) {
-            None => 443,
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| PowerError::Config(format!("ipport={v:?}: expected a TCP port number")))?,
-        };
-        let login = param(p, &["username", "login"])
-            .ok_or_else(|| PowerError::Config(format!("iLO {host}: no user: give login=NAME")))?
-            .to_string();
-        let password = password_from(p)?;
-        let escape = match param(p, &["ribcl_escape"]).map(|s| s.trim().to_ascii_lowercase()) {
+        Self::from_params_timed(p, None)
+    }
+
+    /// As [`from_params`](Self::from_params), the engine's timing filling the timeouts the
+    /// parameters do not set (the engine's opener: built once, nothing written back).
+    pub fn from_params_timed(p: &BTreeMap<String, String>, timing: Option<&Timing>) -> Result<Self, PowerError> {
+        let web = WebBmc::from_params(p, WebKind::Ilo, timing)?;
+        let param = |k: &str| options::lookup(p, k);
+        let escape = match param("ribcl_escape").map(|s| s.trim().to_ascii_lowercase()) {
             None => EscapeMode::Verbatim,
             Some(s) if s == "verbatim" || s.is_empty() => EscapeMode::Verbatim,
             Some(s) if s == "standard" => EscapeMode::Standard,
             Some(s) => return Err(PowerError::Config(format!("ribcl_escape={s:?}: expected verbatim or standard"))),
         };
-        let transport = match param(p, &["ribcl_transport"]).map(|s| s.trim().to_ascii_lowercase()) {
+        let transport = match param("ribcl_transport").map(|s| s.trim().to_ascii_lowercase()) {
             None => Transport::Auto,
             Some(s) if s == "auto" || s.is_empty() => Transport::Auto,
             Some(s) if s == "raw" => Transport::Raw,
             Some(s) if s == "http" => Transport::Http,
             Some(s) => return Err(PowerError::Config(format!("ribcl_transport={s:?}: expected auto, raw or http"))),
         };
-        let forced_ribcl = match param(p, &["ribcl", "ribcl_version"]) {
+        let forced_ribcl = match param("ribcl").or_else(|| param("ribcl_version")) {
             None => None,
             Some(v) => {
                 v.trim()
@@ -620,25 +539,24 @@ impl RibclDevice {
                 Some(v.trim().to_string())
             }
         };
-        if flag(p, &["tls1.0", "tls1_0", "notls"])? {
-            tracing::warn!("iLO {host}: tls1.0/notls asked for; twonode speaks TLS 1.2 and newer only");
+        if flag(p, "tls1.0")? || flag(p, "tls1_0")? || flag(p, "notls")? {
+            tracing::warn!("iLO {}: tls1.0/notls asked for; twonode speaks TLS 1.2 and newer only", web.host);
         }
-        let (tls, tls_desc) = tls_from(p)?;
         // Validate the credentials' encoding now, so a bad password is refused before any I/O.
-        login_attr(&login, escape, "login")?;
-        login_attr(&password, escape, "password")?;
+        login_attr(&web.login, escape, "login")?;
+        login_attr(&web.password, escape, "password")?;
         Ok(RibclDevice {
-            host,
-            port,
-            login,
-            password,
+            host: web.host,
+            port: web.port,
+            login: web.login,
+            password: web.password,
             escape,
             transport,
             forced_ribcl,
-            tls,
-            tls_desc,
-            login_timeout: seconds(p, &["login_timeout"], 10.0)?,
-            power_timeout: seconds(p, &["power_timeout"], 20.0)?,
+            tls: web.tls,
+            tls_desc: web.tls_desc,
+            login_timeout: web.login_timeout,
+            power_timeout: web.power_timeout,
             fw: None,
         })
     }

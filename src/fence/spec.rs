@@ -4,6 +4,7 @@
 //!
 //! `from_cluster_conf` reads them through the cluster.conf model (`clusterconf::model`,
 //! `Model::fencing_for`), so the parameters are merged exactly as fenced merges them.
+use super::options;
 use crate::clusterconf::model::{Model, NodeFencing};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -35,9 +36,7 @@ pub struct FenceTarget {
 /// Parameter keys whose values are secrets (never logged, never in argv).
 pub const SECRET_KEYS: &[&str] = &["passwd", "password", "snmp_priv_passwd", "kg", "community"];
 
-pub fn normalise_key(k: &str) -> String {
-    k.trim().to_ascii_lowercase().replace('-', "_")
-}
+pub use super::options::normalise_key;
 
 impl DeviceSpec {
     pub fn new(name: impl Into<String>, params: impl IntoIterator<Item = (String, String)>) -> Self {
@@ -53,47 +52,32 @@ impl DeviceSpec {
         self.get(&["agent"]).unwrap_or("")
     }
 
-    /// Address of the device (`ipaddr` / `ip`, cman and new names).
+    /// Address of the device (`ipaddr` / `ip`: one option, [`super::options`]).
     pub fn address(&self) -> Option<&str> {
-        self.get(&["ipaddr", "ip"])
+        options::get(&self.params, "ipaddr")
     }
 
     pub fn ipport(&self) -> Option<&str> {
-        self.get(&["ipport", "udpport"])
+        options::get(&self.params, "ipport")
     }
 
     pub fn login(&self) -> Option<&str> {
-        self.get(&["login", "username"])
+        options::get(&self.params, "login")
     }
 
     pub fn plug(&self) -> Option<&str> {
-        self.get(&["port", "plug"])
+        options::get(&self.params, "port")
     }
 
     pub fn flag(&self, keys: &[&str]) -> Option<bool> {
         self.get(keys).map(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "on" | "yes" | "true" | ""))
     }
 
-    /// The password, from `passwd`/`password`, or by running `passwd_script`/`password_script`
-    /// (first line of its output). Nothing of it ever goes into an argv.
+    /// The password ([`options::password`]: the script's output when a password script is
+    /// given, else `passwd`/`password`), "" when neither (fence_ipmilan's rule; drivers that
+    /// need one use `options::password` and refuse `None`). Nothing of it ever goes into an argv.
     pub fn password(&self) -> Result<String, String> {
-        if let Some(p) = self.get(&["passwd", "password"]) {
-            return Ok(p.to_string());
-        }
-        if let Some(script) = self.get(&["passwd_script", "password_script"]) {
-            let out = std::process::Command::new("/bin/sh")
-                .arg("-c")
-                .arg(script)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .map_err(|e| format!("device {}: cannot run password script: {e}", self.name))?;
-            if !out.status.success() {
-                return Err(format!("device {}: password script failed ({})", self.name, out.status));
-            }
-            let text = String::from_utf8_lossy(&out.stdout);
-            return Ok(text.lines().next().unwrap_or("").to_string());
-        }
-        Ok(String::new())
+        options::password(&self.params).map(Option::unwrap_or_default).map_err(|e| format!("device {}: {e}", self.name))
     }
 
     /// A description safe for logs: agent and address, never the password.
@@ -247,6 +231,11 @@ pub fn from_node_fencing(f: &NodeFencing, path: &str) -> Result<FenceTarget, Con
 pub fn from_cluster_conf(xml: &str, path: &str) -> Result<Vec<FenceTarget>, ConfError> {
     let (_doc, model) = Model::parse(xml.as_bytes())
         .map_err(|e| ConfError { path: path.into(), line: e.line, message: e.msg.clone() })?;
+    from_model(&model, path)
+}
+
+/// Every node's fencing from the parsed model, in document order.
+pub fn from_model(model: &Model, path: &str) -> Result<Vec<FenceTarget>, ConfError> {
     let mut out = Vec::new();
     for n in &model.nodes {
         let Some(name) = n.name.as_deref() else { continue };
@@ -259,9 +248,27 @@ pub fn from_cluster_conf(xml: &str, path: &str) -> Result<Vec<FenceTarget>, Conf
 
 /// Read and parse a cluster.conf file.
 pub fn load_cluster_conf(path: &std::path::Path) -> anyhow::Result<Vec<FenceTarget>> {
-    use anyhow::Context;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(from_cluster_conf(&text, &path.display().to_string())?)
+    Ok(ClusterConf::load(path)?.targets)
+}
+
+/// One cluster.conf read and parsed ONCE for one fence: the fence targets and the model the
+/// gate's cluster identity is read from (`gate::ClusterIdentity::from_model`).
+pub struct ClusterConf {
+    pub path: String,
+    pub model: Model,
+    pub targets: Vec<FenceTarget>,
+}
+
+impl ClusterConf {
+    pub fn load(path: &std::path::Path) -> anyhow::Result<ClusterConf> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let shown = path.display().to_string();
+        let (_doc, model) =
+            Model::parse(text.as_bytes()).map_err(|e| ConfError { path: shown.clone(), line: e.line, message: e.msg.clone() })?;
+        let targets = from_model(&model, &shown)?;
+        Ok(ClusterConf { path: shown, model, targets })
+    }
 }
 
 #[cfg(test)]

@@ -225,8 +225,7 @@ pub fn risks(targets: &[FenceTarget], resolve: &dyn Fn(&str) -> Vec<std::net::Ip
     }
     // 1. fence race: no node has a delay on its first method (the arbiter gate on every method
     //    decides the race instead: `fence::gate::race_protection`)
-    let all_gated = !fenced.is_empty()
-        && fenced.iter().all(|t| t.methods.iter().filter(|m| !m.devices.is_empty()).all(|m| m.devices.first().is_some_and(super::gate::is_gate)));
+    let all_gated = super::gate::GateLayout::of_targets(targets).complete();
     if fenced.len() >= 2 && !all_gated {
         let delayed = fenced.iter().any(|t| {
             t.methods.iter().find(|m| !m.devices.is_empty()).is_some_and(|m| {
@@ -452,92 +451,6 @@ pub fn table(r: &TestReport) -> String {
     }
     s.push_str(&format!("\nresult: {}\n", if r.ok { "PASS" } else { "FAIL" }));
     s
-}
-
-/// `twonode fence test`.
-pub fn run_cli(a: crate::cli::fence::TestArgs, g: &crate::cli::Global) -> anyhow::Result<i32> {
-    use crate::cli::fence::{confirm, is_self, Progress};
-    let targets = super::spec::load_cluster_conf(&a.file)?;
-    let clock = super::engine::RealClock::new();
-    let mut opener = super::drivers::RealOpener;
-    let mut report = TestReport {
-        file: a.file.display().to_string(),
-        started: super::audit::utc_now(),
-        checks: vec![],
-        power_tests: vec![],
-        risks: risks(&targets, &resolve),
-        race_protection: super::gate::race_protection(&targets),
-        ok: true,
-    };
-    if !g.json {
-        eprintln!("checking {} node(s) from {} ...", targets.len(), a.file.display());
-    }
-    report.checks = check_devices(&targets, &mut opener, &clock);
-    let devices_ok = report.checks.iter().all(|c| c.ok());
-    if a.destructive {
-        if !devices_ok {
-            eprintln!("twonode: not running --destructive: some devices failed the basic check");
-        } else if report.risks.iter().any(|r| r.severity == Severity::Error) {
-            eprintln!("twonode: not running --destructive: fix the DANGER configuration risks first");
-        } else {
-            let audit = super::audit::AuditLog::open(Some(&a.audit_log));
-            for t in &targets {
-                if t.methods.iter().all(|m| m.devices.is_empty()) {
-                    continue;
-                }
-                if is_self(&t.node) && !a.allow_self {
-                    report.power_tests.push(PowerTest {
-                        node: t.node.clone(),
-                        skipped: Some("this is the node the test runs on (use --allow-self)".into()),
-                        off_ok: false,
-                        off_ms: 0,
-                        on_ok: false,
-                        on_ms: 0,
-                        ping_ms: None,
-                        error: None,
-                    });
-                    continue;
-                }
-                confirm(&format!("power node {} OFF and ON again (destructive fence test)?", t.node), a.yes)?;
-                audit.append("start", serde_json::json!({"mode": "test", "node": t.node, "action": "off+on"}));
-                let mut progress = Progress::new(g.verbose > 0, g.json);
-                let mut pt = power_test(t, &mut opener, &clock, &mut progress);
-                if pt.on_ok {
-                    if let Some(secs) = a.wait_ping {
-                        pt.ping_ms = wait_ping(&t.node, std::time::Duration::from_secs(secs));
-                        if pt.ping_ms.is_none() {
-                            pt.error = Some(format!("{} did not answer ping within {secs}s after power-on", t.node));
-                        }
-                    }
-                }
-                audit.append(
-                    "outcome",
-                    serde_json::json!({"mode": "test", "node": t.node, "action": "off+on", "result": pt}),
-                );
-                let failed = !pt.ok();
-                report.power_tests.push(pt);
-                if failed {
-                    eprintln!("twonode: stopping the destructive test: node {} failed", t.node);
-                    break;
-                }
-            }
-        }
-    }
-    report.ok = devices_ok
-        && report.power_tests.iter().all(|p| p.ok())
-        && !report.risks.iter().any(|r| r.severity == Severity::Error)
-        && !(a.destructive && report.power_tests.is_empty() && targets.iter().any(|t| !t.methods.is_empty()));
-    if let Some(path) = &a.report {
-        let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, text + "\n")
-            .map_err(|e| anyhow::anyhow!("writing the report {}: {e}", path.display()))?;
-    }
-    if g.json {
-        crate::util::print_json(&report)?;
-    } else {
-        print!("{}", table(&report));
-    }
-    Ok(if report.ok { 0 } else { 1 })
 }
 
 #[cfg(test)]

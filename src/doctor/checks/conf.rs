@@ -83,7 +83,7 @@ fn cluster_conf_checks(facts: &Facts, out: &mut Vec<Finding>) {
             ));
             continue;
         };
-        let rep = validate::validate(bytes, &validate::Options::default());
+        let rep = crate::fence::validate_conf(bytes, &validate::Options::default());
         let diag_text = |sev: Severity| {
             rep.diagnostics
                 .iter()

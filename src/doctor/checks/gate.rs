@@ -1,127 +1,19 @@
 //! The arbiter gate (GATE.md) in cluster.conf and as the nodes see it.
 //!
-//! Where the gate is in the fence methods ([`gate_layout`]: [`GateLayout`], [`GateConf`]; used
-//! by the fence area's race check and by `quorum status`), and the checks on it: the arbiter
+//! Where the gate is in the fence methods ([`gate_layout`]: [`GateLayout`], [`GateConf`], owned
+//! by `fence::gate`; used by the fence area's race check), and the checks on it: the arbiter
 //! answering the gate's client (`arbiter.gate`, from the probe `gather::gate` made), each node's
 //! client certificate (`arbiter.cert`: readable, not expired, CN = cluster name) and each node's
 //! gate agent (`arbiter.gate-agent`: `fence_twonode_arbiter -o monitor` as fenced would run it).
 use super::arbiter::{cert_info, date_of, CERT_WARN_DAYS};
 use super::{Context, Finding, Severity};
 use crate::doctor::facts::CertFacts;
-use crate::fence::spec::FenceTarget;
-use serde::Serialize;
 
 /// The agent name of the arbiter gate's `<fencedevice>` (GATE.md).
 pub const GATE_AGENT: &str = crate::fence::gate::AGENT;
 
-/// One arbiter gate device as configured (GATE.md): the first device of a method.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GateConf {
-    /// The `<fencedevice name>`.
-    pub device: String,
-    pub host: String,
-    pub port: u16,
-    pub ca: Option<String>,
-    pub cert: Option<String>,
-    pub key: Option<String>,
-    /// Seconds the gate waits for a decision.
-    pub timeout_s: Option<u64>,
-}
-
-impl GateConf {
-    pub fn target(&self) -> String {
-        if self.host.contains(':') && !self.host.starts_with('[') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// Where the gate is (or is not) in the cluster's fence methods.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct GateLayout {
-    /// The gate devices configured (usually one).
-    pub gates: Vec<GateConf>,
-    /// Methods (node, method) that start with the gate.
-    pub gated: Vec<(String, String)>,
-    /// Methods without the gate first: (node, method, what is wrong).
-    pub ungated: Vec<(String, String, String)>,
-}
-
-impl GateLayout {
-    /// The gate protects the race: present and first in every method with devices.
-    pub fn complete(&self) -> bool {
-        !self.gates.is_empty() && !self.gated.is_empty() && self.ungated.is_empty()
-    }
-}
-
-/// Is this device the arbiter gate? (the fence gate's own rule)
-pub fn is_gate(d: &crate::fence::spec::DeviceSpec) -> bool {
-    crate::fence::gate::is_gate(d)
-}
-
-fn gate_conf_of(d: &crate::fence::spec::DeviceSpec) -> GateConf {
-    let port = d.ipport().and_then(|p| p.trim().parse().ok()).unwrap_or(crate::quorum::arbiter::wire::DEFAULT_PORT);
-    GateConf {
-        device: d.name.clone(),
-        host: d.address().unwrap_or("").trim().to_string(),
-        port,
-        ca: d.get(&["tlscacert"]).map(String::from),
-        cert: d.get(&["tlscert"]).map(String::from),
-        key: d.get(&["tlskey"]).map(String::from),
-        // the decision timeout as the gate itself reads it (login_timeout, else timeout); None when unset
-        timeout_s: d
-            .get(&["login_timeout", "timeout"])
-            .and_then(|_| crate::fence::gate::GateSettings::from_params(&d.params).ok())
-            .map(|g| g.timeout.as_secs()),
-    }
-}
-
-/// Find the gate in the fence methods (pure).
-pub fn gate_layout(targets: &[FenceTarget]) -> GateLayout {
-    let mut l = GateLayout::default();
-    for t in targets {
-        for m in t.methods.iter().filter(|m| !m.devices.is_empty()) {
-            for d in m.devices.iter().filter(|d| is_gate(d)) {
-                if !l.gates.iter().any(|g| g.device == d.name) {
-                    l.gates.push(gate_conf_of(d));
-                }
-            }
-            match m.devices.iter().position(is_gate) {
-                Some(0) => l.gated.push((t.node.clone(), m.name.clone())),
-                Some(i) => l.ungated.push((
-                    t.node.clone(),
-                    m.name.clone(),
-                    format!("the gate is device {} of the method, not the first: {} runs before it", i + 1, m.devices[0].name),
-                )),
-                None => l.ungated.push((t.node.clone(), m.name.clone(), "no gate in this method".into())),
-            }
-        }
-    }
-    l
-}
-
-/// The gate of a cluster.conf text (None: no gate device in any method).
-pub fn gate_of_cluster_conf(xml: &str, path: &str) -> Option<GateLayout> {
-    let targets = crate::fence::spec::from_cluster_conf(xml, path).ok()?;
-    let l = gate_layout(&targets);
-    (!l.gates.is_empty()).then_some(l)
-}
-
-/// The fence targets without the gate devices (they are probed as the arbiter, not as BMCs).
-pub fn without_gate(targets: &[FenceTarget]) -> Vec<FenceTarget> {
-    targets
-        .iter()
-        .map(|t| {
-            let mut t = t.clone();
-            for m in &mut t.methods {
-                m.devices.retain(|d| !is_gate(d));
-            }
-            t
-        })
-        .collect()
-}
+// Where the gate is: computed once by the gate itself (`fence::gate::GateLayout`), read here.
+pub use crate::fence::gate::{gate_layout, gate_of_cluster_conf, is_gate, without_gate, GateConf, GateLayout};
 
 /// The arbiter as the gate sees it: probe (TLS + INIT) and each node's client certificate and
 /// gate agent.

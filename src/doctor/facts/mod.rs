@@ -97,29 +97,8 @@ pub struct GateMonitor {
     pub output: String,
 }
 
-/// A certificate file as read (PEM: public, never a key).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertFacts {
-    pub path: String,
-    pub pem: Option<String>,
-    pub error: Option<String>,
-}
-
-/// What probing the arbiter through the gate's client gave.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct GateProbe {
-    /// HOST:PORT of the arbiter (from the gate device).
-    pub target: String,
-    /// How far it was checked: "init" (TCP + TLS + INIT accepted) or "tcp" (connect only).
-    pub depth: String,
-    pub ok: bool,
-    pub rtt_ms: Option<f64>,
-    /// What the arbiter said / the client saw (for the evidence).
-    pub detail: Option<String>,
-    pub error: Option<String>,
-    /// The client certificate used for the probe (on the machine running doctor).
-    pub cert: Option<CertFacts>,
-}
+// The probe of the arbiter through the gate's client is the gate's (`fence::gate::probe`).
+pub use crate::fence::gate::{CertFacts, GateProbe};
 
 /// What the arbiter said.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -2,11 +2,11 @@
 //! `fence_twonode_arbiter`): each node's client certificate read on the node, each node's gate
 //! agent run with action=monitor as fenced would run it ([`gate_monitor`]), and the arbiter probed
 //! with the gate's own client from here ([`probe_gate`]).
-use super::{read_cert_local, GatherOptions};
+use super::GatherOptions;
 use crate::clusterconf::model::Model;
-use crate::doctor::checks::gate::{gate_layout, is_gate, GateConf, GATE_AGENT};
+use crate::doctor::checks::gate::{gate_layout, is_gate, GATE_AGENT};
 use crate::doctor::checks::same_host;
-use crate::doctor::facts::{CertFacts, Facts, GateMonitor, GateProbe};
+use crate::doctor::facts::{CertFacts, Facts, GateMonitor};
 use crate::fence::spec::FenceTarget;
 use crate::host::Host;
 use indicatif::ProgressBar;
@@ -57,47 +57,8 @@ pub fn gather_gate(hosts: &mut [Box<dyn Host>], facts: &mut Facts, targets: &[Fe
     }
 }
 
-/// Probe the arbiter the way the gate reaches it: the gate's client
-/// ([`crate::quorum::arbiter::client::probe`]: TCP, STARTTLS with the gate's CA/cert/key, INIT for
-/// this cluster with a probe node id, one echo). When the certificate files are not on this
-/// machine (doctor run from elsewhere) only a TCP connect is tried (depth "tcp").
-pub fn probe_gate(g: &GateConf, cluster: &str, node_id: u32, timeout: std::time::Duration) -> GateProbe {
-    use crate::quorum::arbiter::client::{self, ClientConfig, ClientError, ClientTls};
-    let mut p = GateProbe { target: g.target(), depth: "init".into(), ..Default::default() };
-    if let Some(c) = &g.cert {
-        p.cert = Some(read_cert_local(c));
-    }
-    let mut cfg = ClientConfig::new(g.host.clone(), g.port, cluster, node_id);
-    cfg.connect_timeout = timeout;
-    cfg.timeout = timeout.max(std::time::Duration::from_secs(10));
-    if let (Some(ca), Some(cert), Some(key)) = (&g.ca, &g.cert, &g.key) {
-        cfg.tls = Some(ClientTls { ca: ca.into(), cert: cert.into(), key: key.into() });
-    }
-    let missing: Vec<&str> = cfg
-        .tls
-        .as_ref()
-        .map(|t| [&t.ca, &t.cert, &t.key].into_iter().filter(|f| !f.exists()).filter_map(|f| f.to_str()).collect())
-        .unwrap_or_default();
-    if !missing.is_empty() {
-        return probe_tcp(p, g, timeout, format!("the gate's files {} are not on this machine", missing.join(", ")));
-    }
-    match client::probe(&cfg) {
-        Ok(r) => {
-            p.ok = true;
-            p.rtt_ms = Some(r.rtt_ms);
-            p.detail = Some(format!(
-                "TLS {} (the arbiter offers TLS {}), INIT accepted in {:.1} ms, algorithms {}",
-                if r.tls { "used" } else { "NOT used" },
-                r.server_tls,
-                r.init_ms,
-                r.algorithms.join(",")
-            ));
-        }
-        Err(ClientError::Config(e)) => return probe_tcp(p, g, timeout, format!("the gate's client cannot start here: {e}")),
-        Err(e) => p.error = Some(format!("{e} ({})", e.advice())),
-    }
-    p
-}
+// Probing the arbiter through the gate's client is the gate's own (`fence::gate::probe_gate`).
+pub use crate::fence::gate::probe_gate;
 
 /// Run the gate agent's monitor action on a node (stdin key=value like fenced; paths, no secrets).
 pub fn gate_monitor(h: &mut dyn Host, d: &crate::fence::spec::DeviceSpec, conf_path: &str) -> GateMonitor {
@@ -126,23 +87,3 @@ pub fn gate_monitor(h: &mut dyn Host, d: &crate::fence::spec::DeviceSpec, conf_p
     GateMonitor { command: None, exit: None, output: format!("neither {GATE_AGENT} nor twonode is on the node's PATH") }
 }
 
-fn probe_tcp(mut p: GateProbe, g: &GateConf, timeout: std::time::Duration, why: String) -> GateProbe {
-    use std::net::ToSocketAddrs;
-    p.depth = "tcp".into();
-    let t0 = std::time::Instant::now();
-    match (g.host.as_str(), g.port).to_socket_addrs() {
-        Ok(mut it) => match it.next() {
-            Some(addr) => match std::net::TcpStream::connect_timeout(&addr, timeout) {
-                Ok(_) => {
-                    p.ok = true;
-                    p.rtt_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
-                    p.detail = Some(why);
-                }
-                Err(e) => p.error = Some(format!("connecting to {addr}: {e} ({why}: TCP only)")),
-            },
-            None => p.error = Some(format!("{} has no address", g.host)),
-        },
-        Err(e) => p.error = Some(format!("{} does not resolve: {e}", g.host)),
-    }
-    p
-}

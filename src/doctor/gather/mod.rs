@@ -7,7 +7,7 @@
 //! A new check area that needs more from each node adds a `read_AREA` step to
 //! [`node::gather_node`] (or a file here when it is more than a few commands) filling its
 //! optional facts struct; facts from elsewhere are gathered in [`gather`].
-use super::facts::{CertFacts, Facts};
+use super::facts::Facts;
 use crate::clusterconf::model::Model;
 use crate::host::Host;
 use indicatif::ProgressBar;
@@ -102,10 +102,5 @@ pub fn gather(hosts: &mut [Box<dyn Host>], o: &GatherOptions, bar: &ProgressBar)
     facts
 }
 
-/// A certificate file on the machine running doctor.
-fn read_cert_local(path: &str) -> CertFacts {
-    match std::fs::read_to_string(path) {
-        Ok(t) => CertFacts { path: path.into(), pem: Some(t), error: None },
-        Err(e) => CertFacts { path: path.into(), pem: None, error: Some(e.to_string()) },
-    }
-}
+/// A certificate file read on this machine (the gate's probe reads it the same way).
+pub(crate) use crate::fence::gate::read_cert_local;
