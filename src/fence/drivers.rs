@@ -22,11 +22,13 @@ pub fn ipmi_config(dev: &DeviceSpec, timing: &Timing) -> Result<IpmiConfig, Powe
             .ok_or_else(|| PowerError::Config(format!("device {}: ipport=\"{p}\" is not a UDP port", dev.name)))?,
     };
     let cipher = match dev.get(&["cipher"]) {
-        None => 3,
-        Some(c) => c
-            .trim()
-            .parse::<u8>()
-            .map_err(|_| PowerError::Config(format!("device {}: cipher=\"{c}\" is not a cipher suite number", dev.name)))?,
+        None => None,
+        Some(c) if c.trim().is_empty() => None,
+        Some(c) => Some(
+            c.trim()
+                .parse::<u8>()
+                .map_err(|_| PowerError::Config(format!("device {}: cipher=\"{c}\" is not a cipher suite number", dev.name)))?,
+        ),
     };
     let privilege = Privilege::parse(dev.get(&["privlvl"]).unwrap_or("administrator"))
         .map_err(|e| PowerError::Config(format!("device {}: {e}", dev.name)))?;

@@ -15,3 +15,4 @@ pub mod redfish;
 pub mod gate;
 pub mod snmp;
 pub mod apc_snmp;
+pub mod rmcp;
