@@ -177,17 +177,18 @@ impl Rakp {
 #[derive(Clone)]
 pub struct SessionKeys {
     pub suite: Suite,
-    /// K1 = HMAC_SIK(0x01 repeated), keys the per-packet integrity AuthCode.
+    /// K1 = HMAC_SIK(20 bytes of 0x01), keys the per-packet integrity AuthCode.
     pub k1: Vec<u8>,
-    /// The first 16 bytes of K2 = HMAC_SIK(0x02 repeated): the AES-128 key.
+    /// The first 16 bytes of K2 = HMAC_SIK(20 bytes of 0x02): the AES-128 key.
     pub aes_key: [u8; 16],
 }
 
 impl SessionKeys {
+    /// The constants are 20 bytes for every hash (IPMI 2.0 section 13.32; ipmitool does the
+    /// same for SHA-256): K1 and K2 are then as long as the hash output.
     pub fn derive(suite: Suite, sik: &[u8]) -> SessionKeys {
-        let n = suite.rakp.len();
-        let k1 = hmac(suite.rakp, sik, &[&vec![0x01u8; n]]);
-        let k2 = hmac(suite.rakp, sik, &[&vec![0x02u8; n]]);
+        let k1 = hmac(suite.rakp, sik, &[&[0x01u8; 20]]);
+        let k2 = hmac(suite.rakp, sik, &[&[0x02u8; 20]]);
         let mut aes_key = [0u8; 16];
         aes_key.copy_from_slice(&k2[..16]);
         SessionKeys { suite, k1, aes_key }
