@@ -392,3 +392,151 @@ fn asf_pong(ping: &[u8]) -> Option<Vec<u8>> {
     r.extend([0x00, 0x00, 0x11, 0xBE, 0, 0, 0, 0, 0x81, 0x00, 0, 0, 0, 0, 0, 0]);
     Some(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fence::rmcp::client::{Handshake, Login};
+
+    struct Chassis(bool);
+    impl Commands for Chassis {
+        fn command(&mut self, netfn: u8, cmd: u8, data: &[u8]) -> (u8, Vec<u8>) {
+            match (netfn, cmd) {
+                (0x00, 0x01) => (0, vec![self.0 as u8, 0, 0]),
+                (0x00, 0x02) => {
+                    self.0 = data.first() == Some(&1);
+                    (0, vec![])
+                }
+                _ => (0xC1, vec![]),
+            }
+        }
+    }
+
+    fn bmc(suites: Vec<Suite>) -> Bmc {
+        Bmc::new(
+            BmcConfig {
+                users: vec![
+                    User { name: b"admin".to_vec(), password: b"secret".to_vec(), max_priv: 4 },
+                    User { name: b"oper".to_vec(), password: b"opsecret".to_vec(), max_priv: 3 },
+                ],
+                suites,
+                guid: [7; 16],
+                max_sessions: 4,
+                idle_timeout: Duration::from_secs(60),
+            },
+            1,
+        )
+    }
+
+    fn payload(raw: &[u8]) -> Vec<u8> {
+        match packet::parse(raw).unwrap() {
+            Datagram::V2 { payload, .. } => payload,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn login(user: &str, pw: &str, privilege: u8) -> Login {
+        Login { username: user.as_bytes().to_vec(), password: pw.as_bytes().to_vec(), privilege }
+    }
+
+    /// Client and BMC state machines talking in memory.
+    fn connect(b: &mut Bmc, suite: Suite, l: Login, ch: &mut Chassis) -> Result<crate::fence::rmcp::client::Session, crate::fence::power::PowerError> {
+        let now = Instant::now();
+        let mut hs = Handshake::new(l, suite, 0x1111, [9; 16], "t");
+        let r = b.handle(&hs.open_session_request(), now, ch).unwrap();
+        let rakp1 = hs.on_open_session_response(&payload(&r))?;
+        let r = b.handle(&rakp1, now, ch).unwrap();
+        let after = hs.on_rakp2(&payload(&r))?;
+        if let Some(e) = after.failed {
+            assert!(b.handle(&after.rakp3, now, ch).is_none());
+            return Err(e);
+        }
+        let r = b.handle(&after.rakp3, now, ch).unwrap();
+        hs.on_rakp4(&payload(&r))
+    }
+
+    fn call(b: &mut Bmc, s: &mut crate::fence::rmcp::client::Session, ch: &mut Chassis, netfn: u8, cmd: u8, data: &[u8]) -> (u8, Vec<u8>) {
+        let rq = s.next_rq_seq();
+        let raw = b.handle(&s.seal(netfn, cmd, rq, data, [3; 16]), Instant::now(), ch).expect("a reply");
+        let m = s.reader().open(&raw, cmd, rq).unwrap().expect("our reply");
+        (m.cc.unwrap(), m.data)
+    }
+
+    #[test]
+    fn both_suites_end_to_end_with_privilege_rules() {
+        for suite in [Suite::S3, Suite::S17] {
+            let mut b = bmc(vec![Suite::S3, Suite::S17]);
+            let mut ch = Chassis(true);
+            let mut s = connect(&mut b, suite, login("admin", "secret", 4), &mut ch).unwrap();
+            assert_eq!(b.active_sessions(), 1);
+            // the session starts at user level: chassis control needs Set Session Privilege first
+            assert_eq!(call(&mut b, &mut s, &mut ch, 0x00, 0x02, &[0]).0, 0xD4);
+            assert_eq!(call(&mut b, &mut s, &mut ch, 0x06, 0x3B, &[4]), (0, vec![4]));
+            assert_eq!(call(&mut b, &mut s, &mut ch, 0x00, 0x02, &[0]).0, 0);
+            assert_eq!(call(&mut b, &mut s, &mut ch, 0x00, 0x01, &[]), (0, vec![0, 0, 0]));
+            assert_eq!(call(&mut b, &mut s, &mut ch, 0x06, 0x3B, &[5]).0, 0x81);
+            let sid = s.bmc_sid.to_le_bytes();
+            assert_eq!(call(&mut b, &mut s, &mut ch, 0x06, 0x3C, &sid).0, 0);
+            assert_eq!(b.active_sessions(), 0);
+        }
+    }
+
+    #[test]
+    fn wrong_password_unknown_user_role_and_suite_are_refused_with_rakp_status() {
+        let mut b = bmc(vec![Suite::S3]);
+        let mut ch = Chassis(true);
+        // the console sees the BMC's RAKP 2 code mismatch and says so in RAKP 3
+        let e = connect(&mut b, Suite::S3, login("admin", "wrong", 4), &mut ch).err().unwrap();
+        assert!(matches!(e, crate::fence::power::PowerError::Auth(ref m) if m.contains("wrong password")), "{e}");
+        assert!(b.events.iter().any(|e| e.contains("abandoned by the console")), "{:?}", b.events);
+        let e = connect(&mut b, Suite::S3, login("nobody", "secret", 4), &mut ch).err().unwrap();
+        assert!(e.to_string().contains("0x0D"), "{e}");
+        let e = connect(&mut b, Suite::S3, login("oper", "opsecret", 4), &mut ch).err().unwrap();
+        assert!(e.to_string().contains("0x0A"), "{e}");
+        let e = connect(&mut b, Suite::S17, login("admin", "secret", 4), &mut ch).err().unwrap();
+        assert!(e.to_string().contains("status 0x04"), "{e}");
+        assert_eq!(b.active_sessions(), 0);
+    }
+
+    #[test]
+    fn a_wrong_rakp3_code_gets_rakp4_status_0f() {
+        // a console that skips the RAKP 2 check and sends a code made with another password
+        let mut b = bmc(vec![Suite::S17]);
+        let mut ch = Chassis(true);
+        let now = Instant::now();
+        let mut hs = Handshake::new(login("admin", "secret", 4), Suite::S17, 5, [1; 16], "t");
+        let r = b.handle(&hs.open_session_request(), now, &mut ch).unwrap();
+        let osr = OpenSessionResponse::parse(&payload(&r)).unwrap();
+        let rakp1 = hs.on_open_session_response(&payload(&r)).unwrap();
+        let r2 = Rakp2::parse(&payload(&b.handle(&rakp1, now, &mut ch).unwrap())).unwrap();
+        let rakp = Rakp { suite: Suite::S17, console_sid: 5, bmc_sid: osr.bmc_sid, rm: [1; 16], rc: r2.rc, guid: r2.guid, role: 0x14, username: b"admin".to_vec() };
+        let bad = Rakp3 { tag: 9, status: 0, bmc_sid: osr.bmc_sid, code: rakp.rakp3_code(b"guess") };
+        let r4 = b.handle(&rakp_reply(ptype::RAKP3, bad.encode()), now, &mut ch).unwrap();
+        assert_eq!(Rakp4::parse(&payload(&r4)).unwrap().status, status::INVALID_ICV);
+        assert_eq!(b.active_sessions(), 0);
+        assert!(b.events.iter().any(|e| e.contains("wrong password")));
+    }
+
+    #[test]
+    fn session_table_limit_and_cipher_suite_pages() {
+        let mut b = bmc(vec![Suite::S3, Suite::S17]);
+        let mut ch = Chassis(true);
+        for _ in 0..4 {
+            connect(&mut b, Suite::S17, login("admin", "secret", 4), &mut ch).unwrap();
+        }
+        let e = connect(&mut b, Suite::S17, login("admin", "secret", 4), &mut ch).err().unwrap();
+        assert!(e.to_string().contains("no free session"), "{e}");
+        let req = IpmiMessage { netfn: 6, cmd: 0x54, seq: 1, cc: None, data: vec![0x0E, 0, 0x80] };
+        let (cc, data) = b.sessionless(&req);
+        assert_eq!(cc, 0);
+        let ids: Vec<u8> = packet::parse_suite_records(&data[1..]).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![3, 17]);
+        // garbage never panics
+        for n in 0..64 {
+            let _ = b.handle(&vec![0x06; n], Instant::now(), &mut ch);
+            let mut v = packet::RMCP_IPMI.to_vec();
+            v.extend(vec![0x06u8; n]);
+            let _ = b.handle(&v, Instant::now(), &mut ch);
+        }
+    }
+}
