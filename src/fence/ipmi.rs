@@ -4,8 +4,9 @@
 //! - Cipher suite: `cipher=` is honoured exactly (3 or 17; anything else is refused before a
 //!   packet is sent); without it the BMC is asked (Get Channel Cipher Suites) and suite 17 is
 //!   taken when offered, else 3, as ipmitool 1.8.19 does.
-//! - Set Session Privilege Level (netfn 0x06 cmd 0x3B) right after activation; without it the BMC
-//!   keeps the session at User level and refuses Chassis Control with completion code 0xD4.
+//! - Set Session Privilege Level (netfn 0x06 cmd 0x3B) before the first Chassis Control; without
+//!   it the BMC keeps the session at User level and refuses Chassis Control with completion code
+//!   0xD4. A status read does not need it (User level reads Get Chassis Status).
 //! - Close Session at the end, so that repeated runs do not exhaust the BMC's session table.
 //! - Retries (a fresh session per retry) and classification of failures into `PowerError` kinds.
 //!
@@ -173,12 +174,14 @@ pub struct IpmiDevice {
     session: Option<Connection>,
     /// The suite of the last session (for `describe`).
     used: Option<(u8, bool)>,
+    /// The privilege level of the open session.
+    level: u8,
 }
 
 impl IpmiDevice {
     pub fn new(cfg: IpmiConfig) -> Result<Self, PowerError> {
         cfg.check()?;
-        Ok(IpmiDevice { cfg, session: None, used: None })
+        Ok(IpmiDevice { cfg, session: None, used: None, level: 0 })
     }
 
     fn target(&self) -> String {
@@ -210,15 +213,22 @@ impl IpmiDevice {
         }
         self.used = Some((conn.suite().id, !matches!(conn.negotiation, Negotiation::Configured)));
         self.session = Some(conn);
-        // Raise the session to the requested privilege level.
-        let level = self.cfg.privilege.code();
-        match self.raw(cmd::NETFN_APP, cmd::SET_SESSION_PRIVILEGE, &[level], "Set Session Privilege Level") {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                self.session = None;
-                Err(e)
-            }
+        // A session starts at User level (or the requested level when lower): enough for Get
+        // Chassis Status, so a status read saves the Set Session Privilege round trip.
+        self.level = self.cfg.privilege.code().min(2);
+        Ok(())
+    }
+
+    /// Raise the session to the configured privilege level (Set Session Privilege Level) before a
+    /// command that needs more than the session has.
+    fn ensure_level(&mut self, needed: u8) -> Result<(), PowerError> {
+        let want = self.cfg.privilege.code();
+        if needed <= self.level || want <= self.level {
+            return Ok(());
         }
+        self.raw(cmd::NETFN_APP, cmd::SET_SESSION_PRIVILEGE, &[want], "Set Session Privilege Level")?;
+        self.level = want;
+        Ok(())
     }
 
     /// Send one request on the open session; returns the reply data after the completion code.
@@ -246,7 +256,8 @@ impl IpmiDevice {
     fn command(&mut self, netfn: u8, command: u8, data: &[u8], what: &str) -> Result<Vec<u8>, PowerError> {
         let mut attempt = 0;
         loop {
-            let r = self.open().and_then(|_| self.raw(netfn, command, data, what));
+            let needed = if (netfn, command) == (cmd::NETFN_CHASSIS, cmd::CHASSIS_CONTROL) { 3 } else { 2 };
+            let r = self.open().and_then(|_| self.ensure_level(needed)).and_then(|_| self.raw(netfn, command, data, what));
             match r {
                 Err(e @ (PowerError::Timeout(_) | PowerError::Protocol(_))) if attempt < self.cfg.retries => {
                     tracing::info!("{what} failed ({e}); retrying with a new session");

@@ -109,31 +109,43 @@ impl Link {
     }
 }
 
-/// Get Channel Cipher Suites, session-less. Each retransmission alternates between the IPMI 1.5
-/// form (OpenIPMI answers only that) and the IPMI 2.0 form (what ipmitool sends).
+/// Get Channel Cipher Suites, session-less. The request goes out in both forms at first: IPMI 2.0
+/// (what ipmitool sends) and IPMI 1.5 (the only one OpenIPMI's ipmi_sim answers); the form that
+/// is answered is used for the following pages.
 fn list_suites(link: &mut Link) -> Result<Negotiation, PowerError> {
     let mut records = vec![];
+    let mut v15: Option<bool> = None;
     for index in 0u8..64 {
         let rq_seq = index + 1;
         let req = client::cipher_suites_request(index);
         let msg = packet::encode_request(0x06, 0x54, rq_seq, &req);
+        let (f15, f20) = (packet::wrap_v15(&msg), packet::build_v2(ptype::IPMI, 0, 0, &msg, None, None));
+        if v15.is_none() {
+            let _ = link.sock.send(&f15);
+        }
         let target = link.target.clone();
-        let reply = link.exchange(
+        let (reply, was_v15) = link.exchange(
             "Get Channel Cipher Suites",
-            |attempt| if attempt % 2 == 0 { packet::wrap_v15(&msg) } else { packet::build_v2(ptype::IPMI, 0, 0, &msg, None, None) },
+            |attempt| match v15 {
+                Some(true) => f15.clone(),
+                Some(false) => f20.clone(),
+                None if attempt % 2 == 0 => f20.clone(),
+                None => f15.clone(),
+            },
             |raw| {
-                let m = match packet::parse(raw) {
-                    Ok(Datagram::V15 { session_id: 0, msg, .. }) => msg,
-                    Ok(Datagram::V2 { payload_type: ptype::IPMI, session_id: 0, authenticated: false, payload, .. }) => payload,
+                let (m, was_v15) = match packet::parse(raw) {
+                    Ok(Datagram::V15 { session_id: 0, msg, .. }) => (msg, true),
+                    Ok(Datagram::V2 { payload_type: ptype::IPMI, session_id: 0, authenticated: false, payload, .. }) => (payload, false),
                     _ => return Ok(None),
                 };
                 match packet::decode_response(&m) {
-                    Ok(r) if r.cmd == 0x54 && r.seq == rq_seq => Ok(Some(r)),
+                    Ok(r) if r.cmd == 0x54 && r.seq == rq_seq => Ok(Some((r, was_v15))),
                     Ok(_) => Ok(None),
                     Err(e) => Err(PowerError::Protocol(format!("{target}: Get Channel Cipher Suites: {e}"))),
                 }
             },
         )?;
+        v15 = Some(was_v15);
         match reply.cc {
             Some(0) => {}
             Some(cc) => return Ok(Negotiation::NotListed(cc)),
