@@ -274,8 +274,8 @@ impl IpmiDevice {
         self.command(cmd::NETFN_CHASSIS, cmd::CHASSIS_CONTROL, &[c as u8], &what).map(|_| ())
     }
 
-    /// Close the session (Close Session with our session ID). Dropping the device does this too,
-    /// ignoring errors.
+    /// Close the session (Close Session with our session ID) and wait for the BMC's answer.
+    /// Dropping the device closes it too, without waiting (see `Connection::close_unconfirmed`).
     pub fn close(&mut self) -> Result<(), PowerError> {
         match self.session.take() {
             Some(conn) => conn.close(),
@@ -286,7 +286,9 @@ impl IpmiDevice {
 
 impl Drop for IpmiDevice {
     fn drop(&mut self) {
-        let _ = self.close();
+        if let Some(conn) = self.session.take() {
+            conn.close_unconfirmed();
+        }
     }
 }
 
