@@ -389,3 +389,26 @@ fn the_simulator_applies_delay_s_late() {
     std::thread::sleep(Duration::from_millis(1300));
     assert_eq!(dev.status().unwrap(), PowerState::On);
 }
+
+#[test]
+fn connect_raises_the_privilege_level_that_fencing_needs() {
+    // `fence test` calls connect(): it must prove Set Session Privilege works, not only the login
+    let sim = Sim17::start(&[]);
+    let mut dev = IpmiDevice::new(cfg(sim.port, Some(17), "secret")).unwrap();
+    assert_eq!(dev.status().unwrap(), PowerState::On);
+    assert!(!sim.bmc_log().contains("privilege level"), "a status read needs no Set Session Privilege");
+    dev.close().unwrap();
+    let mut dev = IpmiDevice::new(cfg(sim.port, Some(17), "secret")).unwrap();
+    dev.connect().unwrap();
+    assert!(sim.bmc_log().contains("privilege level 4"), "{}", sim.bmc_log());
+    assert_eq!(dev.status().unwrap(), PowerState::On);
+    dev.close().unwrap();
+    let mut c = cfg(sim.port, Some(17), "opsecret");
+    c.username = "oper".into();
+    c.privilege = Privilege::Operator;
+    let mut dev = IpmiDevice::new(c).unwrap();
+    dev.connect().unwrap();
+    assert!(sim.bmc_log().contains("privilege level 3"), "{}", sim.bmc_log());
+    dev.power_off().unwrap();
+    assert!(!sim.power());
+}

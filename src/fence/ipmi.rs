@@ -304,8 +304,11 @@ impl PowerDevice for IpmiDevice {
             self.cfg.host, self.cfg.port, self.cfg.username, cipher, self.cfg.privilege
         )
     }
+    /// Open the session and raise it to the configured privilege level, so that `fence test`
+    /// proves the level a fence needs can be had (a status read alone does not need it).
     fn connect(&mut self) -> Result<(), PowerError> {
-        self.open()
+        self.open()?;
+        self.ensure_level(self.cfg.privilege.code())
     }
     fn status(&mut self) -> Result<PowerState, PowerError> {
         let data = self.command(cmd::NETFN_CHASSIS, cmd::GET_CHASSIS_STATUS, &[], "Get Chassis Status")?;

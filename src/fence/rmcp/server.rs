@@ -332,6 +332,7 @@ impl Bmc {
         let encrypted = matches!(packet::parse(raw), Ok(Datagram::V2 { encrypted: true, .. }));
         let req = packet::decode_request(&plain).ok()?;
         let mut close = false;
+        let mut set_level = None;
         let (cc, data) = {
             let s = self.sessions.get_mut(&bmc_sid)?;
             s.last_seen = now;
@@ -347,6 +348,7 @@ impl Bmc {
                         (0x81, vec![])
                     } else {
                         *privilege = want;
+                        set_level = Some(want);
                         (0, vec![want])
                     }
                 }
@@ -364,6 +366,9 @@ impl Bmc {
                 _ => (0xFE, vec![]),
             }
         };
+        if let Some(l) = set_level {
+            self.log(format!("session 0x{bmc_sid:08X} privilege level {l}"));
+        }
         let (cc, data) = match (cc, req.netfn, req.cmd) {
             (0xFF, 0x06, 0x38 | 0x54) => self.sessionless(&req),
             (0xFE, netfn, cmd) => cmds.command(netfn, cmd, &req.data),
