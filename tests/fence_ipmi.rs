@@ -13,7 +13,7 @@ fn cfg(sim: &IpmiSim, password: &str) -> IpmiConfig {
         port: sim.port,
         username: "admin".into(),
         password: password.into(),
-        cipher: 3,
+        cipher: Some(3),
         privilege: Privilege::Administrator,
         timeout: Duration::from_secs(2),
         retries: 1,
@@ -294,9 +294,9 @@ fn agent_mode_stdin_getopt_and_metadata() {
     let r = twonode(&["fence", "agent"], Some(&format!("{}action=status\n", base.replace("'secret'", "nope"))));
     assert_eq!(r.code, 1, "{}", r.stderr);
     // validate-all does not contact the device; an unsupported cipher is refused
-    let r = twonode(&["fence", "agent"], Some(&format!("{base}cipher=17\naction=validate-all\n")));
+    let r = twonode(&["fence", "agent"], Some(&format!("{base}cipher=5\naction=validate-all\n")));
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("cipher suite 17"), "{}", r.stderr);
+    assert!(r.stderr.contains("cipher suite 5"), "{}", r.stderr);
     // invoked as fence_twonode (a symlink), it is the agent
     let link = dir.path().join("fence_twonode");
     std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("twonode"), &link).unwrap();
@@ -395,9 +395,9 @@ fn no_password_in_argv_of_processes_twonode_starts() {
     assert!(agents >= 1, "fence_ipmilan was not seen running under twonode: {seen:?}");
 }
 
-/// A fake BMC that completes the RMCP+ handshake up to RAKP 2 but picks authentication algorithm
-/// RAKP-none, a path ipmi-rs 0.6 leaves as `todo!()` (a panic). twonode must report a protocol
-/// error (exit 6) and never show a panic.
+/// A fake BMC that answers Open Session choosing authentication algorithm RAKP-none (a path
+/// ipmi-rs 0.6, which this driver used to run on, left as `todo!()`: a panic). twonode must
+/// report a protocol error (exit 6), send nothing further, and never show a panic.
 fn fake_bmc_choosing_rakp_none() -> (u16, std::thread::JoinHandle<()>) {
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
@@ -470,21 +470,21 @@ thread_local! {
 }
 
 #[test]
-fn a_panic_inside_ipmi_rs_becomes_a_protocol_error() {
+fn a_bmc_choosing_other_algorithms_is_a_protocol_error() {
     let (port, _h) = fake_bmc_choosing_rakp_none();
     let mut dev = IpmiDevice::new(IpmiConfig {
         host: "127.0.0.1".into(),
         port,
         username: "admin".into(),
         password: "secret".into(),
-        cipher: 3,
+        cipher: Some(3),
         privilege: Privilege::Administrator,
         timeout: Duration::from_secs(5),
         retries: 0,
     })
     .unwrap();
     let e = dev.status().unwrap_err();
-    assert!(matches!(e, PowerError::Protocol(ref m) if m.contains("IPMI library failed")), "{e}");
+    assert!(matches!(e, PowerError::Protocol(ref m) if m.contains("instead of cipher suite 3")), "{e}");
 
     let (port, _h) = fake_bmc_choosing_rakp_none();
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 use super::Global;
 use std::path::PathBuf;
 
+pub mod bmc;
 pub mod ilo;
 
 #[derive(clap::Args, Debug)]
@@ -60,6 +61,8 @@ process it started.")]
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Run a simulated IPMI 2.0 BMC (RMCP+, cipher suites 17 and 3) on loopback UDP.
+    BmcSim(bmc::BmcSimArgs),
     /// Run a simulated HP iLO (RIBCL over TLS, raw and HTTP) on loopback.
     IloSim(ilo::IloSimArgs),
     /// Drive one power device (RIBCL iLO or Redfish) once; key=value parameters on stdin.
@@ -74,6 +77,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
         LabCmd::Scenario { list: true, .. } => crate::lab::scenario::list(g.json),
         LabCmd::Scenario { name, keep, log, .. } => crate::lab::scenario::run(name.as_deref().unwrap_or(""), keep, log, g.json),
         LabCmd::Start { dir } => crate::lab::start::run(dir, g.json),
+        LabCmd::BmcSim(a) => bmc::run_sim(a, g),
         LabCmd::IloSim(a) => ilo::run_sim(a, g),
         LabCmd::Power(a) => ilo::run_power(a, g),
         LabCmd::DrbdKernel(a) => super::drbd_kernel::run(a),

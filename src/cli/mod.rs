@@ -131,8 +131,7 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TWONODE_LOG")
-        // ipmi-rs logs its own warnings (e.g. a wrong password) that twonode reports itself.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},ipmi_rs=error")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

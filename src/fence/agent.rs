@@ -52,7 +52,7 @@ const PARAMS: &[MetaParam] = &[
     MetaParam { name: "plug", getopt: "-n, --plug=[id]", ty: "string", default: None, required: false, deprecated: false, choices: &[], desc: "Physical plug number or name on device (PDU outlets, external agents)" },
     MetaParam { name: "port", getopt: "-n, --plug=[id]", ty: "string", default: None, required: false, deprecated: true, choices: &[], desc: "Physical plug number or name on device (PDU outlets, external agents)" },
     MetaParam { name: "lanplus", getopt: "-P, --lanplus", ty: "boolean", default: Some("1"), required: false, deprecated: false, choices: &[], desc: "Use Lanplus (IPMI 2.0 RMCP+); always on for the native IPMI driver" },
-    MetaParam { name: "cipher", getopt: "-C, --cipher=[cipher]", ty: "string", default: Some("3"), required: false, deprecated: false, choices: &[], desc: "IPMI cipher suite (the native driver supports 3)" },
+    MetaParam { name: "cipher", getopt: "-C, --cipher=[cipher]", ty: "string", default: None, required: false, deprecated: false, choices: &[], desc: "Ciphersuite to use (same as ipmitool -C parameter); the native driver runs 17 and 3, and without it takes 17 when the BMC offers it, else 3" },
     MetaParam { name: "privlvl", getopt: "-L, --privlvl=[level]", ty: "select", default: Some("administrator"), required: false, deprecated: false, choices: &["callback", "user", "operator", "administrator"], desc: "IPMI privilege level" },
     MetaParam { name: "method", getopt: "-m, --method=[method]", ty: "select", default: Some("onoff"), required: false, deprecated: false, choices: &["onoff", "cycle"], desc: "Method to fence (onoff|cycle)" },
     MetaParam { name: "twonode_driver", getopt: "--driver=[driver]", ty: "select", default: Some("ipmi"), required: false, deprecated: false, choices: &["ipmi", "ribcl", "redfish", "snmp", "external"], desc: "Driver: ipmi, ribcl, redfish, snmp (switched PDU; native) or external (run the agent named by agent=); default from agent=, else ipmi" },
@@ -253,7 +253,7 @@ Options:
   -a, --ip=ADDRESS         BMC address            -u, --ipport=PORT   UDP port (623)
   -l, --username=NAME      login name             -S, --password-script=SCRIPT
   -p, --password=PASSWORD  accepted for compatibility: visible in ps; prefer stdin or -S
-  -C, --cipher=N           IPMI cipher suite (3)  -L, --privlvl=LEVEL (administrator)
+  -C, --cipher=N           IPMI cipher 17|3|auto  -L, --privlvl=LEVEL (administrator)
   -m, --method=onoff|cycle --driver=ipmi|external  --agent=fence_xxx (external)
   --delay=S --power-wait=S --power-timeout=S --login-timeout=S --retry-on=N
 Exit codes: 0 success / status on, 2 status off, 1 failure.";

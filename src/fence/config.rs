@@ -28,9 +28,10 @@ pub fn ipmi(dev: &DeviceSpec, timing: &Timing) -> Result<IpmiConfig, PowerError>
             .filter(|p| *p > 0)
             .ok_or_else(|| cfg(format!("device {}: ipport=\"{p}\" is not a UDP port", dev.name)))?,
     };
-    let cipher = match dev.get(&["cipher"]) {
-        None => 3,
-        Some(c) => c.trim().parse::<u8>().map_err(|_| cfg(format!("device {}: cipher=\"{c}\" is not a cipher suite number", dev.name)))?,
+    // unset: negotiated with the BMC (17 when offered, else 3), as ipmitool does
+    let cipher = match dev.get(&["cipher"]).map(str::trim).filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(c.parse::<u8>().map_err(|_| cfg(format!("device {}: cipher=\"{c}\" is not a cipher suite number", dev.name)))?),
     };
     let privilege = Privilege::parse(dev.get(&["privlvl"]).unwrap_or("administrator")).map_err(|e| cfg(format!("device {}: {e}", dev.name)))?;
     // fence_ipmilan allows an empty password

@@ -27,6 +27,7 @@ pub mod redfish;
 pub mod gate;
 pub mod snmp;
 pub mod apc_snmp;
+pub mod rmcp;
 pub mod options;
 pub mod config;
 

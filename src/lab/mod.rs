@@ -1,4 +1,5 @@
 //! Simulators admins rehearse with, and the lab that ties them together.
+pub mod bmc_sim;
 pub mod demo;
 pub mod drbd_sim;
 pub mod faults;

@@ -81,7 +81,7 @@ pub enum LogFormat {
 pub fn init_logging(format: LogFormat, default_level: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("TWONODE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},ipmi_rs=error")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => b.with_ansi(std::io::stderr().is_terminal()).try_init(),
