@@ -393,13 +393,42 @@ impl Cib {
 
     /// How `node` gets fenced, in the order the fencer tries: the topology levels that apply to it
     /// (ascending index), or else every device that can fence it. See [`FencePlan`].
+    ///
+    /// Like pacemaker's fencer (`find_topology_for_host`): levels whose `target` is the node's
+    /// name (case-insensitive) win outright; otherwise the first target-pattern/target-attribute
+    /// that matches. The fencer picks that one in hash-table order, so when several match, which
+    /// one applies is undefined: the plan takes the first in CIB order and names the others in
+    /// `ambiguous_with`.
     pub fn fence_plan(&self, node: &str) -> FencePlan {
-        let mut levels: Vec<&Level> = self.levels.iter().filter(|l| self.level_applies(l, node)).collect();
+        let key = |l: &Level| match &l.target {
+            LevelTarget::Node { name } => format!("target {name}"),
+            LevelTarget::Pattern { regex } => format!("target-pattern {regex}"),
+            LevelTarget::Attribute { name, value } => format!("target-attribute {name}={value}"),
+        };
+        let by_name: Vec<&Level> = self.levels.iter().filter(|l| matches!(&l.target, LevelTarget::Node { name } if name.eq_ignore_ascii_case(node))).collect();
+        let mut ambiguous_with = Vec::new();
+        let mut levels = if !by_name.is_empty() {
+            by_name
+        } else {
+            let mut keys: Vec<String> = Vec::new();
+            for l in self.levels.iter().filter(|l| !matches!(l.target, LevelTarget::Node { .. }) && self.level_applies(l, node)) {
+                if !keys.contains(&key(l)) {
+                    keys.push(key(l));
+                }
+            }
+            ambiguous_with = keys.iter().skip(1).cloned().collect();
+            match keys.first() {
+                Some(k) => self.levels.iter().filter(|l| &key(l) == k).collect(),
+                None => vec![],
+            }
+        };
         levels.sort_by_key(|l| l.index);
         if !levels.is_empty() {
             return FencePlan {
                 node: node.into(),
                 from_topology: true,
+                topology_target: Some(key(levels[0])),
+                ambiguous_with,
                 levels: levels
                     .into_iter()
                     .map(|l| PlanLevel { index: l.index, level_id: Some(l.id.clone()), devices: l.devices.iter().map(|d| self.plan_device(d, node)).collect() })
@@ -412,6 +441,8 @@ impl Cib {
         FencePlan {
             node: node.into(),
             from_topology: false,
+            topology_target: None,
+            ambiguous_with: vec![],
             levels: devs.into_iter().map(|d| PlanLevel { index: 0, level_id: None, devices: vec![self.plan_device(&d.id, node)] }).collect(),
         }
     }
@@ -488,6 +519,11 @@ impl PlanLevel {
 pub struct FencePlan {
     pub node: String,
     pub from_topology: bool,
+    /// The topology target that applies (`target node1`, `target-pattern node[12]`, ...).
+    pub topology_target: Option<String>,
+    /// Other pattern/attribute targets that match too: pacemaker picks one of them in an
+    /// undefined order.
+    pub ambiguous_with: Vec<String>,
     pub levels: Vec<PlanLevel>,
 }
 
