@@ -271,3 +271,21 @@ fn crm_simulate_agrees_on_fencing() {
     let stopped = crm_simulate("device-stopped.xml", &[]).unwrap();
     assert!(stopped.contains("fence-node2\t(stonith:fence_ipmilan):\t Stopped (disabled)"), "{stopped}");
 }
+
+#[test]
+fn quorum_validate_adds_the_cib_findings() {
+    let conf = corosync("pve-two-node.conf");
+    let cib = fx("fence-race.xml");
+    let (code, out, err) = twonode(&["quorum", "validate", "--file", conf.to_str().unwrap(), "--cib", cib.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("fence-race.xml:0:0: error[pcmk.fence-race]") && out.contains("pcs: pcs stonith update fence-node1 pcmk_delay_max=15s"), "{out}");
+    let (code, out, _) = twonode(&["--json", "quorum", "validate", "--file", conf.to_str().unwrap(), "--cib", fx("healthy.xml").to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((code, v["valid"].as_bool()), (0, Some(true)), "{out}");
+    assert_eq!(v["cib"]["report"]["errors"], 0);
+    let (code, out, _) = twonode(&["--json", "quorum", "validate", "--file", conf.to_str().unwrap(), "--cib", fx("stonith-disabled.xml").to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(code, 1);
+    assert_eq!(v["cib"]["report"]["diagnostics"][0]["code"], "pcmk.fencing-disabled");
+    assert_eq!(v["cib"]["report"]["diagnostics"][0]["line"], 5);
+}

@@ -546,3 +546,24 @@ fn both_up_to_date(r: &Resource) -> bool {
             c.state.as_ref().is_none_or(|s| *s == ConnState::Connected) && !c.peer_devices.is_empty() && c.peer_devices.iter().all(|p| p.peer_disk == Some(DiskState::UpToDate))
         })
 }
+
+/// The findings of a CIB next to its corosync.conf, as a [`crate::diag::Report`] whose lines are
+/// the CIB's: what `quorum validate --cib` and doctor add to the corosync.conf diagnostics. The
+/// watchdog finding is left out (corosync.conf's own validation reports it, with the sbd facts).
+/// `well_formed` is false when the CIB cannot be read (the error is the only diagnostic).
+pub fn report_with_corosync(cib_text: &str, corosync_text: &str, corosync_source: &str) -> crate::diag::Report {
+    let cib = match super::cib::parse(cib_text) {
+        Ok(c) => c,
+        Err(e) => {
+            let d = Diagnostic::new(Severity::Error, (e.line, e.col), "pcmk.cib-unreadable", e.message, Some("save the CIB with `cibadmin -Q > cib.xml`".into()));
+            return crate::diag::Report::new(false, vec![d]);
+        }
+    };
+    let facts = CorosyncFacts::from_text(corosync_text, corosync_source).ok();
+    let diags = check(&cib, facts.as_ref(), &DrbdFacts::default())
+        .iter()
+        .filter(|f| f.code != "pcmk.watchdog-with-two-node")
+        .map(Finding::to_diagnostic)
+        .collect();
+    crate::diag::Report::new(true, diags)
+}
