@@ -289,3 +289,20 @@ fn quorum_validate_adds_the_cib_findings() {
     assert_eq!(v["cib"]["report"]["diagnostics"][0]["code"], "pcmk.fencing-disabled");
     assert_eq!(v["cib"]["report"]["diagnostics"][0]["line"], 5);
 }
+
+#[test]
+fn fixtures_are_what_the_real_tools_write() {
+    let have = |c: &str| std::process::Command::new("sh").arg("-c").arg(format!("command -v {c}")).output().is_ok_and(|o| o.status.success());
+    if !(have("pcs") && have("cibadmin") && have("crm_simulate")) {
+        eprintln!("SKIP: pcs/cibadmin/crm_simulate missing (scripts/install-deps installs them)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash").arg(fx("make-fixtures.sh")).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for cib in all_cibs() {
+        let want = std::fs::read_to_string(fx(&cib)).unwrap();
+        let got = std::fs::read_to_string(dir.path().join(&cib)).unwrap_or_default();
+        assert_eq!(got, want, "{cib}: the committed fixture differs from what make-fixtures.sh writes now");
+    }
+}
