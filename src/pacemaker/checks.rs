@@ -567,3 +567,62 @@ pub fn report_with_corosync(cib_text: &str, corosync_text: &str, corosync_source
         .collect();
     crate::diag::Report::new(true, diags)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Cib {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pacemaker").join(name);
+        super::super::cib::parse(&std::fs::read_to_string(p).unwrap()).unwrap()
+    }
+
+    fn two_node() -> CorosyncFacts {
+        CorosyncFacts { source: "corosync.conf".into(), two_node: true, quorum_device: false, nodes: 2 }
+    }
+
+    fn codes(f: &[Finding]) -> Vec<&str> {
+        f.iter().map(|f| f.code.as_str()).collect()
+    }
+
+    #[test]
+    fn per_node_delay_map_settles_the_race_and_plans_follow_targets() {
+        let cib = fixture("per-node-delay.xml");
+        assert_eq!(cib.device("fence-node1").unwrap().static_delay_ms("node1"), 5000);
+        assert_eq!(cib.device("fence-node2").unwrap().static_delay_ms("node2"), 0);
+        let f = check(&cib, Some(&two_node()), &DrbdFacts::default());
+        assert!(f.is_empty(), "{:?}", codes(&f));
+        let plan = cib.fence_plan("node2");
+        assert_eq!(plan.levels.len(), 1);
+        assert_eq!(plan.levels[0].devices[0].id, "fence-node2");
+        assert_eq!(plan.can_fence(), Some(true));
+    }
+
+    #[test]
+    fn errors_come_first_and_become_diagnostics_with_the_fix_as_hint() {
+        let cib = fixture("stonith-disabled.xml");
+        let f = check(&cib, Some(&two_node()), &DrbdFacts::default());
+        assert_eq!(f[0].code, "pcmk.fencing-disabled");
+        let d = f[0].to_diagnostic();
+        assert_eq!((d.severity, d.line), (Severity::Error, 5));
+        assert_eq!(d.hint.as_deref(), Some("pcs: pcs property set stonith-enabled=true\n    crm: crm configure property stonith-enabled=true"));
+        // fencing off: no race finding on top
+        assert!(!codes(&f).contains(&"pcmk.fence-race"));
+    }
+
+    #[test]
+    fn priority_fencing_delay_with_a_priority_settles_the_race() {
+        let cib = fixture("priority-delay.xml");
+        assert_eq!(cib.priority_fencing_delay_ms(), Some(15_000));
+        assert_eq!(cib.priorities[0].priority, 10);
+        let f = check(&cib, Some(&two_node()), &DrbdFacts::default());
+        assert!(f.is_empty(), "{:?}", codes(&f));
+    }
+
+    #[test]
+    fn unreadable_cib_in_the_corosync_report() {
+        let r = report_with_corosync("<cib>", "quorum {\n provider: corosync_votequorum\n two_node: 1\n}\n", "c.conf");
+        assert!(!r.well_formed && r.has_errors());
+        assert_eq!(r.diagnostics[0].code, "pcmk.cib-unreadable");
+    }
+}
