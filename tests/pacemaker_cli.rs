@@ -306,3 +306,22 @@ fn fixtures_are_what_the_real_tools_write() {
         assert_eq!(got, want, "{cib}: the committed fixture differs from what make-fixtures.sh writes now");
     }
 }
+
+#[test]
+fn live_runs_the_real_cibadmin() {
+    let have = std::process::Command::new("sh").arg("-c").arg("command -v cibadmin").output().is_ok_and(|o| o.status.success());
+    if !have {
+        eprintln!("SKIP: cibadmin missing (scripts/install-deps installs pacemaker-cli-utils)");
+        return;
+    }
+    // CIB_file makes the real `cibadmin -Q` read a file instead of a running cluster
+    let out = Command::cargo_bin("twonode").unwrap().env("CIB_file", fx("fence-race.xml")).args(["pacemaker", "validate", "--cib", "live", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cib"], "cibadmin -Q");
+    assert_eq!(v["findings"][0]["code"], "pcmk.fence-race");
+    // no cluster here: exit 2 and what to do
+    let out = Command::cargo_bin("twonode").unwrap().env("CIB_file", "/nonexistent/cib.xml").args(["pacemaker", "show", "--cib", "live"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`cibadmin -Q` failed") && err.contains("cibadmin -Q > cib.xml"), "{err}");
+}
