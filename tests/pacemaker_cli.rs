@@ -40,7 +40,7 @@ fn all_cibs() -> Vec<String> {
         .filter(|n| n.ends_with(".xml"))
         .collect();
     v.sort();
-    assert!(v.len() >= 18, "fixtures missing: {v:?}");
+    assert!(v.len() >= 19, "fixtures missing: {v:?}");
     v
 }
 
@@ -182,6 +182,10 @@ fn no_quorum_policy_ignore_and_watchdog() {
     let (_, codes, v) = validate("no-quorum-ignore.xml", &[]);
     assert!(has(&codes, "warning", "pcmk.no-quorum-policy-ignore"), "{codes:?}");
     assert_eq!(v["findings"][0]["fix"]["pcs"], "pcs property set no-quorum-policy=stop");
+    let (code, codes, v) = validate("startup-fencing-off.xml", &[]);
+    assert_eq!(code, 0);
+    assert!(has(&codes, "warning", "pcmk.startup-fencing-off"), "{codes:?}");
+    assert_eq!(v["findings"][0]["fix"]["crm"], "crm configure property startup-fencing=true");
     let (code, codes, _) = validate("watchdog.xml", &["--corosync", corosync("pve-two-node.conf").to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(has(&codes, "error", "pcmk.watchdog-with-two-node"), "{codes:?}");

@@ -119,6 +119,7 @@ pub fn check(cib: &Cib, corosync: Option<&CorosyncFacts>, drbd: &DrbdFacts) -> V
     devices_on_victim(cib, &mut out);
     fence_race(cib, corosync, &mut out);
     no_quorum_policy(cib, corosync, &mut out);
+    startup_fencing(cib, &mut out);
     watchdog(cib, corosync, &mut out);
     drbd_checks(cib, drbd, &mut out);
     out.sort_by_key(|f| f.severity.listing_rank());
@@ -337,6 +338,24 @@ fn fence_race(cib: &Cib, corosync: Option<&CorosyncFacts>, out: &mut Vec<Finding
         .pcs(format!("pcs stonith update {first_dev} pcmk_delay_max=15s  # {first} survives a race; or: pcs property set priority-fencing-delay=15s"))
         .crm(format!("crm resource param {first_dev} set pcmk_delay_max 15s"))
         .other("or give the cluster a third vote: twonode quorum enable-arbiter (corosync-qdevice with the twonode arbiter)"),
+    );
+}
+
+fn startup_fencing(cib: &Cib, out: &mut Vec<Finding>) {
+    let Some(p) = cib.property("startup-fencing") else { return };
+    if super::cib::is_true(&p.value) || !cib.fencing_enabled() {
+        return;
+    }
+    out.push(
+        Finding::new(
+            Severity::Warning,
+            "pcmk.startup-fencing-off",
+            "startup-fencing=false: a node the cluster has never seen is assumed down without being fenced; if it is in fact up (a split at boot), both nodes run the resources",
+        )
+        .ev(format!("CIB line {}: startup-fencing={}", p.line, p.value))
+        .at(p.line)
+        .pcs("pcs property set startup-fencing=true")
+        .crm("crm configure property startup-fencing=true"),
     );
 }
 
