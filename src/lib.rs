@@ -10,5 +10,6 @@ pub mod drbd;
 pub mod fence;
 pub mod host;
 pub mod lab;
+pub mod pacemaker;
 pub mod quorum;
 pub mod util;

@@ -11,6 +11,7 @@ pub mod drbd_kernel;
 pub mod drbd_recover;
 pub mod fence;
 pub mod lab;
+pub mod pacemaker;
 pub mod quorum;
 pub mod quorum_corosync;
 
@@ -68,6 +69,8 @@ pub enum Command {
     Lab(lab::Args),
     /// One preflight over the whole cluster: config, quorum, fencing, arbiter, DRBD, HA coherence.
     Doctor(doctor::Args),
+    /// Read a pacemaker CIB: who fences whom, and the two-node traps in it.
+    Pacemaker(pacemaker::Args),
     /// Print shell completions for SHELL on stdout.
     Completions {
         #[arg(value_enum)]
@@ -148,6 +151,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Drbd(a) => drbd::run(a, &g),
         Command::Lab(a) => lab::run(a, &g),
         Command::Doctor(a) => doctor::run(a, &g),
+        Command::Pacemaker(a) => pacemaker::run(a, &g),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "twonode", &mut std::io::stdout());

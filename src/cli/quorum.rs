@@ -101,7 +101,8 @@ pub struct CorosyncFile {
     /// or /etc/default/sbd when the corosync.conf is the system one (under /etc).
     #[arg(long)]
     pub sbd_config: Option<PathBuf>,
-    /// Pacemaker CIB XML (`cibadmin -Q > cib.xml`) to check for fence_watchdog stonith.
+    /// Pacemaker CIB XML (`cibadmin -Q > cib.xml`): fence_watchdog stonith, and the CIB's fencing
+    /// findings (as `twonode pacemaker validate`).
     #[arg(long)]
     pub cib: Option<PathBuf>,
 }

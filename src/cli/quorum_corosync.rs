@@ -57,14 +57,19 @@ pub fn validate(cc: &CorosyncFile, staged: bool, g: &Global) -> anyhow::Result<i
     let ctx = context(cc, &store.live)?;
     let text = text_of(&snap.bytes, &snap.path)?;
     let report = corosync_conf::validate(&text, &snap.path.display().to_string(), &ctx);
+    // the pacemaker CIB's fencing findings (issue 13), lines are the CIB's
+    let cib = ctx.cib.as_ref().map(|(name, t)| (name.clone(), crate::pacemaker::checks::report_with_corosync(t, &text, &snap.path.display().to_string())));
     if g.json {
-        print_json(&serde_json::json!({"file": snap.path, "valid": report.well_formed && !report.has_errors(), "report": report}))?;
+        print_json(&serde_json::json!({"file": snap.path, "valid": report.well_formed && !report.has_errors() && cib.as_ref().is_none_or(|c| !c.1.has_errors()), "report": report, "cib": cib.as_ref().map(|c| serde_json::json!({"file": c.0, "report": c.1}))}))?;
     } else {
         print!("{}", report.render_human(&snap.path, "not parseable"));
+        if let Some((name, r)) = &cib {
+            print!("{}", r.render_human(Path::new(name), "not readable"));
+        }
     }
-    Ok(if !report.well_formed {
+    Ok(if !report.well_formed || cib.as_ref().is_some_and(|c| !c.1.well_formed) {
         2
-    } else if report.has_errors() {
+    } else if report.has_errors() || cib.as_ref().is_some_and(|c| c.1.has_errors()) {
         1
     } else {
         0

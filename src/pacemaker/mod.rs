@@ -1,0 +1,8 @@
+//! Pacemaker two-node clusters: the CIB read into a typed model ([`cib`]) and the findings about
+//! its fencing, quorum policy and DRBD integration ([`checks`]). Pure: the CLI reads the files (or
+//! runs `cibadmin -Q`) and hands the text in.
+pub mod checks;
+pub mod cib;
+pub mod xml;
+
+pub use cib::{parse, Cib, CibError};
