@@ -207,7 +207,7 @@ start_bmc() { # start_bmc N : BMC of node N on 10.77.2.254:623N (UDP)
   mkdir -p "$b/state"
   cp "$SIMS/chassiscontrol.sh" "$SIMS/sim.emu" "$b/"
   chmod 755 "$b/chassiscontrol.sh"
-  sed "s#@HERE@#$b#; s#@PORT@#623$i#; s#addr 127.0.0.1#addr 10.77.2.254#" "$SIMS/lan.conf" > "$b/lan.conf"
+  sed "s#@HERE@#$b#; s#@PORT@#623$i#; s#addr 127.0.0.1#addr 10.77.2.254#; s#\"admin\"  \"secret\"#\"admin\"  \"$(cat "$L/bmc-password")\"#" "$SIMS/lan.conf" > "$b/lan.conf"
   echo 1 > "$b/state/power.0x20"
   ip netns exec $SW env IPMISIM_STATE_DIR="$b/state" \
     ipmi_sim -c "$b/lan.conf" -f "$b/sim.emu" -s "$b/state" -n </dev/null >>"$b/ipmi_sim.log" 2>&1 &
@@ -248,7 +248,8 @@ power_watch() {
 case $CMD in
 up)
   mkdir -p "$L"
-  printf 'secret' > "$L/bmc-password"; chmod 600 "$L/bmc-password"
+  # a password of this lab only (so an argv scan cannot confuse it with another test's BMC)
+  printf 'pm%s' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" > "$L/bmc-password"; chmod 600 "$L/bmc-password"
   : > "$L/events"
   net_up; node_dirs; mkconf two_node
   log "up: namespaces $SW $N1 $N2, folder $L" ;;
