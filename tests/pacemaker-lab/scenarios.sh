@@ -66,6 +66,7 @@ ring_cut() { # ring_cut NAME : cut n1's ring link, watch the BMCs for 30 s, heal
   local sc=$1 t0
   sleep 3
   lab x 1 cibadmin -Q > "$L/cib-$sc-before.xml"
+  local dc; dc=$(lab x 1 crm_mon -1 2>/dev/null | sed -n 's/.*Current DC: \([^ ]*\).*/\1/p')
   t0=$(now); note "$sc: ring link of n1 cut"
   ip -n $SW link set r-n1 down
   sleep 30
@@ -79,7 +80,7 @@ ring_cut() { # ring_cut NAME : cut n1's ring link, watch the BMCs for 30 s, heal
   [ "$o1" -gt 0 ] && [ "$o2" -gt 0 ] && fenced=both
   lab x 1 stonith_admin --history '*' > "$L/$sc-history.txt" 2>&1
   echo "RESULT scenario=$sc fenced=$fenced bmc1_offs=$o1 bmc2_offs=$o2 bmc1_off_ms=$f1 bmc2_off_ms=$f2" \
-    "bmc1_power=$(lab power 1) bmc2_power=$(lab power 2) n2_after_reboot_quorate=${q2:-down}"
+    "bmc1_power=$(lab power 1) bmc2_power=$(lab power 2) n2_after_reboot_quorate=${q2:-down} dc_before=${dc:-unknown}"
   note "$sc: healing the ring"
   ip -n $SW link set r-n1 up
 }
