@@ -5,7 +5,8 @@
 //! the agent is listed and its metadata accepted; two stonith devices created with pcs against the
 //! live CIB; crm_simulate on the live CIB as pacemaker's own answer; `stonith_admin --reboot n2`
 //! powers BMC n2 off and on with the password never in any argv; a ring cut under two_node with
-//! pcmk_delay_base/pcmk_delay_max on one device, and one with corosync-qdevice + `twonode arbiter
+//! pcmk_delay_base/pcmk_delay_max on one device (then on the device that shoots the non-DC node:
+//! the delay must overcome the DC's head start), and one with corosync-qdevice + `twonode arbiter
 //! serve` (two_node off): exactly one node fenced, observed on the BMCs.
 //!
 //! Needs root, `ip netns`, nsenter/unshare, overlayfs, and the Debian packages corosync,
@@ -109,14 +110,19 @@ fn pacemaker_fences_through_fence_twonode_in_a_namespace_lab() {
     assert_eq!(val(&reboot, "argv_hits"), "0", "the BMC password appeared in a process's argv: {reboot:?}");
     assert!(val(&reboot, "argv_scans").parse::<u32>().unwrap_or(0) >= 5, "argv barely scanned: {reboot:?}");
 
-    for sc in ["ring-cut-delay", "ring-cut-qdevice"] {
+    let dc_setup = get("ring-cut-delay-dc-setup");
+    let dc_victim = val(&dc_setup, "expected_fenced");
+    for (sc, victim) in [("ring-cut-delay", "n2".to_string()), ("ring-cut-delay-dc", dc_victim), ("ring-cut-qdevice", "n2".to_string())] {
         let r = get(sc);
         assert!(!r.contains_key("error"), "{sc}: {r:?}\n{log}");
-        assert_eq!(val(&r, "fenced"), "n2", "{sc}: exactly one node (n2) must be fenced: {r:?}\n{log}");
-        assert_eq!(val(&r, "bmc1_offs"), "0", "{sc}: {r:?}");
-        assert_eq!(val(&r, "bmc2_offs"), "1", "{sc}: {r:?}");
+        assert_eq!(val(&r, "fenced"), victim, "{sc}: exactly one node ({victim}) must be fenced: {r:?}\n{log}");
+        let (v, other) = if victim == "n1" { ("1", "2") } else { ("2", "1") };
+        assert_eq!(val(&r, &format!("bmc{other}_offs")), "0", "{sc}: {r:?}");
+        assert_eq!(val(&r, &format!("bmc{v}_offs")), "1", "{sc}: {r:?}");
         assert_eq!(val(&r, "bmc1_power"), "1", "{sc}: {r:?}");
-        assert_eq!(val(&r, "n2_after_reboot_quorate"), "No", "{sc}: the rebooted n2 must stay without quorum while cut: {r:?}");
+        assert_eq!(val(&r, "bmc2_power"), "1", "{sc}: {r:?}");
+        assert_eq!(val(&r, &format!("n{v}_quorate")), "No", "{sc}: the rebooted {victim} must stay without quorum while cut: {r:?}");
+        assert_eq!(val(&r, &format!("n{other}_quorate")), "Yes", "{sc}: the survivor must stay quorate: {r:?}");
     }
     assert_eq!(val(&get("end"), "both_online"), "yes", "{log}");
 }

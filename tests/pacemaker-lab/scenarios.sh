@@ -8,6 +8,8 @@
 #   reboot         stonith_admin --reboot n2 from n1: BMC n2 off then on, argv scanned for the password
 #   ring-cut-delay two_node, pcmk_delay_base=3 + pcmk_delay_max=8 on fence-n1 (the device that shoots
 #                  n1): ring link of n1 cut: exactly one node fenced (expected n2), seen on the BMCs
+#   ring-cut-delay-dc  the delay on the device that shoots the non-DC node instead: the DC's head
+#                  start is overcome, exactly one node fenced (expected: the DC)
 #   ring-cut-qdevice  two_node off, corosync-qdevice + `twonode arbiter serve` (ffsplit, tie_breaker
 #                  lowest), no delays: ring cut: exactly one node fenced (expected n2)
 # A power watcher couples each BMC to its node: power off kills the node's processes, power on boots
@@ -70,9 +72,10 @@ ring_cut() { # ring_cut NAME : cut n1's ring link, watch the BMCs for 30 s, heal
   t0=$(now); note "$sc: ring link of n1 cut"
   ip -n $SW link set r-n1 down
   sleep 30
-  local o1 o2 f1 f2 q2
+  local o1 o2 f1 f2 q1 q2
   o1=$(offs_since 1 "$t0"); o2=$(offs_since 2 "$t0")
   f1=$(first_since 1 "$t0" 0); f2=$(first_since 2 "$t0" 0)
+  q1=$(lab x 1 corosync-quorumtool -s 2>/dev/null | awk -F: '/^Quorate:/{gsub(/ /,"",$2);print $2}')
   q2=$(lab x 2 corosync-quorumtool -s 2>/dev/null | awk -F: '/^Quorate:/{gsub(/ /,"",$2);print $2}')
   local fenced=none
   [ "$o1" -gt 0 ] && fenced=n1
@@ -80,7 +83,7 @@ ring_cut() { # ring_cut NAME : cut n1's ring link, watch the BMCs for 30 s, heal
   [ "$o1" -gt 0 ] && [ "$o2" -gt 0 ] && fenced=both
   lab x 1 stonith_admin --history '*' > "$L/$sc-history.txt" 2>&1
   echo "RESULT scenario=$sc fenced=$fenced bmc1_offs=$o1 bmc2_offs=$o2 bmc1_off_ms=$f1 bmc2_off_ms=$f2" \
-    "bmc1_power=$(lab power 1) bmc2_power=$(lab power 2) n2_after_reboot_quorate=${q2:-down} dc_before=${dc:-unknown}"
+    "bmc1_power=$(lab power 1) bmc2_power=$(lab power 2) n1_quorate=${q1:-down} n2_quorate=${q2:-down} dc_before=${dc:-unknown}"
   note "$sc: healing the ring"
   ip -n $SW link set r-n1 up
 }
@@ -137,10 +140,21 @@ wait_started 60
 # ring cut under two_node: the device that fences n1 waits 3..8 s, n1 shoots first
 pcs_change stonith update fence-n1 pcmk_delay_base=3 pcmk_delay_max=8
 ring_cut ring-cut-delay
-wait_online 120 || { echo "RESULT scenario=ring-cut-qdevice error=not-back-after-delay-cut"; exit 1; }
+wait_online 120 || { echo "RESULT scenario=ring-cut-delay-dc error=not-back-after-delay-cut"; exit 1; }
+wait_started 60
+
+# the same, but the delay goes on the device that shoots the node which is NOT the DC: the DC
+# decides first and must wait 3..8 s, so the other side (DC of its half by then) shoots the DC
+dc=$(lab x 1 crm_mon -1 2>/dev/null | sed -n 's/.*Current DC: n\([12]\).*/\1/p')
+nondc=$((3 - ${dc:-1}))
+pcs_change stonith update fence-n1 pcmk_delay_base= pcmk_delay_max=
+pcs_change stonith update fence-n$nondc pcmk_delay_base=3 pcmk_delay_max=8
+echo "RESULT scenario=ring-cut-delay-dc-setup dc=n${dc:-?} delayed_device=fence-n$nondc expected_fenced=n${dc:-?}"
+ring_cut ring-cut-delay-dc
+wait_online 120 || { echo "RESULT scenario=ring-cut-qdevice error=not-back-after-delay-dc-cut"; exit 1; }
+pcs_change stonith update fence-n$nondc pcmk_delay_base= pcmk_delay_max=
 
 # ring cut with the arbiter as quorum device (two_node off), no delays anywhere
-pcs_change stonith update fence-n1 pcmk_delay_base= pcmk_delay_max=
 lab halt 1; lab halt 2
 lab conf qdevice
 lab start-arbiter
