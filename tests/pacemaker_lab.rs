@@ -124,5 +124,10 @@ fn pacemaker_fences_through_fence_twonode_in_a_namespace_lab() {
         assert_eq!(val(&r, &format!("n{v}_quorate")), "No", "{sc}: the rebooted {victim} must stay without quorum while cut: {r:?}");
         assert_eq!(val(&r, &format!("n{other}_quorate")), "Yes", "{sc}: the survivor must stay quorate: {r:?}");
     }
-    assert_eq!(val(&get("end"), "both_online"), "yes", "{log}");
+    let end = get("end");
+    assert_eq!(val(&end, "both_online"), "yes", "{log}");
+    // from the device creation (pcs gets a placeholder, never the password) to the end: monitors,
+    // the reboot and three ring cuts with their fences
+    assert_eq!(val(&end, "argv_hits_total"), "0", "the BMC password appeared in a process's argv: {end:?}");
+    assert!(val(&end, "argv_scans_total").parse::<u32>().unwrap_or(0) >= 200, "argv barely scanned: {end:?}");
 }

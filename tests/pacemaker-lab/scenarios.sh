@@ -59,9 +59,13 @@ first_since() { # first_since N T0_MS VALUE : ms from T0 to BMC N's first "set p
 }
 
 pcs_change() { # pcs_change PCS-ARGS... : pcs -f on a copy of the live CIB, then cib-push of the diff
+  # The BMC password is never an argument: pcs writes the placeholder @BMCPASSWORD@, which bash
+  # replaces in the file (builtins only, no argv) before the push.
   lab x 1 cibadmin -Q > "$L/cib-orig.xml" && cp "$L/cib-orig.xml" "$L/cib-edit.xml" &&
-    lab x 1 pcs -f "$L/cib-edit.xml" "$@" &&
-    lab x 1 pcs cluster cib-push "$L/cib-edit.xml" diff-against="$L/cib-orig.xml" >/dev/null
+    lab x 1 pcs -f "$L/cib-edit.xml" "$@" || return 1
+  local x pw; x=$(<"$L/cib-edit.xml"); pw=$(<"$L/bmc-password")
+  printf '%s\n' "${x//@BMCPASSWORD@/$pw}" > "$L/cib-edit.xml"
+  lab x 1 pcs cluster cib-push "$L/cib-edit.xml" diff-against="$L/cib-orig.xml" >/dev/null
 }
 
 ring_cut() { # ring_cut NAME : cut n1's ring link, watch the BMCs for 30 s, heal
@@ -105,17 +109,19 @@ lab x 1 stonith_admin --metadata --agent fence_twonode > "$L/fence_twonode.metad
 stonith_admin --list-installed 2>/dev/null | grep -qx 'fence_twonode' && host=yes
 echo "RESULT scenario=agent listed=$inst metadata=$meta host_listed=$host"
 
-# configure: the BMC password goes into the CIB as an instance attribute
-pw=$(cat "$L/bmc-password")
-if pcs_change stonith create fence-n1 fence_twonode ip=10.77.2.254 ipport=6231 username=admin "password=$pw" \
+# configure: the BMC password goes into the CIB as an instance attribute. From here to the end
+# every process's argv is scanned for it (monitors, the reboot, the three ring cuts).
+"$HERE/argv-scan.sh" "$L/bmc-password" "$L/argv-hits" & SCAN=$!
+if pcs_change stonith create fence-n1 fence_twonode ip=10.77.2.254 ipport=6231 username=admin password=@BMCPASSWORD@ \
      pcmk_host_list=n1 op monitor interval=60s &&
-   pcs_change stonith create fence-n2 fence_twonode ip=10.77.2.254 ipport=6232 username=admin "password=$pw" \
+   pcs_change stonith create fence-n2 fence_twonode ip=10.77.2.254 ipport=6232 username=admin password=@BMCPASSWORD@ \
      pcmk_host_list=n2 op monitor interval=60s && wait_started 60; then
   echo "RESULT scenario=configure started=2"
 else
   echo "RESULT scenario=configure error=devices-not-started"; exit 1
 fi
 lab x 1 cibadmin -Q > "$L/cib-configured.xml"
+grep -q 'name="password" value="@BMCPASSWORD@"' "$L/cib-configured.xml" && { echo "RESULT scenario=configure error=placeholder-in-cib"; exit 1; }
 
 # crm_simulate on the live CIB: pacemaker's own answer to "a node disappears"
 for i in 1 2; do
@@ -124,16 +130,16 @@ done
 s1=$(grep -c "Fence (reboot) n1 " "$L/crm_simulate-fail-n1.txt"); s2=$(grep -c "Fence (reboot) n2 " "$L/crm_simulate-fail-n2.txt")
 echo "RESULT scenario=crm-simulate fail_n1_fences_n1=$s1 fail_n2_fences_n2=$s2"
 
-# reboot: stonith_admin from n1; the argv of every process is scanned meanwhile
-"$HERE/argv-scan.sh" "$L/bmc-password" "$L/argv-hits" & SCAN=$!
-sleep 0.5
+# reboot: stonith_admin from n1
+h0=0; [ -f "$L/argv-hits" ] && h0=$(wc -l < "$L/argv-hits")
+s0=$(cat "$L/argv-hits.scans" 2>/dev/null || echo 0)
 t0=$(now); note "reboot: stonith_admin --reboot n2"
 lab x 1 stonith_admin --reboot n2 --timeout 60 >"$L/reboot.out" 2>&1; rc=$?
 dur=$(( $(now) - t0 ))
-sleep 1; kill "$SCAN" 2>/dev/null; wait "$SCAN" 2>/dev/null; SCAN=""
-hits=0; [ -f "$L/argv-hits" ] && hits=$(wc -l < "$L/argv-hits")
+sleep 1
+hits=0; [ -f "$L/argv-hits" ] && hits=$(( $(wc -l < "$L/argv-hits") - h0 ))
 echo "RESULT scenario=reboot rc=$rc duration_ms=$dur bmc2_off_ms=$(first_since 2 "$t0" 0) bmc2_on_ms=$(first_since 2 "$t0" 1)" \
-  "bmc1_offs=$(offs_since 1 "$t0") bmc2_power=$(lab power 2) argv_hits=$hits argv_scans=$(cat "$L/argv-hits.scans" 2>/dev/null || echo 0)"
+  "bmc1_offs=$(offs_since 1 "$t0") bmc2_power=$(lab power 2) argv_hits=$hits argv_scans=$(( $(cat "$L/argv-hits.scans" 2>/dev/null || echo 0) - s0 ))"
 wait_online 120 || { echo "RESULT scenario=ring-cut-delay error=n2-not-back"; exit 1; }
 wait_started 60
 
@@ -170,4 +176,7 @@ done
 wait_started 60
 echo "RESULT scenario=qdevice-setup online_ms=$(( $(now) - t0 )) votes_n1=$(lab x 1 corosync-quorumtool -s | awk -F: '/^Total votes/{gsub(/ /,"",$2);print $2}')"
 ring_cut ring-cut-qdevice
-wait_online 120 && echo "RESULT scenario=end both_online=yes"
+online=no; wait_online 120 && online=yes
+kill "$SCAN" 2>/dev/null; wait "$SCAN" 2>/dev/null; SCAN=""
+hits=0; [ -f "$L/argv-hits" ] && hits=$(wc -l < "$L/argv-hits")
+echo "RESULT scenario=end both_online=$online argv_hits_total=$hits argv_scans_total=$(cat "$L/argv-hits.scans" 2>/dev/null || echo 0)"
