@@ -6,7 +6,7 @@
 //! live CIB; crm_simulate on the live CIB as pacemaker's own answer; `stonith_admin --reboot n2`
 //! powers BMC n2 off and on with the password never in any argv; a ring cut under two_node with
 //! pcmk_delay_base/pcmk_delay_max on one device (then on the device that shoots the non-DC node:
-//! the delay must overcome the DC's head start), and one with corosync-qdevice + `twonode arbiter
+//! the delay decides, not who was DC), and one with corosync-qdevice + `twonode arbiter
 //! serve` (two_node off): exactly one node fenced, observed on the BMCs.
 //!
 //! Needs root, `ip netns`, nsenter/unshare, overlayfs, and the Debian packages corosync,

@@ -8,8 +8,8 @@
 #   reboot         stonith_admin --reboot n2 from n1: BMC n2 off then on, argv scanned for the password
 #   ring-cut-delay two_node, pcmk_delay_base=3 + pcmk_delay_max=8 on fence-n1 (the device that shoots
 #                  n1): ring link of n1 cut: exactly one node fenced (expected n2), seen on the BMCs
-#   ring-cut-delay-dc  the delay on the device that shoots the non-DC node instead: the DC's head
-#                  start is overcome, exactly one node fenced (expected: the DC)
+#   ring-cut-delay-dc  the delay on the device that shoots the non-DC node instead: exactly one
+#                  node fenced (expected: the DC), so the delay decides, not who was DC
 #   ring-cut-qdevice  two_node off, corosync-qdevice + `twonode arbiter serve` (ffsplit, tie_breaker
 #                  lowest), no delays: ring cut: exactly one node fenced (expected n2)
 # A power watcher couples each BMC to its node: power off kills the node's processes, power on boots
@@ -149,8 +149,8 @@ ring_cut ring-cut-delay
 wait_online 120 || { echo "RESULT scenario=ring-cut-delay-dc error=not-back-after-delay-cut"; exit 1; }
 wait_started 60
 
-# the same, but the delay goes on the device that shoots the node which is NOT the DC: the DC
-# decides first and must wait 3..8 s, so the other side (DC of its half by then) shoots the DC
+# the same, but the delay goes on the device that shoots the node which is NOT the DC: both halves
+# request their fence within ~50 ms; the DC's fencer waits 3..8 s, so the other side shoots the DC
 dc=$(lab x 1 crm_mon -1 2>/dev/null | sed -n 's/.*Current DC: n\([12]\).*/\1/p')
 nondc=$((3 - ${dc:-1}))
 pcs_change stonith update fence-n1 pcmk_delay_base= pcmk_delay_max=
