@@ -67,6 +67,10 @@
 //! and 2 release a hold.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod lms;
+mod status;
+pub use status::{ClusterStatus, NodeStatus, Status};
+
 use super::wire::{
     self, DecisionAlgorithm, Heuristics, Init, InitReply, Message, NodeList, NodeListType, ReplyErrorCode, RingId,
     TieBreaker, TlsSupported, Vote, WireError,
@@ -1255,148 +1259,6 @@ impl Arbiter {
         best.map(|b| b.1)
     }
 
-    /// corosync-qnetd's lms (`qnetd-algo-lms.c`), decided for the whole cluster at once:
-    /// 1. one partition (among the connected clients) gets the vote whatever its size — the last
-    ///    man standing; votequorum decides whether that makes it quorate;
-    /// 2. partitions made only of newcomers (clients that never got an lms decision) do not take
-    ///    the vote from a partition one of whose connected clients holds an ACK;
-    /// 3. the highest score wins (per connected client: 1, +1 heuristics pass, −1 fail);
-    /// 4. among the partitions tied on score, the one with most connected clients;
-    /// 5. then the tie-breaker: the partition of the lowest / highest connected node id among
-    ///    them, or the one whose membership holds the configured node id; none: no vote.
-    ///
-    /// Deviations from qnetd, on purpose: step 4 compares only the partitions tied in step 3
-    /// (qnetd compares all, so a larger partition whose heuristics fail could win); step 5's
-    /// `nodeid` mode looks for the configured node (qnetd compares the asking client's own id,
-    /// so only that node itself ever gets the vote).
-    fn choose_lms(&self, _name: &str, parts: &BTreeMap<RingId, Vec<&Conn>>, tb: TieBreaker) -> Option<RingId> {
-        let excluded = Self::lms_newcomer_parts(parts);
-        let cands: Vec<(&RingId, &Vec<&Conn>)> = parts.iter().filter(|(r, _)| !excluded.contains(r)).collect();
-        if cands.len() <= 1 {
-            return cands.first().map(|c| *c.0);
-        }
-        let score = |cs: &[&Conn]| -> i64 {
-            cs.iter()
-                .map(|c| match c.heuristics {
-                    Some(Heuristics::Pass) => 2,
-                    Some(Heuristics::Fail) => 0,
-                    _ => 1,
-                })
-                .sum()
-        };
-        let best = cands.iter().map(|c| score(c.1)).max()?;
-        let cands: Vec<_> = cands.into_iter().filter(|c| score(c.1) == best).collect();
-        if cands.len() == 1 {
-            return Some(*cands[0].0);
-        }
-        let most = cands.iter().map(|c| c.1.len()).max()?;
-        let cands: Vec<_> = cands.into_iter().filter(|c| c.1.len() == most).collect();
-        if cands.len() == 1 {
-            return Some(*cands[0].0);
-        }
-        let ids = |cs: &[&Conn]| cs.iter().map(|c| c.node_id).collect::<Vec<_>>();
-        match tb {
-            TieBreaker::Lowest => cands.iter().min_by_key(|c| ids(c.1).into_iter().min()).map(|c| *c.0),
-            TieBreaker::Highest => cands.iter().max_by_key(|c| ids(c.1).into_iter().max()).map(|c| *c.0),
-            TieBreaker::NodeId(n) => cands.iter().find(|c| c.1.iter().any(|x| x.node_id == n || x.members.contains(&n))).map(|c| *c.0),
-        }
-    }
-
-    /// lms: rings of the partitions that are newcomers only while another partition has a
-    /// connected client holding an ACK (qnetd: "we are a new partition and another active
-    /// partition exists. NACK").
-    fn lms_newcomer_parts(parts: &BTreeMap<RingId, Vec<&Conn>>) -> Vec<RingId> {
-        let active: Vec<RingId> =
-            parts.iter().filter(|(_, cs)| cs.iter().any(|c| c.lms_result == Some(Vote::Ack))).map(|(r, _)| *r).collect();
-        parts
-            .iter()
-            .filter(|(r, cs)| cs.iter().all(|c| c.lms_result.is_none()) && active.iter().any(|a| a != *r))
-            .map(|(r, _)| *r)
-            .collect()
-    }
-
-    /// lms: whether a NACK to a client of ring `r` is a newcomer NACK (not remembered, as qnetd).
-    fn lms_newcomer_nack(&self, ready: &[ConnId], r: Option<RingId>) -> bool {
-        let Some(r) = r else { return false };
-        let mut parts: BTreeMap<RingId, Vec<&Conn>> = BTreeMap::new();
-        for c in ready.iter().filter_map(|id| self.conns.get(id)) {
-            if let Some(x) = c.ring {
-                parts.entry(x).or_default().push(c);
-            }
-        }
-        Self::lms_newcomer_parts(&parts).contains(&r)
-    }
-
-    // ---- status ---------------------------------------------------------------------------
-
-    /// A snapshot of clusters, nodes, votes and lease ages.
-    pub fn status(&self, now: Millis) -> Status {
-        let mut st = Status {
-            now_ms: now,
-            startup_hold_remaining_ms: self.startup_hold_until.checked_sub(now).filter(|d| *d > 0),
-            connections: self.conns.len(),
-            clusters: Vec::new(),
-        };
-        for (name, cl) in &self.clusters {
-            let mut cs = ClusterStatus { name: name.clone(), ..ClusterStatus::default() };
-            if let Some(c) = cl.conns.iter().filter_map(|id| self.conns.get(id)).next() {
-                cs.algorithm = format!("{:?}", c.algorithm).to_lowercase();
-                cs.tie_breaker = match c.tie_breaker {
-                    TieBreaker::Lowest => "lowest".into(),
-                    TieBreaker::Highest => "highest".into(),
-                    TieBreaker::NodeId(n) => n.to_string(),
-                };
-            }
-            cs.waiting_for_lease_ms = cl.waiting_since.filter(|_| self.pending.contains(name)).map(|t| now.saturating_sub(t));
-            let config_nodes = cl.conns.iter().filter_map(|id| self.conns.get(id)).map(|c| c.config_nodes.clone()).find(|v| !v.is_empty());
-            if let Some(cfg) = config_nodes {
-                // nodes that could still block some partition: a first report of the whole
-                // cluster's ring never conflicts with a later partition (that ring has then ended)
-                cs.restart_hold_nodes = self
-                    .restart_blockers(cl, &cfg, None, now)
-                    .into_iter()
-                    .filter(|m| cl.first_report.get(m).is_none_or(|(_, members)| !cfg.iter().all(|n| members.contains(n))))
-                    .collect();
-            } else if self.startup_hold_until > now {
-                cs.restart_hold_nodes = cl.node_rings.keys().copied().collect();
-            }
-            for id in &cl.conns {
-                let Some(c) = self.conns.get(id) else { continue };
-                let hold = cl.holds.iter().filter(|h| h.conn == *id).max_by_key(|h| h.granted_at);
-                cs.nodes.push(NodeStatus {
-                    node_id: c.node_id,
-                    conn: Some(*id),
-                    peer: c.peer.clone(),
-                    tls: c.tls,
-                    ring_id: c.ring,
-                    heartbeat_ms: c.hb,
-                    vote: c.last_vote.map(|v| format!("{v:?}").to_uppercase()),
-                    holds_lease: hold.is_some(),
-                    last_seen_ms_ago: now.saturating_sub(c.last_rx),
-                    lease_remaining_ms: 0,
-                    heuristics: c.heuristics.map(|h| format!("{h:?}").to_lowercase()),
-                    connected_for_ms: now.saturating_sub(c.connected_at),
-                });
-            }
-            for h in cl.holds.iter().filter(|h| !h.conn_alive) {
-                cs.nodes.push(NodeStatus {
-                    node_id: h.node_id,
-                    conn: None,
-                    peer: "(disconnected)".into(),
-                    ring_id: Some(h.ring),
-                    heartbeat_ms: h.hb_max,
-                    vote: Some("ACK".into()),
-                    holds_lease: true,
-                    last_seen_ms_ago: now.saturating_sub(h.last_rx),
-                    lease_remaining_ms: self.lease_end(h).map_or(Millis::MAX, |e| e.saturating_sub(now)),
-                    ..NodeStatus::default()
-                });
-            }
-            cs.nodes.sort_by_key(|n| (n.node_id, n.conn.is_none()));
-            st.clusters.push(cs);
-        }
-        st
-    }
 }
 
 impl Conn {
@@ -1459,51 +1321,6 @@ fn lease_span(cfg: &Config, hb_ms: u32, expiry_hb_ms: u32) -> Millis {
     let r = 1.0 + cfg.clock_drift.max(0.0);
     let span = (2.0 * hb_ms as f64 + cfg.vote_expiry_factor.max(0.0) * expiry_hb_ms as f64) * r;
     span.ceil() as Millis + cfg.lease_margin_ms
-}
-
-/// A snapshot for `twonode arbiter status` (like `corosync-qnetd-tool -lv`).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct Status {
-    pub now_ms: Millis,
-    /// Time left before an incomplete partition can get a vote after a restart.
-    pub startup_hold_remaining_ms: Option<Millis>,
-    pub connections: usize,
-    pub clusters: Vec<ClusterStatus>,
-}
-
-/// One cluster in [`Status`].
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct ClusterStatus {
-    pub name: String,
-    pub algorithm: String,
-    pub tie_breaker: String,
-    /// How long the chosen partition has been waiting for an old lease to run out.
-    pub waiting_for_lease_ms: Option<Millis>,
-    /// Nodes that may still count a vote granted by a previous arbiter instance (restart hold);
-    /// empty when the restart hold can no longer delay any grant in this cluster.
-    pub restart_hold_nodes: Vec<u32>,
-    pub nodes: Vec<NodeStatus>,
-}
-
-/// One node (connection, or a disconnected node whose lease still runs) in [`ClusterStatus`].
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct NodeStatus {
-    pub node_id: u32,
-    /// `None` for a disconnected node whose vote lease still runs.
-    pub conn: Option<ConnId>,
-    pub peer: String,
-    pub tls: bool,
-    pub ring_id: Option<RingId>,
-    pub heartbeat_ms: u32,
-    /// Last vote sent (ACK/NACK/ASKLATER...), `None` before any.
-    pub vote: Option<String>,
-    /// Whether the arbiter counts this node as possibly holding an ACK.
-    pub holds_lease: bool,
-    pub last_seen_ms_ago: Millis,
-    /// For a disconnected holder: ms until its lease has certainly expired (u64::MAX: never, lms).
-    pub lease_remaining_ms: Millis,
-    pub heuristics: Option<String>,
-    pub connected_for_ms: Millis,
 }
 
 #[cfg(test)]
