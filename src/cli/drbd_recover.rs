@@ -2,7 +2,8 @@
 //! (logic in `crate::drbd::recover`, `crate::drbd::journal`, `crate::host`).
 use super::Global;
 use crate::drbd::journal::{self, Journal};
-use crate::drbd::recover::{self, exit, Allow, Event, Mode, NodeView, Plan, Recovery, Refusal};
+use crate::drbd::recover::{self, exit, Allow, NodeView, Plan, Refusal};
+use crate::drbd::run::{self, Event, Mode, Recovery};
 use crate::host::{HostKeyPolicy, Host, Local, Ssh, SshTarget};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, IsTerminal, Write};
@@ -297,7 +298,7 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
         let mut views = Vec::new();
         let mut inputs = Vec::new();
         for h in boxed.iter_mut() {
-            let (v, i) = recover::read_node(h.as_mut(), &a.resource)?;
+            let (v, i) = run::read_node(h.as_mut(), &a.resource)?;
             views.push(v);
             inputs.push(i);
         }
@@ -406,7 +407,7 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
             // The state may have moved while the admin read: plan again only if it did not.
             let mut again = Vec::new();
             for h in boxed.iter_mut() {
-                again.push(recover::read_view(h.as_mut(), &a.resource)?);
+                again.push(run::read_view(h.as_mut(), &a.resource)?);
             }
             if recover::fingerprint(&again) != plan.fingerprint {
                 return Ok(refuse(
@@ -482,10 +483,10 @@ pub fn run_status(a: StatusArgs, g: &Global) -> Result<i32> {
         let script = if res == "all" {
             "echo '# drbdsetup events2 --now --statistics'; drbdsetup events2 --now --statistics 2>/dev/null; true".to_string()
         } else {
-            recover::probe_script(&res)
+            run::probe_script(&res)
         };
         let out = h.run(&["sh", "-c", &script], None)?;
-        let st = recover::parse_probe(&out.stdout_str()).with_context(|| format!("{name}: reading DRBD state"))?;
+        let st = run::parse_probe(&out.stdout_str()).with_context(|| format!("{name}: reading DRBD state"))?;
         per_node.push((name, st));
     }
     let mut names: Vec<String> = per_node.iter().flat_map(|(_, s)| s.resources.iter().map(|r| r.name.clone())).collect();

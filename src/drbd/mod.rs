@@ -3,5 +3,6 @@ pub mod journal;
 pub mod parse;
 pub mod recover;
 pub mod render;
+pub mod run;
 pub mod splitbrain;
 pub mod state;

@@ -4,7 +4,7 @@
 use super::GatherOptions;
 use crate::doctor::facts::qdevice::{self, NodeQdevice};
 use crate::doctor::facts::{GuestConf, NodeFacts};
-use crate::drbd::recover;
+
 use crate::host::Host;
 use crate::quorum::corosync_conf::CorosyncConf;
 use std::path::Path;
@@ -81,7 +81,7 @@ fn read_drbd(h: &mut dyn Host, nf: &mut NodeFacts) {
         Err(e) => nf.drbd_error = Some(format!("{e:#}")),
     }
     for r in nf.drbd_configs.clone().unwrap_or_default() {
-        match recover::read_view(h, &r.name) {
+        match crate::drbd::run::read_view(h, &r.name) {
             Ok(v) => {
                 nf.drbd_views.insert(r.name.clone(), v);
             }
