@@ -11,3 +11,4 @@ pub mod services;
 pub mod split;
 pub mod splitbrain;
 pub mod start;
+pub mod steps;

@@ -8,7 +8,7 @@ use super::rig::{Lab, LabOptions};
 use anyhow::Context;
 use std::path::PathBuf;
 
-pub use super::demo::{Kind, Runner, Step};
+pub use super::steps::{Kind, Runner, Step};
 
 /// One rehearsal.
 pub struct Scenario {
@@ -49,7 +49,7 @@ pub struct Outcome {
 
 /// The header line every scenario's log starts with (also what separates scenarios in the demo log).
 pub fn header(sc: &Scenario) -> String {
-    format!("#### scenario {}: {}\n{}\n", sc.name, sc.title, super::demo::wrap(sc.story, "   ", "   "))
+    format!("#### scenario {}: {}\n{}\n", sc.name, sc.title, super::steps::wrap(sc.story, "   ", "   "))
 }
 
 /// Start a lab in DIR and run SC in it.
