@@ -789,17 +789,9 @@ fn cmd_apply(store: &ConfStore, reload: Option<&str>, force: bool, g: &Global) -
         |staged, live| {
             let running = live.and_then(|l| edit::version_of(l).ok().flatten());
             let report = crate::fence::validate_conf(staged, &Options { running_version: running, ..Default::default() });
-            let refused = !report.well_formed
-                || report.diagnostics.iter().any(|d| d.severity == Severity::Error && (!force || d.code.starts_with("version.") || d.code.starts_with("xml.")));
-            let text: Vec<String> = report.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(|d| d.to_string()).collect();
+            let verdict = crate::clusterconf::validate::may_apply(&report, force, &store.staged());
             report_out = Some(report);
-            if refused {
-                anyhow::bail!(
-                    "not applying {}: validation failed; nothing was changed\n{}",
-                    store.staged().display(),
-                    text.join("\n")
-                );
-            }
+            verdict.map_err(|refusal| anyhow::anyhow!(refusal))?;
             Ok(())
         },
         reload,

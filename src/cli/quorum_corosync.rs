@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use super::quorum::{CorosyncEdit, CorosyncFile};
 use super::Global;
 use crate::clusterconf::store::{ConfStore, StoreError, Which};
-use crate::diag::Severity;
 use crate::quorum::corosync_conf::{self, ArbiterSpec, Context, CorosyncConf, Plan};
 use crate::util::{print_json, Failure};
 
@@ -155,19 +154,8 @@ pub fn apply(cc: &CorosyncFile, reload: Option<&str>, g: &Global) -> anyhow::Res
     let staged_name = store.staged().display().to_string();
     let outcome = store.apply(
         |staged, live| {
-            let text = String::from_utf8_lossy(staged);
-            let r = corosync_conf::validate(&text, &staged_name, &ctx);
-            if !r.well_formed || r.has_errors() {
-                let errs: Vec<String> = r.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(|d| format!("{staged_name}:{d}")).collect();
-                anyhow::bail!("not applying {staged_name}: validation failed; nothing was changed\n{}", errs.join("\n"));
-            }
-            let sv = CorosyncConf::parse(&text).ok().and_then(|c| c.config_version());
-            let lv = live.and_then(|l| CorosyncConf::parse(&String::from_utf8_lossy(l)).ok()).and_then(|c| c.config_version());
-            if let (Some(s), Some(l)) = (sv, lv) {
-                if s <= l {
-                    anyhow::bail!("not applying {staged_name}: its totem.config_version {s} is not higher than the live {l}; nothing was changed");
-                }
-            }
+            let live = live.map(String::from_utf8_lossy);
+            corosync_conf::may_apply(&String::from_utf8_lossy(staged), live.as_deref(), &staged_name, &ctx).map_err(|refusal| anyhow::anyhow!(refusal))?;
             Ok(())
         },
         reload,

@@ -240,6 +240,20 @@ fn cuts_power(fd: Option<&FenceDevice>) -> bool {
     }
 }
 
+/// Whether `twonode conf apply` may make the staged file live, judged on its validation report:
+/// never when it is not well-formed or has errors, except that `force` lets errors through
+/// unless they concern the XML itself or config_version (cman could not load it, or the other
+/// node would ignore it). On refusal, the message names `staged` and lists every error.
+pub fn may_apply(report: &Report, force: bool, staged: &std::path::Path) -> Result<(), String> {
+    let refused = !report.well_formed
+        || report.of(Severity::Error).any(|d| !force || d.code.starts_with("version.") || d.code.starts_with("xml."));
+    if !refused {
+        return Ok(());
+    }
+    let errors: Vec<String> = report.of(Severity::Error).map(|d| d.to_string()).collect();
+    Err(format!("not applying {}: validation failed; nothing was changed\n{}", staged.display(), errors.join("\n")))
+}
+
 /// Agents that act on the victim in some other way than cutting its power (kdump, heuristics,
 /// storage and network fencing, schedulers, test agents): say what each is and is not, and under
 /// two_node require every node to have at least one method that really cuts its power.
@@ -495,6 +509,22 @@ fn two_node(cx: &mut Ctx, m: &Model, race_decided: bool) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn may_apply_refuses_errors_and_force_passes_only_safe_ones() {
+        let staged = std::path::Path::new("/etc/cluster/cluster.conf.new");
+        let diag = |code: &str| Diagnostic::new(Severity::Error, (3, 1), code, "bad", None);
+        let warn = Report::new(true, vec![Diagnostic::new(Severity::Warning, (2, 1), "fence.race", "race", None)]);
+        assert_eq!(may_apply(&warn, false, staged), Ok(()));
+        let err = Report::new(true, vec![diag("two_node.votes")]);
+        let msg = may_apply(&err, false, staged).unwrap_err();
+        assert!(msg.starts_with("not applying /etc/cluster/cluster.conf.new: validation failed") && msg.contains("error[two_node.votes]"), "{msg}");
+        assert_eq!(may_apply(&err, true, staged), Ok(()));
+        for code in ["version.not-increasing", "xml.not-well-formed"] {
+            assert!(may_apply(&Report::new(true, vec![diag(code)]), true, staged).is_err(), "{code}");
+        }
+        assert!(may_apply(&Report::new(false, vec![]), true, staged).is_err());
+    }
+
     use super::*;
 
     fn codes(src: &str) -> Vec<(String, usize, usize, Severity)> {

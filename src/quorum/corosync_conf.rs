@@ -613,6 +613,25 @@ fn report(well_formed: bool, diagnostics: Vec<Diagnostic>) -> Report {
     Report::new(well_formed, diagnostics)
 }
 
+/// Whether `twonode quorum apply` may make the staged corosync.conf live: it must validate
+/// without errors and its totem.config_version (when both files have one) must be higher than
+/// the live file's. On refusal, the message says why, naming `staged_name`.
+pub fn may_apply(staged: &str, live: Option<&str>, staged_name: &str, ctx: &Context) -> Result<(), String> {
+    let r = validate(staged, staged_name, ctx);
+    if !r.well_formed || r.has_errors() {
+        let errs: Vec<String> = r.of(Severity::Error).map(|d| format!("{staged_name}:{d}")).collect();
+        return Err(format!("not applying {staged_name}: validation failed; nothing was changed\n{}", errs.join("\n")));
+    }
+    let sv = CorosyncConf::parse(staged).ok().and_then(|c| c.config_version());
+    let lv = live.and_then(|l| CorosyncConf::parse(l).ok()).and_then(|c| c.config_version());
+    match (sv, lv) {
+        (Some(s), Some(l)) if s <= l => {
+            Err(format!("not applying {staged_name}: its totem.config_version {s} is not higher than the live {l}; nothing was changed"))
+        }
+        _ => Ok(()),
+    }
+}
+
 // ------------------------------------------------------------------ arbiter planners
 
 /// What `enable-arbiter` adds.
@@ -791,6 +810,18 @@ mod tests {
         let tabs = "quorum {\r\n\tprovider: corosync_votequorum\r\n}\r\n";
         let t = CorosyncConf::parse(tabs).unwrap().add_section("quorum", "device", &[("votes", "1")]).unwrap();
         assert_eq!(t.text(), "quorum {\r\n\tprovider: corosync_votequorum\r\n\tdevice {\r\n\t\tvotes: 1\r\n\t}\r\n}\r\n");
+    }
+
+    #[test]
+    fn may_apply_wants_a_valid_file_with_a_higher_version() {
+        let cx = Context::default();
+        let newer = BASE.replace("config_version: 7", "config_version: 8");
+        assert_eq!(may_apply(&newer, Some(BASE), "c.new", &cx), Ok(()));
+        assert_eq!(may_apply(&newer, None, "c.new", &cx), Ok(()));
+        let same = may_apply(BASE, Some(BASE), "c.new", &cx).unwrap_err();
+        assert!(same.contains("config_version 7 is not higher than the live 7") && same.starts_with("not applying c.new"), "{same}");
+        let broken = may_apply("quorum {\n", Some(BASE), "c.new", &cx).unwrap_err();
+        assert!(broken.contains("validation failed") && broken.contains("c.new:"), "{broken}");
     }
 
     #[test]
