@@ -332,7 +332,7 @@ pub enum QuorumdCmd {
 }
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
-    let live = args.file.clone().unwrap_or_else(ConfStore::default_live);
+    let live = args.file.clone().unwrap_or_else(crate::clusterconf::store::default_path);
     let store = ConfStore::new(live);
     match args.cmd {
         Cmd::Validate { staged } => cmd_validate(&store, staged, g),

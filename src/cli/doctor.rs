@@ -25,7 +25,7 @@ A progress line on stderr shows what is being contacted (only on a terminal, nev
 Exit codes: 0 no error; 1 errors found; 2 could not gather (a node unreachable).")]
 pub struct Args {
     /// cluster.conf path, read on each node (default: /etc/pve/cluster.conf if present, else /etc/cluster/cluster.conf).
-    #[arg(long, env = "TWONODE_CLUSTER_CONF", default_value_os_t = crate::clusterconf::store::ConfStore::default_live())]
+    #[arg(long, env = "TWONODE_CLUSTER_CONF", default_value_os_t = crate::clusterconf::store::default_path())]
     pub file: PathBuf,
     /// Another cluster.conf (or corosync.conf) path for one node: NAME=PATH (repeatable).
     /// A corosync.conf given to --file or --node-file is recognised by its content.

@@ -47,7 +47,7 @@ pub struct ActArgs {
     #[arg(short = 'o', long, value_enum, default_value = "reboot")]
     pub action: Action,
     /// cluster.conf to read the node's fence methods from (default: /etc/pve/cluster.conf if present, else /etc/cluster/cluster.conf).
-    #[arg(long, env = "TWONODE_CLUSTER_CONF", default_value_os_t = crate::clusterconf::store::ConfStore::default_live())]
+    #[arg(long, env = "TWONODE_CLUSTER_CONF", default_value_os_t = crate::clusterconf::store::default_path())]
     pub file: PathBuf,
     /// Do not ask for confirmation (required when not on a terminal).
     #[arg(short, long)]
@@ -96,7 +96,7 @@ pub enum Sub {
 #[derive(clap::Args, Debug)]
 pub struct TestArgs {
     /// cluster.conf to read.
-    #[arg(long, env = "TWONODE_CLUSTER_CONF", default_value_os_t = crate::clusterconf::store::ConfStore::default_live())]
+    #[arg(long, env = "TWONODE_CLUSTER_CONF", default_value_os_t = crate::clusterconf::store::default_path())]
     pub file: PathBuf,
     /// Power every node off and on again, one at a time (asks for confirmation unless --yes).
     #[arg(long)]

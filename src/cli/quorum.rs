@@ -119,7 +119,11 @@ pub struct CorosyncEdit {
     pub dry_run: bool,
 }
 
-const DEFAULTS: &[&str] = &["/etc/cluster/cluster.conf", "/etc/pve/corosync.conf", "/etc/corosync/corosync.conf"];
+/// Where `quorum status` looks when given no file: the cluster.conf every command defaults to
+/// (`clusterconf::store::default_path`), then corosync 2/3's corosync.conf (Proxmox VE 4+ first).
+fn default_candidates() -> Vec<PathBuf> {
+    vec![crate::clusterconf::store::default_path(), PathBuf::from("/etc/pve/corosync.conf"), PathBuf::from("/etc/corosync/corosync.conf")]
+}
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
     match args.cmd {
@@ -138,9 +142,13 @@ fn status(file: Option<PathBuf>, live: Option<PathBuf>, no_probe: bool, g: &Glob
     let explicit = file.is_some();
     let path = match file {
         Some(p) => p,
-        None => DEFAULTS.iter().map(PathBuf::from).find(|p| p.exists()).ok_or_else(|| {
-            Failure::new(2, format!("no cluster configuration found (looked at {}); pass --file PATH", DEFAULTS.join(", ")))
-        })?,
+        None => {
+            let candidates = default_candidates();
+            candidates.iter().find(|p| p.exists()).cloned().ok_or_else(|| {
+                let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+                Failure::new(2, format!("no cluster configuration found (looked at {}); pass --file PATH", looked.join(", ")))
+            })?
+        }
     };
     let cfg = load_config(&path)?;
     let live = match live {

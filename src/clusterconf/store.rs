@@ -96,12 +96,23 @@ pub struct ConfStore {
     pub lock_timeout: Duration,
 }
 
+/// The cluster.conf every command reads when given none: TWONODE_CLUSTER_CONF when set, else
+/// /etc/pve/cluster.conf if present (Proxmox VE 2/3), else /etc/cluster/cluster.conf. The one place
+/// this is worked out.
+pub fn default_path() -> PathBuf {
+    match std::env::var_os("TWONODE_CLUSTER_CONF").filter(|v| !v.is_empty()) {
+        Some(v) => PathBuf::from(v),
+        None => ConfStore::default_live(),
+    }
+}
+
 impl ConfStore {
     pub fn new(live: impl Into<PathBuf>) -> Self {
         ConfStore { live: live.into(), lock_timeout: Duration::from_secs(10) }
     }
 
-    /// The default live file: /etc/pve/cluster.conf if present, else /etc/cluster/cluster.conf.
+    /// The default live file: /etc/pve/cluster.conf if present, else /etc/cluster/cluster.conf
+    /// (what [`default_path`] falls back to when TWONODE_CLUSTER_CONF is not set).
     pub fn default_live() -> PathBuf {
         let pve = PathBuf::from("/etc/pve/cluster.conf");
         if pve.exists() {

@@ -96,10 +96,7 @@ pub fn cluster_conf_path(p: &BTreeMap<String, String>) -> PathBuf {
     if let Some(v) = p.get("cluster_conf").filter(|v| !v.trim().is_empty()) {
         return PathBuf::from(v.trim());
     }
-    if let Some(v) = std::env::var_os("TWONODE_CLUSTER_CONF").filter(|v| !v.is_empty()) {
-        return PathBuf::from(v);
-    }
-    crate::clusterconf::store::ConfStore::default_live()
+    crate::clusterconf::store::default_path()
 }
 
 pub const USAGE: &str = "\
