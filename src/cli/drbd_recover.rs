@@ -313,7 +313,9 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
             &inputs[si],
             &crate::drbd::splitbrain::Options { service_on: None, resource: Some(a.resource.clone()) },
         );
-        let (verdict, words) = recover::classify(&vv, &sv);
+        // recovery decides on the split-brain classifier's verdict; the sentences describe the views
+        let verdict = recover::Verdict::from(rv.verdict);
+        let words = recover::explain(&vv, &sv);
         let fp = recover::fingerprint(&views);
         if let Some(expect) = &a.expect_fingerprint {
             if expect != &fp {
@@ -347,7 +349,7 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
                 println!("{}", loss_line(&tmp));
             }
         }
-        if let Err(r) = recover::assess(&a.resource, &vv, &sv, &Allow { wrong_victim: a.accept_loss }) {
+        if let Err(r) = recover::assess(&a.resource, &vv, &sv, verdict, &Allow { wrong_victim: a.accept_loss }) {
             return Ok(refuse(&r, json));
         }
         if let Some(rec) = rv.recommendation.as_ref().filter(|r| r.victim != victim && !a.accept_loss) {

@@ -152,7 +152,31 @@ pub enum Verdict {
     Unknown,
 }
 
-/// Compare the two nodes (victim first). Returns the verdict and a sentence per volume.
+impl From<super::splitbrain::Verdict> for Verdict {
+    /// The split-brain classifier's verdict (`splitbrain::classify_resource`, which weighs the
+    /// GIs, the connection, the kernel log and the handlers of both nodes) in recovery's words.
+    fn from(v: super::splitbrain::Verdict) -> Verdict {
+        use super::splitbrain::Verdict as Sb;
+        match v {
+            Sb::Healthy => Verdict::Healthy,
+            Sb::Syncing => Verdict::Syncing,
+            Sb::Disconnected => Verdict::Disconnected,
+            Sb::SplitBrain => Verdict::SplitBrain,
+            Sb::UnrelatedData => Verdict::Unrelated,
+            Sb::Unknown => Verdict::Unknown,
+        }
+    }
+}
+
+/// The sentences that describe the two nodes' relation (victim first): the connection when both
+/// are connected, else one per volume from the generation identifiers.
+pub fn explain(victim: &NodeView, survivor: &NodeView) -> Vec<String> {
+    classify(victim, survivor).1
+}
+
+/// A summary verdict from the two nodes' views alone, for `drbd status` and doctor (which read no
+/// kernel log). Recovery does not decide on it: it takes the split-brain classifier's verdict
+/// (see [`assess`]). Returns the verdict and a sentence per volume.
 pub fn classify(victim: &NodeView, survivor: &NodeView) -> (Verdict, Vec<String>) {
     if victim.healthy() && survivor.healthy() {
         return (Verdict::Healthy, vec!["connected, every volume UpToDate on both nodes".into()]);
@@ -361,8 +385,9 @@ pub struct Allow {
     pub wrong_victim: bool,
 }
 
-/// Decide whether a recovery may run; Ok(()) = go on and plan.
-pub fn assess(resource: &str, victim: &NodeView, survivor: &NodeView, allow: &Allow) -> Result<(), Refusal> {
+/// Decide whether a recovery may run; Ok(()) = go on and plan. `verdict` is the split-brain
+/// classifier's verdict on the resource (`splitbrain::classify_resource(..).verdict.into()`).
+pub fn assess(resource: &str, victim: &NodeView, survivor: &NodeView, verdict: Verdict, allow: &Allow) -> Result<(), Refusal> {
     for n in [victim, survivor] {
         if !n.present {
             return Err(refusal(
@@ -372,7 +397,7 @@ pub fn assess(resource: &str, victim: &NodeView, survivor: &NodeView, allow: &Al
             ));
         }
     }
-    let (verdict, words) = classify(victim, survivor);
+    let words = explain(victim, survivor);
     match verdict {
         Verdict::Healthy => {
             return Err(Refusal {
@@ -662,7 +687,7 @@ mod tests {
         let v = view("bob", "Primary", "StandAlone", 0xB0, 0xA0, 400);
         let s = view("alice", "Primary", "Connecting", 0xC0, 0xA0, 4000);
         assert_eq!(classify(&v, &s).0, Verdict::SplitBrain);
-        assert!(assess("r0", &v, &s, &Allow::default()).is_ok());
+        assert!(assess("r0", &v, &s, classify(&v, &s).0, &Allow::default()).is_ok());
         let p = plan("r0", &v, &s);
         let ids: Vec<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["victim-secondary", "victim-connect-discard", "wait-resync"]);
@@ -689,24 +714,24 @@ mod tests {
         let s = view("alice", "Primary", "StandAlone", 0xC0, 0xA0, 4000);
         let mut v = view("bob", "Primary", "StandAlone", 0xB0, 0xA0, 400);
         v.volumes[0].open = Some(true);
-        assert_eq!(assess("r0", &v, &s, &Allow::default()).unwrap_err().kind, "victim-open");
+        assert_eq!(assess("r0", &v, &s, classify(&v, &s).0, &Allow::default()).unwrap_err().kind, "victim-open");
         let v = view("bob", "Secondary", "StandAlone", 0xB0, 0xA0, 400);
         // wrong victim: alice changed more
-        assert_eq!(assess("r0", &s, &v, &Allow::default()).unwrap_err().kind, "wrong-victim");
-        assert!(assess("r0", &s, &v, &Allow { wrong_victim: true }).is_ok());
+        assert_eq!(assess("r0", &s, &v, classify(&s, &v).0, &Allow::default()).unwrap_err().kind, "wrong-victim");
+        assert!(assess("r0", &s, &v, classify(&s, &v).0, &Allow { wrong_victim: true }).is_ok());
         let u = view("bob", "Secondary", "StandAlone", 0x70, 0x90, 400);
         let mut u = u;
         u.volumes[0].gi = Some(Gi::new(0x70, 0x90, 0x300, 0x500));
-        assert_eq!(assess("r0", &u, &s, &Allow::default()).unwrap_err().kind, "unrelated-data");
+        assert_eq!(assess("r0", &u, &s, classify(&u, &s).0, &Allow::default()).unwrap_err().kind, "unrelated-data");
         let mut bad = s.clone();
         bad.volumes[0].disk = Some("Outdated".into());
-        assert_eq!(assess("r0", &v, &bad, &Allow::default()).unwrap_err().kind, "survivor-not-uptodate");
+        assert_eq!(assess("r0", &v, &bad, classify(&v, &bad).0, &Allow::default()).unwrap_err().kind, "survivor-not-uptodate");
         let mut h1 = view("bob", "Secondary", "Connected", 0xC0, 0, 0);
         h1.volumes[0].replication = Some("Established".into());
         h1.volumes[0].peer_disk = Some("UpToDate".into());
         let mut h2 = h1.clone();
         h2.node = "alice".into();
-        let r = assess("r0", &h1, &h2, &Allow::default()).unwrap_err();
+        let r = assess("r0", &h1, &h2, classify(&h1, &h2).0, &Allow::default()).unwrap_err();
         assert!(r.nothing_to_do && r.kind == "already-healthy");
     }
 
