@@ -216,28 +216,24 @@ fn nodes(cx: &mut Ctx, m: &Model) {
     }
 }
 
-/// Why `fd` must never be the fence of a two_node cluster: its agent relies on the victim's own
-/// watchdog (self-fencing) or only acknowledges (see [`super::agents`]).
-fn is_self_fencing(fd: &FenceDevice) -> Option<&'static str> {
+/// What `fd` does instead of cutting power ([`super::agents`]); None for a power switch. fence_sbd
+/// with a shared disk (devices=) is a poison-pill fence, not watchdog-only self-fencing.
+fn no_power_cut_of(fd: &FenceDevice) -> Option<&'static agents::AgentFacts> {
     let facts = agents::no_power_cut(fd.agent.as_deref()?)?;
-    if !matches!(facts.kind, NoPowerCut::SelfFencing | NoPowerCut::Acknowledge) {
-        return None;
-    }
-    if facts.agent == "fence_sbd" && fd.get("devices").is_some_and(|d| !d.trim().is_empty()) {
-        return None; // poison-pill on a shared disk: a real fence
-    }
-    Some(facts.what)
+    let sbd_with_disk = facts.agent == "fence_sbd" && fd.get("devices").is_some_and(|d| !d.trim().is_empty());
+    (!sbd_with_disk).then_some(facts)
+}
+
+/// Why `fd` must never be the fence of a two_node cluster: its agent relies on the victim's own
+/// watchdog (self-fencing) or only acknowledges.
+fn is_self_fencing(fd: &FenceDevice) -> Option<&'static str> {
+    no_power_cut_of(fd).filter(|f| matches!(f.kind, NoPowerCut::SelfFencing | NoPowerCut::Acknowledge)).map(|f| f.what)
 }
 
 /// Whether a device referenced by a method cuts the victim's power (unknown agents and missing
 /// devices are given the benefit of the doubt: other rules report them).
 fn cuts_power(fd: Option<&FenceDevice>) -> bool {
-    let Some(agent) = fd.and_then(|f| f.agent.as_deref()) else { return true };
-    match agents::no_power_cut(agent) {
-        None => true,
-        Some(f) if f.agent == "fence_sbd" => fd.and_then(|f| f.get("devices")).is_some_and(|d| !d.trim().is_empty()),
-        Some(_) => false,
-    }
+    fd.is_none_or(|fd| no_power_cut_of(fd).is_none())
 }
 
 /// Whether `twonode conf apply` may make the staged file live, judged on its validation report:
@@ -259,7 +255,7 @@ pub fn may_apply(report: &Report, force: bool, staged: &std::path::Path) -> Resu
 /// two_node require every node to have at least one method that really cuts its power.
 fn no_power_cut(cx: &mut Ctx, m: &Model, two: bool) {
     for fd in &m.fencedevices {
-        let Some(facts) = fd.agent.as_deref().and_then(agents::no_power_cut) else { continue };
+        let Some(facts) = no_power_cut_of(fd) else { continue };
         if matches!(facts.kind, NoPowerCut::SelfFencing | NoPowerCut::Acknowledge | NoPowerCut::Gate) {
             continue; // self-fencing/manual and the gate have rules of their own
         }

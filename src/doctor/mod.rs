@@ -23,9 +23,8 @@ pub use facts::qdevice;
 pub use facts::{ArbiterFacts, CertFacts, Facts, GateMonitor, GateProbe, GuestConf, NodeFacts};
 pub use gather::{gather, GatherOptions, DEFAULT_COROSYNC};
 pub use render::render;
-// the gate as doctor finds it, for `quorum status`
-pub use checks::gate::{gate_of_cluster_conf, GateConf, GateLayout, GATE_AGENT};
-pub use gather::gate::probe_gate;
+// the gate as doctor reads it from a cluster.conf (`fence::gate`; tests/doctor.rs checks it)
+pub use checks::gate::gate_of_cluster_conf;
 
 /// The pure core: facts in, findings out (sorted: errors first, then by check).
 pub fn diagnose(facts: &Facts) -> Vec<Finding> {
