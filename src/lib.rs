@@ -8,6 +8,7 @@ pub mod diag;
 pub mod doctor;
 pub mod drbd;
 pub mod fence;
+pub mod ha;
 pub mod host;
 pub mod lab;
 pub mod pacemaker;
