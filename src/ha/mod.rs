@@ -3,3 +3,4 @@
 //! twonode's two-node Env where fencing is the arbiter's vote plus a power-off confirmed by the BMC.
 pub mod config;
 pub mod model;
+pub mod state;
