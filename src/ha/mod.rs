@@ -4,3 +4,10 @@
 pub mod config;
 pub mod model;
 pub mod state;
+pub mod placement;
+pub mod env;
+pub mod node_status;
+pub mod manager;
+pub mod crm;
+pub mod lrm;
+pub mod sim;
