@@ -379,6 +379,7 @@ impl Hardware {
             "service" => self.service_command(obj, action, &params)?,
             _ => return Err(format!("sim_hardware_cmd: unknown command '{cmdstr}'")),
         }
+        self.refresh_vote();
         Ok(())
     }
 
@@ -554,7 +555,17 @@ impl Hardware {
         self.refused.as_deref()
     }
 
+    /// The arbiter re-decides on every membership change; it keeps its vote with the side that
+    /// had it while that side still reaches it.
+    fn refresh_vote(&mut self) {
+        let up = self.up_nodes();
+        if let Some(t) = self.two.as_mut() {
+            t.update_vote(&up);
+        }
+    }
+
     fn step(&mut self, node: &str, id: &'static str) -> bool {
+        self.refresh_vote();
         let mut clock = if id == "crm" { self.nodes[node].crm_clock } else { self.nodes[node].lrm_clock };
         clock.delay = 0;
         clock.time = self.time;

@@ -33,6 +33,16 @@ pub fn check(log: &[String]) -> Vec<Violation> {
             }
             continue;
         }
+        if let Some(rest) = msg.strip_prefix("execute service ") {
+            // the admin moved the guest by hand: it no longer runs where HA last saw it
+            let mut w = rest.split_whitespace();
+            if let (Some(sid), Some("manual-migrate")) = (w.next(), w.next()) {
+                for set in running.values_mut() {
+                    set.remove(sid);
+                }
+            }
+            continue;
+        }
         let Some(node) = node_of(id) else { continue };
         if let Some(sid) = msg.strip_prefix("service status ").and_then(|r| r.strip_suffix(" started")) {
             for (n, set) in &running {
@@ -54,7 +64,7 @@ pub fn check(log: &[String]) -> Vec<Violation> {
             }
         } else if msg.starts_with("recover service '") {
             let sid = quoted(msg, 0).unwrap_or("");
-            let from = if msg.contains("to previous failed and fenced node") { quoted(msg, 1) } else { quoted(msg, 1) }.unwrap_or("");
+            let from = quoted(msg, 1).unwrap_or("");
             if running.get(from).is_some_and(|s| s.contains(sid)) {
                 out.push(Violation { line: ln, what: format!("{sid} recovered from {from}, which may still run it (not powered off)") });
             }
