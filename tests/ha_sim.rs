@@ -163,5 +163,5 @@ fn upstream_regression_suite() {
     }
     eprintln!("upstream: {exact} of {total} non-CRS tests byte-identical; differ: {differ:?}");
     assert!(total >= 100, "found only {total} upstream tests in {}", root.display());
-    assert!(exact >= 108, "{exact} of {total} identical (was 108); differ: {differ:?}");
+    assert_eq!(exact, total, "{exact} of {total} identical; differ: {differ:?}");
 }

@@ -49,60 +49,250 @@ pub fn apply_group_failback(groups: &BTreeMap<String, Group>, services: &mut BTr
     }
 }
 
-/// Drop rules that cannot hold together (ha-manager's rule checks), returning the log messages
-/// (`Drop rule 'X', because ...`), then compile what is left.
-pub fn transform_and_compile(rules: &[Rule], nodes: &[String]) -> (Compiled, Vec<String>) {
+/// Rule sets whose resources overlap, merged: (rule ids, resources), ordered by each set's
+/// lowest resource id (ha-manager's `find_disjoint_rules_resource_sets`).
+fn disjoint_sets(rules: &[(&str, &BTreeSet<String>)]) -> Vec<(Vec<String>, BTreeSet<String>)> {
+    let mut ids: Vec<&(&str, &BTreeSet<String>)> = rules.iter().collect();
+    ids.sort_by(|a, b| a.0.cmp(b.0));
+    ids.sort_by(|a, b| a.1.iter().next().cmp(&b.1.iter().next()));
+    let mut out: Vec<(Vec<String>, BTreeSet<String>)> = Vec::new();
+    for (id, res) in ids {
+        match out.iter_mut().find(|(_, set)| !set.is_disjoint(res)) {
+            Some((rids, set)) => {
+                rids.push(id.to_string());
+                set.extend(res.iter().cloned());
+            }
+            None => out.push((vec![id.to_string()], (*res).clone())),
+        }
+    }
+    out
+}
+
+fn multiple_priorities(nodes: &BTreeMap<String, i64>) -> bool {
+    let mut p = nodes.values();
+    match p.next() {
+        Some(first) => p.any(|x| x != first),
+        None => false,
+    }
+}
+
+/// ha-manager's rule checks: the rules that make the set infeasible, each with its reasons, in
+/// the order the checks run (node affinity, resource affinity, then the checks across types).
+fn infeasible(rules: &[Rule], nodes: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut err: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut push = |id: &str, m: String| err.entry(id.to_string()).or_default().push(m);
     let enabled: Vec<&Rule> = rules.iter().filter(|r| !r.disabled()).collect();
-    let mut drop: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    // a resource in more than one node-affinity rule
-    let mut na_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for r in &enabled {
-        if let Rule::NodeAffinity { id, resources, .. } = r {
-            for s in resources {
-                na_of.entry(s.as_str()).or_default().push(id.as_str());
+    let na: Vec<(&str, &BTreeSet<String>, &BTreeMap<String, i64>)> = enabled
+        .iter()
+        .filter_map(|r| match r {
+            Rule::NodeAffinity { id, resources, nodes, .. } => Some((id.as_str(), resources, nodes)),
+            _ => None,
+        })
+        .collect();
+    let ra = |want: Option<Affinity>| -> Vec<(&str, &BTreeSet<String>)> {
+        enabled
+            .iter()
+            .filter_map(|r| match r {
+                Rule::ResourceAffinity { id, resources, affinity, .. } if want.map_or(true, |w| w == *affinity) => Some((id.as_str(), resources)),
+                _ => None,
+            })
+            .collect()
+    };
+    let (all_ra, positive, negative) = (ra(None), ra(Some(Affinity::Positive)), ra(Some(Affinity::Negative)));
+
+    // node affinity: a resource in one rule only
+    let mut by_sid: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (id, res, _) in &na {
+        for s in res.iter() {
+            by_sid.entry(s.as_str()).or_default().push(id);
+        }
+    }
+    let mut conflicts: Vec<(&str, &str)> = by_sid.iter().filter(|(_, ids)| ids.len() > 1).flat_map(|(s, ids)| ids.iter().map(move |id| (*id, *s))).collect();
+    conflicts.sort();
+    for (id, sid) in conflicts {
+        push(id, format!("resource '{sid}' is already used in another node affinity rule"));
+    }
+    // resource affinity
+    let mut few: Vec<&str> = all_ra.iter().filter(|(_, r)| r.len() < 2).map(|(id, _)| *id).collect();
+    few.sort();
+    for id in few {
+        push(id, "rule is ineffective as there are less than two resources".into());
+    }
+    let mut many: Vec<&str> = negative.iter().filter(|(_, r)| r.len() > nodes.len()).map(|(id, _)| *id).collect();
+    many.sort();
+    for id in many {
+        push(id, "rule defines more resources than available nodes".into());
+    }
+    let mut c: Vec<(&str, String)> = Vec::new();
+    for (pids, pres) in disjoint_sets(&positive) {
+        for (nid, nres) in &negative {
+            if pres.intersection(nres).count() < 2 {
+                continue;
+            }
+            c.push(("negative", nid.to_string()));
+            for p in &pids {
+                c.push(("positive", p.clone()));
             }
         }
     }
-    for (sid, ids) in &na_of {
-        if ids.len() > 1 {
-            for id in ids {
-                drop.entry(id.to_string()).or_default().push(format!("resource '{sid}' is already used in another node affinity rule"));
+    c.sort();
+    for (kind, id) in c {
+        let other = if kind == "positive" { "negative" } else { "positive" };
+        push(&id, format!("rule shares two or more resources with a {other} resource affinity rule"));
+    }
+    // across types
+    let mut c: Vec<(&str, String)> = Vec::new();
+    for (rid, rres) in &all_ra {
+        let paired: Vec<&(&str, &BTreeSet<String>, &BTreeMap<String, i64>)> = na.iter().filter(|(_, res, _)| !res.is_disjoint(rres)).collect();
+        if paired.iter().any(|(_, _, n)| multiple_priorities(n)) {
+            c.push(("resource-affinity", rid.to_string()));
+            c.extend(paired.iter().map(|(id, _, _)| ("node-affinity", id.to_string())));
+        }
+    }
+    c.sort();
+    for (kind, id) in c {
+        let m = if kind == "node-affinity" {
+            "resources are in a resource affinity rule and cannot be in a node affinity rule with multiple priorities"
+        } else {
+            "resources are in node affinity rules with multiple priorities"
+        };
+        push(&id, m.into());
+    }
+    let mut c: Vec<(&str, String)> = Vec::new();
+    for (pids, pres) in disjoint_sets(&positive) {
+        let paired: Vec<&str> = na.iter().filter(|(_, res, _)| !res.is_disjoint(&pres)).map(|(id, _, _)| *id).collect();
+        if paired.len() > 1 {
+            c.extend(pids.iter().map(|p| ("positive", p.clone())));
+            c.extend(paired.iter().map(|id| ("node-affinity", id.to_string())));
+        }
+    }
+    c.sort();
+    for (kind, id) in c {
+        let m = if kind == "positive" {
+            "resources are in multiple node affinity rules"
+        } else {
+            "at least one resource is in a positive resource affinity rule and there are other resources in at least one other node affinity rule already"
+        };
+        push(&id, m.into());
+    }
+    let mut c: Vec<(&str, String)> = Vec::new();
+    for (nid, nres) in &negative {
+        let mut allowed: BTreeSet<&String> = BTreeSet::new();
+        let mut located: BTreeSet<&String> = BTreeSet::new();
+        let mut paired = Vec::new();
+        for (id, res, nodes) in &na {
+            let common: Vec<&String> = nres.intersection(res).collect();
+            if common.is_empty() {
+                continue;
+            }
+            located.extend(common);
+            allowed.extend(nodes.keys());
+            paired.push(*id);
+        }
+        if allowed.len() < located.len() {
+            c.push(("negative", nid.to_string()));
+            c.extend(paired.iter().map(|id| ("node-affinity", id.to_string())));
+        }
+    }
+    c.sort();
+    for (kind, id) in c {
+        let m = if kind == "negative" {
+            "two or more resources are restricted to less nodes than available to the resources"
+        } else {
+            "at least one resource is in a negative resource affinity rule and this rule would restrict these to less nodes than available to the resources"
+        };
+        push(&id, m.into());
+    }
+    err
+}
+
+/// ha-manager's rule transforms on a feasible set: overlapping positive rules merged, the
+/// negative relations a positive group inherits made explicit, and a positive group's node
+/// affinity extended to all of its members.
+fn transform(rules: &mut Vec<Rule>) {
+    let positive = |rules: &Vec<Rule>| -> Vec<(String, BTreeSet<String>)> {
+        rules
+            .iter()
+            .filter_map(|r| match r {
+                Rule::ResourceAffinity { id, resources, affinity: Affinity::Positive, disable: false, .. } => Some((id.clone(), resources.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let p = positive(rules);
+    let refs: Vec<(&str, &BTreeSet<String>)> = p.iter().map(|(i, r)| (i.as_str(), r)).collect();
+    for (ids, res) in disjoint_sets(&refs) {
+        if ids.len() < 2 {
+            continue;
+        }
+        let pos = rules.iter().position(|r| r.id() == ids[0]).unwrap();
+        let merged = Rule::ResourceAffinity { id: format!("_merged-{}", ids.join("-")), resources: res, affinity: Affinity::Positive, disable: false, comment: None, span: rules[pos].span() };
+        rules[pos] = merged;
+        rules.retain(|r| !ids.iter().skip(1).any(|i| i == r.id()));
+    }
+    let negative: Vec<BTreeSet<String>> = rules
+        .iter()
+        .filter_map(|r| match r {
+            Rule::ResourceAffinity { resources, affinity: Affinity::Negative, disable: false, .. } => Some(resources.clone()),
+            _ => None,
+        })
+        .collect();
+    for (pid, pres) in positive(rules) {
+        let mut separated: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for nres in &negative {
+            for sid in &pres {
+                if !nres.contains(sid) {
+                    continue;
+                }
+                for csid in nres {
+                    if csid != sid {
+                        separated.entry(csid.clone()).or_default().insert(sid.clone());
+                    }
+                }
+            }
+        }
+        for (csid, from) in &separated {
+            for sid in &pres {
+                if from.contains(sid) {
+                    continue;
+                }
+                rules.push(Rule::ResourceAffinity {
+                    id: format!("_implicit-negative-{pid}-{sid}-{csid}"),
+                    resources: BTreeSet::from([sid.clone(), csid.clone()]),
+                    affinity: Affinity::Negative,
+                    disable: false,
+                    comment: None,
+                    span: Default::default(),
+                });
             }
         }
     }
-    // resource affinity rules with fewer than two resources, or negative ones with more
-    // resources than nodes
-    for r in &enabled {
-        if let Rule::ResourceAffinity { id, resources, affinity, .. } = r {
-            if resources.len() < 2 {
-                drop.entry(id.clone()).or_default().push("rule must specify at least two resources".into());
-            } else if *affinity == Affinity::Negative && resources.len() > nodes.len() {
-                drop.entry(id.clone()).or_default().push("rule defines more resources than available nodes".into());
+    for (_, pres) in positive(rules) {
+        for r in rules.iter_mut() {
+            if let Rule::NodeAffinity { resources, disable: false, .. } = r {
+                if !resources.is_disjoint(&pres) {
+                    resources.extend(pres.iter().cloned());
+                    break;
+                }
             }
         }
     }
-    // positive and negative on the same pair
-    for a in &enabled {
-        let Rule::ResourceAffinity { id: ida, resources: ra, affinity: Affinity::Positive, .. } = a else { continue };
-        for b in &enabled {
-            let Rule::ResourceAffinity { id: idb, resources: rb, affinity: Affinity::Negative, .. } = b else { continue };
-            if ra.intersection(rb).count() >= 2 {
-                drop.entry(ida.clone()).or_default().push(format!("rule shares two or more resources with '{idb}'"));
-                drop.entry(idb.clone()).or_default().push(format!("rule shares two or more resources with '{ida}'"));
-            }
-        }
-    }
+}
+
+/// Drop rules that cannot hold together (ha-manager's rule checks), returning the log messages
+/// (`Drop rule 'X', because ...`), transform the rest and compile it.
+pub fn transform_and_compile(rules: &[Rule], nodes: &[String]) -> (Compiled, Vec<String>) {
+    let errors = infeasible(rules, nodes);
+    let mut rules: Vec<Rule> = rules.iter().filter(|r| !errors.contains_key(r.id())).cloned().collect();
     let mut messages = Vec::new();
-    for (id, why) in &drop {
+    for (id, why) in &errors {
         for w in why {
             messages.push(format!("Drop rule '{id}', because {w}."));
         }
     }
+    transform(&mut rules);
     let mut c = Compiled::default();
-    for r in enabled {
-        if drop.contains_key(r.id()) {
-            continue;
-        }
+    for r in rules.iter().filter(|r| !r.disabled()) {
         match r {
             Rule::NodeAffinity { resources, nodes: rn, strict, .. } => {
                 let mut eff = rn.clone();
