@@ -11,3 +11,4 @@ pub mod manager;
 pub mod crm;
 pub mod lrm;
 pub mod sim;
+pub mod whatif;
