@@ -10,6 +10,7 @@ pub mod drbd;
 pub mod drbd_kernel;
 pub mod drbd_recover;
 pub mod fence;
+pub mod ha_sim;
 pub mod lab;
 pub mod pacemaker;
 pub mod quorum;
@@ -71,6 +72,8 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Read a pacemaker CIB: who fences whom, and the two-node traps in it.
     Pacemaker(pacemaker::Args),
+    /// The HA manager's view (Proxmox ha-manager semantics): simulate, rehearse, check.
+    Ha(ha_sim::Args),
     /// Print shell completions for SHELL on stdout.
     Completions {
         #[arg(value_enum)]
@@ -152,6 +155,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Lab(a) => lab::run(a, &g),
         Command::Doctor(a) => doctor::run(a, &g),
         Command::Pacemaker(a) => pacemaker::run(a, &g),
+        Command::Ha(a) => ha_sim::run(a, &g),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "twonode", &mut std::io::stdout());

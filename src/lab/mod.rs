@@ -3,6 +3,7 @@ pub mod bmc_sim;
 pub mod demo;
 pub mod drbd_sim;
 pub mod faults;
+pub mod ha;
 pub mod ilo_sim;
 pub mod pdu_sim;
 pub mod rig;

@@ -30,6 +30,7 @@ pub fn all() -> Vec<Scenario> {
     v.extend(super::faults::scenarios()); // labscen: dead-bmc, no-power-on
     v.extend(super::splitbrain::scenarios()); // labscen: split-brain
     v.extend(super::split::scenarios()); // labsplit: fence-race, split-no-arbiter, split-arbiter
+    v.extend(super::ha::scenarios()); // labha: ha-failover
     v
 }
 

@@ -8,7 +8,7 @@ use crate::ha::lrm::Lrm;
 use crate::ha::model::{Datacenter, Group, RequestState, Rule, ServiceConf};
 use crate::ha::sim::env::SimEnv;
 use crate::ha::sim::regdir::Scenario;
-use crate::ha::sim::twonode::{Bmc, TwoNode};
+use crate::ha::sim::twonode::{Bmc, Fencer, TwoNode};
 use crate::ha::sim::{format_line, MAX_SIM_TIME};
 use crate::ha::state::{LrmStatus, ManagerStatus};
 
@@ -59,6 +59,8 @@ pub struct Hardware {
     cmdlist: VecDeque<Vec<String>>,
     pub two: Option<TwoNode>,
     refused: Option<String>,
+    /// A real fence path replacing the simulated arbiter and BMCs (None: simulated).
+    pub fencer: Option<Box<dyn Fencer>>,
 }
 
 impl Hardware {
@@ -111,6 +113,7 @@ impl Hardware {
             cmdlist: sc.cmdlist.into(),
             two,
             refused,
+            fencer: None,
         }
     }
 
@@ -511,6 +514,9 @@ impl Hardware {
     /// twonode's fence of `node` on behalf of `by`: the arbiter's vote, then the BMC's power-off,
     /// confirmed; then power on again (fence action reboot) unless the BMC ignores it.
     pub fn twonode_fence(&mut self, by: &str, node: &str, clock_time: i64) -> bool {
+        if self.fencer.is_some() {
+            return self.real_fence(by, node, clock_time);
+        }
         let up = self.up_nodes();
         let Some(t) = self.two.as_mut() else { return false };
         t.update_vote(&up);
@@ -549,6 +555,35 @@ impl Hardware {
             self.set_power(node, true);
         }
         true
+    }
+
+    /// The fence through the real fencer: its answer decides; the simulated node goes off with it.
+    fn real_fence(&mut self, by: &str, node: &str, clock_time: i64) -> bool {
+        let id = format!("{by}/crm");
+        let mut f = self.fencer.take().unwrap();
+        let r = f.fence(by, node);
+        self.fencer = Some(f);
+        match r {
+            Ok(summary) => {
+                if let Some(t) = self.two.as_mut() {
+                    t.blocked.remove(node);
+                }
+                self.log.push(format_line("info", clock_time, &id, &format!("fencing '{node}': {summary}")));
+                self.hw_log("info", &format!("execute power {node} off"), "fence");
+                self.set_power(node, false);
+                self.locks.insert(format!("ha_agent_{node}_lock"), (by.to_string(), clock_time));
+                self.log.push(format_line("info", clock_time, &id, &format!("got lock 'ha_agent_{node}_lock'")));
+                true
+            }
+            Err(why) => {
+                let t = self.two.as_mut().unwrap();
+                if t.blocked.get(node) != Some(&why) {
+                    t.blocked.insert(node.to_string(), why.clone());
+                    self.log.push(format_line("warn", clock_time, &id, &format!("fencing '{node}' blocked: {why}")));
+                }
+                false
+            }
+        }
     }
 
     pub fn refused(&self) -> Option<&str> {

@@ -27,3 +27,15 @@ pub fn simulate(dir: &std::path::Path) -> Result<(Vec<String>, Option<String>), 
     let r = hw.run();
     Ok((hw.log, r.err()))
 }
+
+/// As [`simulate`], fencing through `fencer` instead of the simulated arbiter and BMCs.
+pub fn simulate_with(dir: &std::path::Path, fencer: Box<dyn twonode::Fencer>) -> Result<(Vec<String>, Option<String>), String> {
+    let sc = load_dir(dir)?;
+    if sc.twonode.is_none() {
+        return Err(format!("{}: real fencing needs the two-node world (a twonode.json in the directory)", dir.display()));
+    }
+    let mut hw = Hardware::new(sc);
+    hw.fencer = Some(fencer);
+    let r = hw.run();
+    Ok((hw.log, r.err()))
+}

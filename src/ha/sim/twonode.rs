@@ -24,6 +24,12 @@ pub struct TwoNodeConf {
     pub self_fencing: bool,
 }
 
+/// A real fence path for the simulator (the lab: `twonode fence` against the lab's BMCs with the
+/// arbiter gate in front). `Ok(summary)` only once the node's power-off is confirmed.
+pub trait Fencer {
+    fn fence(&mut self, by: &str, node: &str) -> Result<String, String>;
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bmc {
     Ok,
