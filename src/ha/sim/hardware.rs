@@ -514,6 +514,15 @@ impl Hardware {
     /// twonode's fence of `node` on behalf of `by`: the arbiter's vote, then the BMC's power-off,
     /// confirmed; then power on again (fence action reboot) unless the BMC ignores it.
     pub fn twonode_fence(&mut self, by: &str, node: &str, clock_time: i64) -> bool {
+        if !self.nodes.contains_key(node) {
+            let t = self.two.as_mut().unwrap();
+            let why = format!("'{node}' is not a node of this cluster: nothing to fence, nothing is recovered");
+            if t.blocked.get(node) != Some(&why) {
+                t.blocked.insert(node.to_string(), why.clone());
+                self.log.push(format_line("warn", clock_time, &format!("{by}/crm"), &format!("fencing '{node}' blocked: {why}")));
+            }
+            return false;
+        }
         if self.fencer.is_some() {
             return self.real_fence(by, node, clock_time);
         }
