@@ -1,5 +1,7 @@
 //! Readers that fill `ha::model` from files: the section-config files of `/etc/pve/ha/`, and the
 //! JSON of pve-ha-manager's regression-test directories.
+pub mod pve;
+pub mod rgmanager;
 pub mod section;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,197 @@
+//! Proxmox VE's HA files: `/etc/pve/ha/resources.cfg`, `groups.cfg`, `rules.cfg`,
+//! `manager_status`, `/etc/pve/datacenter.cfg`, and the cluster facts the HA checks need from
+//! `/etc/pve/corosync.conf` (nodes, two_node, a quorum device) and `ha/fence.cfg`.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::section::{self, SyntaxError};
+use super::{parse_groups, parse_rules};
+use crate::ha::model::{Datacenter, HaConfig, RequestState, ServiceConf, Span};
+use crate::ha::state::{LrmStatus, ManagerStatus};
+
+fn err(span: Span, msg: impl Into<String>) -> SyntaxError {
+    SyntaxError { line: span.line, col: span.col, msg: msg.into() }
+}
+
+/// resources.cfg: `vm: 100` / `ct: 200` sections (state defaults to `started`).
+pub fn parse_resources(text: &str) -> Result<BTreeMap<String, ServiceConf>, SyntaxError> {
+    let mut out = BTreeMap::new();
+    for s in section::parse(text)? {
+        if s.kind != "vm" && s.kind != "ct" {
+            return Err(err(s.span, format!("unknown resource type `{}` (expected vm or ct)", s.kind)));
+        }
+        if s.id.parse::<u32>().map_or(true, |n| n < 100) {
+            return Err(err(s.span, format!("`{}` is not a guest id (a number of 100 or more)", s.id)));
+        }
+        let sid = format!("{}:{}", s.kind, s.id);
+        if out.contains_key(&sid) {
+            return Err(err(s.span, format!("resource {sid} is defined twice")));
+        }
+        let mut c = ServiceConf::new(&sid, "", RequestState::Started);
+        c.span = s.span;
+        for p in &s.props {
+            let num = || p.value.parse::<u32>().map_err(|_| err(p.span, format!("{}: expected a number, found `{}`", p.key, p.value)));
+            match p.key.as_str() {
+                "state" => c.state = RequestState::parse(&p.value).ok_or_else(|| err(p.span, format!("state `{}`: expected started, stopped, disabled or ignored", p.value)))?,
+                "group" => c.group = Some(p.value.clone()),
+                "max_restart" => c.max_restart = num()?,
+                "max_relocate" => c.max_relocate = num()?,
+                "failback" => c.failback = section::parse_bool(&p.value).ok_or_else(|| err(p.span, "failback: expected 0 or 1"))?,
+                "comment" => c.comment = Some(p.value.clone()),
+                k => return Err(err(p.span, format!("unknown resource property `{k}` (expected state, group, max_restart, max_relocate, failback, comment)"))),
+            }
+        }
+        out.insert(sid, c);
+    }
+    Ok(out)
+}
+
+/// datacenter.cfg in PVE's format (`ha: shutdown_policy=migrate`, `crs: ha=static,...`), or the
+/// regression format's JSON when the text starts with `{`.
+pub fn parse_datacenter(text: &str) -> Result<Datacenter, SyntaxError> {
+    if text.trim_start().starts_with('{') {
+        return crate::ha::sim::regdir::parse_datacenter_json(text).map_err(|e| SyntaxError { line: e.line(), col: e.column(), msg: e.to_string() });
+    }
+    let mut d = Datacenter::default();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = t.split_once(':') else {
+            return Err(SyntaxError { line: i + 1, col: 1, msg: format!("expected `key: value`, found `{t}`") });
+        };
+        let col = line.find(value.trim()).map(|c| c + 1).unwrap_or(1);
+        let items = value.trim().split(',').map(str::trim).filter(|s| !s.is_empty());
+        match key.trim() {
+            "ha" => {
+                for it in items {
+                    match it.split_once('=') {
+                        Some(("shutdown_policy", v)) => d.shutdown_policy = Some(v.to_string()),
+                        Some((_, _)) => {}
+                        None => return Err(SyntaxError { line: i + 1, col, msg: format!("ha: expected key=value, found `{it}`") }),
+                    }
+                }
+            }
+            "crs" => {
+                for it in items {
+                    match it.split_once('=') {
+                        Some(("ha", v)) => d.crs_ha = Some(v.to_string()),
+                        Some(("ha-rebalance-on-start", v)) => d.rebalance_on_start = v == "1",
+                        Some(_) => {}
+                        None => return Err(SyntaxError { line: i + 1, col, msg: format!("crs: expected key=value, found `{it}`") }),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(d)
+}
+
+/// What the HA checks need to know about the cluster around the HA configuration.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ClusterFacts {
+    /// The file the node list came from.
+    pub source: String,
+    pub nodes: Vec<String>,
+    pub two_node: bool,
+    /// A quorum device (corosync-qdevice / twonode's arbiter, cman's qdisk, or the arbiter gate).
+    pub arbiter: bool,
+    /// Hardware fencing configured for every node (None: not known).
+    pub hardware_fencing: Option<bool>,
+}
+
+/// A loaded `/etc/pve` (or a copy).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PveHa {
+    pub dir: PathBuf,
+    pub config: HaConfig,
+    pub manager_status: Option<ManagerStatus>,
+    /// node -> its LRM's status (`nodes/NODE/lrm_status`)
+    pub lrm: BTreeMap<String, LrmStatus>,
+    pub cluster: ClusterFacts,
+    /// file name -> its text, for line:col findings
+    #[serde(skip)]
+    pub texts: BTreeMap<String, String>,
+}
+
+fn read_opt(p: &Path) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(p) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", p.display())),
+    }
+}
+
+/// Load the HA configuration of a Proxmox VE cluster file system rooted at DIR (`/etc/pve`).
+/// Errors name the file, the line and column, and what was expected.
+pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
+    let mut h = PveHa { dir: dir.to_path_buf(), ..Default::default() };
+    let at = |rel: &str, e: SyntaxError| format!("{}:{}:{}: {}", dir.join(rel).display(), e.line, e.col, e.msg);
+    if let Some(t) = read_opt(&dir.join("ha/resources.cfg"))? {
+        h.config.services = parse_resources(&t).map_err(|e| at("ha/resources.cfg", e))?;
+        h.texts.insert("ha/resources.cfg".into(), t);
+    }
+    if let Some(t) = read_opt(&dir.join("ha/groups.cfg"))? {
+        h.config.groups = parse_groups(&t).map_err(|e| at("ha/groups.cfg", e))?;
+        h.texts.insert("ha/groups.cfg".into(), t);
+    }
+    if let Some(t) = read_opt(&dir.join("ha/rules.cfg"))? {
+        h.config.rules = parse_rules(&t).map_err(|e| at("ha/rules.cfg", e))?;
+        h.texts.insert("ha/rules.cfg".into(), t);
+    }
+    if let Some(t) = read_opt(&dir.join("datacenter.cfg"))? {
+        h.config.datacenter = parse_datacenter(&t).map_err(|e| at("datacenter.cfg", e))?;
+    }
+    if let Some(t) = read_opt(&dir.join("ha/manager_status"))? {
+        let ms: ManagerStatus = serde_json::from_str(&t).map_err(|e| format!("{}:{}:{}: {e}", dir.join("ha/manager_status").display(), e.line(), e.column()))?;
+        h.manager_status = Some(ms);
+    }
+    if let Some(t) = read_opt(&dir.join("corosync.conf"))? {
+        let c = crate::quorum::corosync_conf::CorosyncConf::parse(&t).map_err(|e| format!("{}: {e}", dir.join("corosync.conf").display()))?;
+        let q = c.quorum_config("corosync.conf").map_err(|e| format!("{}: {e}", dir.display()))?;
+        h.cluster.source = dir.join("corosync.conf").display().to_string();
+        h.cluster.nodes = q.nodes.iter().filter_map(|n| n.name.clone()).collect();
+        h.cluster.two_node = q.two_node;
+        h.cluster.arbiter = q.device.is_some();
+    }
+    let fence_cfg = read_opt(&dir.join("ha/fence.cfg"))?;
+    h.cluster.hardware_fencing = Some(fence_cfg.is_some_and(|t| t.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))));
+    let nodes: Vec<String> = if h.cluster.nodes.is_empty() {
+        std::fs::read_dir(dir.join("nodes")).map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str().map(String::from)).collect()).unwrap_or_default()
+    } else {
+        h.cluster.nodes.clone()
+    };
+    for n in &nodes {
+        if let Some(t) = read_opt(&dir.join("nodes").join(n).join("lrm_status"))? {
+            if let Ok(s) = serde_json::from_str::<LrmStatus>(&t) {
+                h.lrm.insert(n.clone(), s);
+            }
+        }
+    }
+    if h.cluster.nodes.is_empty() {
+        h.cluster.nodes = nodes;
+    }
+    h.cluster.nodes.sort();
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_and_datacenter() {
+        let r = parse_resources("vm: 100\n\tgroup g\n\tmax_restart 2\n\nct: 200\n\tstate stopped\n").unwrap();
+        assert_eq!(r["vm:100"].max_restart, 2);
+        assert_eq!(r["ct:200"].state, RequestState::Stopped);
+        let e = parse_resources("vm: 100\n\tstate runing\n").unwrap_err();
+        assert_eq!((e.line, e.col), (2, 2));
+        assert!(e.msg.contains("expected started"));
+        let d = parse_datacenter("keyboard: en-us\nha: shutdown_policy=migrate\ncrs: ha=static,ha-rebalance-on-start=1\n").unwrap();
+        assert_eq!(d.shutdown_policy.as_deref(), Some("migrate"));
+        assert!(d.rebalance_on_start);
+        assert_eq!(parse_datacenter(r#"{"ha": {"shutdown_policy": "freeze"}}"#).unwrap().shutdown_policy.as_deref(), Some("freeze"));
+    }
+}
