@@ -305,9 +305,82 @@ fn live_cib_over_ssh_fences_and_tests_through_the_node_s_cibadmin() {
     assert_eq!(v["file"], "cibadmin -Q on 127.0.0.1");
     assert_eq!(v["checks"].as_array().unwrap().len(), 2, "{v}");
     assert_eq!(v["checks"][0]["status"], "off", "{v}");
+    // doctor --cib live: `cibadmin -Q` on the first node that answers (node2 here has none running)
+    let node1 = format!("node1={target}");
+    let missing = dir.path().join("no-cluster.conf").display().to_string();
+    let r = twonode(
+        &["--json", "doctor", "--file", &missing, "--node", &node1, "--node", "node2=local", "--identity", &key, "--known-hosts", &kh, "--cib", "live"],
+        None,
+    );
+    let f = findings(&r);
+    assert!(f.iter().any(|x| x["check"] == "pacemaker.cib" && x["severity"] == "ok" && x["evidence"].as_str().unwrap().contains("cibadmin -Q on node1")), "{f:?}");
+    assert!(has(&f, "pacemaker.device", "ok"), "{f:?}");
+    assert!(!r.stdout.contains(PASSWORD));
     // an unknown host key is refused (exit 2), the CIB is not read
     std::fs::write(dir.path().join("known_hosts"), "").unwrap();
     let r = twonode(&["fence", "node1", "--action", "status", "--cib", "live", "--ssh", &target, "--identity", &key, "--known-hosts", &kh], None);
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("unknown host"), "{}", r.stderr);
+}
+
+// ---------------------------------------------------------------- doctor
+
+fn findings(r: &Run) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", r.stdout, r.stderr));
+    v["findings"].as_array().unwrap().clone()
+}
+
+fn has(f: &[serde_json::Value], check: &str, sev: &str) -> bool {
+    f.iter().any(|x| x["check"] == check && x["severity"] == sev)
+}
+
+#[test]
+fn doctor_reads_the_cib_judges_it_and_asks_its_devices() {
+    if !peers() {
+        return;
+    }
+    let (s1, s2) = (IpmiSim::start(), IpmiSim::start());
+    let dir = tempfile::tempdir().unwrap();
+    let cib = cib_with_ports(dir.path(), "fence-ipmi.xml", &[(6231, s1.port), (6232, s2.port)]);
+    let cc = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/corosync/pve-two-node.conf").display().to_string();
+    let missing = dir.path().join("no-cluster.conf").display().to_string();
+    let base = ["--json", "doctor", "--file", &missing, "--corosync-conf", &cc, "--node", "node1=local", "--node", "node2=local"];
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--cib", &cib]);
+    let r = twonode(&args, None);
+    let f = findings(&r);
+    assert!(has(&f, "pacemaker.cib", "ok"), "{f:?}");
+    let devs: Vec<&serde_json::Value> = f.iter().filter(|x| x["check"] == "pacemaker.device" && x["severity"] == "ok").collect();
+    assert_eq!(devs.len(), 2, "both BMCs answer: {f:?}");
+    assert!(f.iter().any(|x| x["check"] == "pacemaker.device" && x["severity"] == "warning" && x["evidence"].as_str().unwrap().contains("fence-node2-spare")), "{f:?}");
+    // pcmk_delay_max on fence-node1: the race is decided; the corosync-only warning is not repeated
+    assert!(!f.iter().any(|x| x["check"] == "pcmk.fence-race"), "{f:?}");
+    assert!(!f.iter().any(|x| x["check"] == "fence.race"), "{f:?}");
+    assert!(!r.stdout.contains(PASSWORD) && !r.stderr.contains(PASSWORD));
+    // node2's BMC gone: an error with the fix, exit 1
+    drop(s2);
+    let r = twonode(&args, None);
+    let f = findings(&r);
+    assert!(f.iter().any(|x| x["check"] == "pacemaker.device" && x["severity"] == "error" && x["node"] == "node2" && x["fix"].as_str().unwrap().contains("pcs stonith config fence-node2")), "{f:?}");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    // a CIB with a finding of the shared rules: the same id as `pacemaker validate`
+    let mut args = base.to_vec();
+    let fr = fx("fence-race.xml").display().to_string();
+    args.extend_from_slice(&["--cib", &fr, "--no-fence"]);
+    let f = findings(&twonode(&args, None));
+    assert!(has(&f, "pcmk.fence-race", "error"), "{f:?}");
+    assert!(has(&f, "pacemaker.device", "info"), "--no-fence: {f:?}");
+    // without --cib and no pacemaker answering here: no pacemaker area at all
+    let probe = Command::new("cibadmin").arg("-Q").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if !matches!(probe, Ok(s) if s.success()) {
+        let mut args = base.to_vec();
+        args.push("--no-fence");
+        let f = findings(&twonode(&args, None));
+        assert!(!f.iter().any(|x| x["check"].as_str().unwrap().starts_with("pacemaker.")), "{f:?}");
+    }
+    // an unreadable CIB asked for: an error finding
+    let mut args = base.to_vec();
+    args.extend_from_slice(&["--cib", "/nonexistent/cib.xml", "--no-fence"]);
+    let f = findings(&twonode(&args, None));
+    assert!(has(&f, "pacemaker.cib", "error"), "{f:?}");
 }
