@@ -194,6 +194,33 @@ fn fence_test_checks_every_device_of_every_node() {
 }
 
 #[test]
+fn destructive_fence_test_powers_each_node_off_and_on_and_audits_it() {
+    if !peers() {
+        return;
+    }
+    let (s1, s2) = (IpmiSim::start(), IpmiSim::start());
+    let dir = tempfile::tempdir().unwrap();
+    let cib = cib_with_ports(dir.path(), "fence-ipmi.xml", &[(6231, s1.port), (6232, s2.port)]);
+    let audit = dir.path().join("audit.log");
+    let report = dir.path().join("report.json");
+    let r = twonode(
+        &["fence", "test", "--cib", &cib, "--destructive", "--yes", "--audit-log", &audit.display().to_string(), "--report", &report.display().to_string()],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let pt = v["power_tests"].as_array().unwrap();
+    assert_eq!(pt.len(), 2, "{v}");
+    assert!(pt.iter().all(|p| p["off_ok"] == true && p["on_ok"] == true), "{v}");
+    for s in [&s1, &s2] {
+        let log = s.chassis_log();
+        assert!(log.contains("set power 0") && log.contains("set power 1"), "{log}");
+        assert!(s.power());
+    }
+    no_secret(&r, &audit);
+}
+
+#[test]
 fn live_cib_without_a_running_cluster_is_exit_2_with_the_way_out() {
     let probe = Command::new("cibadmin").arg("-Q").stdout(Stdio::null()).stderr(Stdio::null()).status();
     if matches!(probe, Ok(s) if s.success()) {

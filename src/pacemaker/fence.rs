@@ -341,6 +341,27 @@ mod tests {
     }
 
     #[test]
+    fn every_spelling_reaches_the_typed_configs() {
+        let cib = fixture("passwords.xml");
+        // fence_ilo with the aliases login= / passwd=: the RIBCL driver's WebBmc reads them
+        let ilo = cib.device("fence-node2").unwrap();
+        let d = device_spec(ilo, "node2", None);
+        assert_eq!(crate::fence::engine::driver_kind(&d).unwrap(), crate::fence::engine::DriverKind::Ribcl);
+        assert_eq!((d.params.get("login").map(String::as_str), d.params.get("passwd").map(String::as_str)), (Some("admin"), Some("ilo-passwd-2")));
+        assert!(d.plug().is_none(), "a BMC agent gets no plug");
+        let web = crate::fence::config::WebBmc::from_params(&d.params, crate::fence::config::WebKind::Ilo, None).unwrap();
+        assert_eq!((web.host.as_str(), web.login.as_str(), web.password.as_str(), web.port), ("127.0.0.1", "admin", "ilo-passwd-2", 443));
+        // fence_redfish's password_script is fence-agents' passwd_script
+        let rf = device_spec(cib.device("fence-redfish").unwrap(), "node1", Some("1"));
+        assert_eq!(rf.params.get("passwd_script").map(String::as_str), Some("/etc/twonode/redfish-pw"));
+        // fence_ipmilan with ip=/username=/password=: the IPMI config
+        let ipmi = device_spec(cib.device("fence-node1").unwrap(), "node1", None);
+        let t = crate::fence::spec::Timing::for_device(&ipmi).unwrap();
+        let c = crate::fence::config::ipmi(&ipmi, &t).unwrap();
+        assert_eq!((c.host.as_str(), c.port, c.username.as_str(), c.password.as_str()), ("127.0.0.1", 6231, "admin", "ipmi-secret-1"));
+    }
+
+    #[test]
     fn host_map_port_and_unknown_targets() {
         let cib = fixture("host-map.xml");
         let p = plan(&cib, "node2", Action::Off, None).unwrap();
