@@ -40,7 +40,7 @@ pub fn read(spec: &str, host: Option<&mut dyn Host>) -> Result<(String, String),
             None => query(&mut crate::host::Local::new("local")),
         };
     }
-    let bytes = std::fs::read(spec).map_err(|x| e(format!("cannot read the CIB {spec}: {x} (save one with `cibadmin -Q > cib.xml`, or give --cib live)")))?;
+    let bytes = std::fs::read(spec).map_err(|x| e(format!("cannot read {spec}: {x} (save a CIB with `cibadmin -Q > cib.xml`, or give --cib live)")))?;
     let text = String::from_utf8(bytes).map_err(|_| e(format!("{spec}: not UTF-8 text")))?;
     Ok((spec.to_string(), text))
 }
