@@ -411,3 +411,22 @@ fn doctor_reads_the_cib_judges_it_and_asks_its_devices() {
     let f = findings(&twonode(&args, None));
     assert!(has(&f, "pacemaker.cib", "error"), "{f:?}");
 }
+
+#[test]
+fn the_cluster_s_stonith_action_is_named_when_the_run_differs() {
+    if !have("pcs") {
+        eprintln!("SKIPPED: pcs missing (run scripts/install-deps)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cib = dir.path().join("cib.xml");
+    std::fs::copy(fx("healthy.xml"), &cib).unwrap();
+    let st = Command::new("pcs").arg("-f").arg(&cib).args(["property", "set", "stonith-action=off"]).stderr(Stdio::null()).status().unwrap();
+    assert!(st.success());
+    let c = cib.display().to_string();
+    let r = twonode(&["fence", "node1", "--cib", &c, "--dry-run"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("the cluster's stonith-action=off") && r.stdout.contains("--action off to do the same"), "{}", r.stdout);
+    let r = twonode(&["fence", "node1", "--cib", &c, "--dry-run", "--action", "off"], None);
+    assert!(!r.stdout.contains("stonith-action"), "{}", r.stdout);
+}

@@ -36,6 +36,13 @@ pub fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
     if !cib.fencing_enabled() {
         notes.push("fencing is disabled in the CIB (stonith-enabled/fencing-enabled=false): pacemaker would not fence; twonode does because you asked".into());
     }
+    if let Some(p) = cib.property("fencing-action").or_else(|| cib.property("stonith-action")) {
+        let v = p.value.trim().to_ascii_lowercase();
+        let v = if v == "poweroff" { "off".to_string() } else { v };
+        if v != a.action.as_str() && matches!(a.action, crate::fence::engine::Action::Off | crate::fence::engine::Action::Reboot) {
+            notes.push(format!("the cluster's {}={} (what pacemaker does when it fences); this run does {} as asked (--action {v} to do the same)", p.name, p.value, a.action.as_str()));
+        }
+    }
     // delays are the fencer's race breakers; the manual path applies none (named in the notes)
     let opts = RunOptions { reboot_method: a.method, no_delay: true };
     let lines = plan_lines(&plan, &opts);
