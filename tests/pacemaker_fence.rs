@@ -162,9 +162,10 @@ fn a_node_without_a_device_or_with_unknown_targets_is_refused_with_exit_1() {
     let r = twonode(&["fence", "node1", "--cib", dl.to_str().unwrap(), "--device", "nope", "--dry-run"], None);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("no stonith resource nope"), "{}", r.stderr);
-    // an unreadable CIB: exit 2
+    // an unreadable CIB: exit 1 (a configuration error; 2 would read as "status OFF")
     let r = twonode(&["fence", "node1", "--cib", "/nonexistent/cib.xml", "--yes"], None);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("cannot read /nonexistent/cib.xml"), "{}", r.stderr);
 }
 
 #[test]
@@ -221,14 +222,14 @@ fn destructive_fence_test_powers_each_node_off_and_on_and_audits_it() {
 }
 
 #[test]
-fn live_cib_without_a_running_cluster_is_exit_2_with_the_way_out() {
+fn live_cib_without_a_running_cluster_is_exit_1_with_the_way_out() {
     let probe = Command::new("cibadmin").arg("-Q").stdout(Stdio::null()).stderr(Stdio::null()).status();
     if matches!(probe, Ok(s) if s.success()) {
         eprintln!("SKIPPED: a pacemaker cluster answers here");
         return;
     }
     let r = twonode(&["fence", "node1", "--cib", "live", "--action", "status"], None);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("cibadmin -Q") && r.stderr.contains("--cib cib.xml"), "{}", r.stderr);
 }
 
@@ -343,10 +344,10 @@ fn live_cib_over_ssh_fences_and_tests_through_the_node_s_cibadmin() {
     assert!(f.iter().any(|x| x["check"] == "pacemaker.cib" && x["severity"] == "ok" && x["evidence"].as_str().unwrap().contains("cibadmin -Q on node1")), "{f:?}");
     assert!(has(&f, "pacemaker.device", "ok"), "{f:?}");
     assert!(!r.stdout.contains(PASSWORD));
-    // an unknown host key is refused (exit 2), the CIB is not read
+    // an unknown host key is refused (exit 1), the CIB is not read
     std::fs::write(dir.path().join("known_hosts"), "").unwrap();
     let r = twonode(&["fence", "node1", "--action", "status", "--cib", "live", "--ssh", &target, "--identity", &key, "--known-hosts", &kh], None);
-    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("unknown host"), "{}", r.stderr);
 }
 

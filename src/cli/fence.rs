@@ -90,32 +90,33 @@ pub struct CibArgs {
     #[arg(long, value_name = "USER@HOST[:PORT]", requires = "cib")]
     pub ssh: Option<String>,
     /// SSH private key for --ssh (default ~/.ssh/id_ed25519, else ~/.ssh/id_rsa).
-    #[arg(long, env = "TWONODE_SSH_IDENTITY", requires = "ssh")]
+    #[arg(long, env = "TWONODE_SSH_IDENTITY")]
     pub identity: Option<PathBuf>,
     /// known_hosts file for --ssh (default ~/.ssh/known_hosts).
-    #[arg(long, env = "TWONODE_SSH_KNOWN_HOSTS", requires = "ssh")]
+    #[arg(long, env = "TWONODE_SSH_KNOWN_HOSTS")]
     pub known_hosts: Option<PathBuf>,
     /// Seconds the SSH connection and `cibadmin -Q` may take.
-    #[arg(long, default_value_t = 20, requires = "ssh")]
+    #[arg(long, default_value_t = 20)]
     pub ssh_timeout: u64,
 }
 
 impl CibArgs {
-    /// The CIB: (name for messages, model). Unreadable: exit 2.
+    /// The CIB: (name for messages, model). Unreadable: exit 1 (a configuration error; 2 is
+    /// "status OFF" for fence).
     pub fn load(&self) -> anyhow::Result<Option<(String, crate::pacemaker::Cib)>> {
         use crate::host::{HostKeyPolicy, Ssh, SshTarget};
         use crate::pacemaker::source;
         let Some(spec) = &self.cib else { return Ok(None) };
         let r = match &self.ssh {
             None => source::load(spec, None),
-            Some(_) if spec != "live" => return Err(Failure::new(2, format!("--ssh reads the live CIB of a node: give --cib live, not --cib {spec}")).into()),
+            Some(_) if spec != "live" => return Err(Failure::new(1, format!("--ssh reads the live CIB of a node: give --cib live, not --cib {spec}")).into()),
             Some(target) => {
                 let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
                 let identity = self.identity.clone().unwrap_or_else(|| {
                     let ed = home.join(".ssh/id_ed25519");
                     if ed.exists() { ed } else { home.join(".ssh/id_rsa") }
                 });
-                let (user, host, port) = SshTarget::parse(target, target).map_err(|e| Failure::new(2, format!("--ssh {target}: {e}")))?;
+                let (user, host, port) = SshTarget::parse(target, target).map_err(|e| Failure::new(1, format!("--ssh {target}: {e}")))?;
                 let mut ssh = Ssh::new(SshTarget {
                     node: host.clone(),
                     user,
@@ -129,7 +130,7 @@ impl CibArgs {
                 source::load(spec, Some(&mut ssh))
             }
         };
-        r.map(Some).map_err(|e| Failure::new(2, e.message).into())
+        r.map(Some).map_err(|e| Failure::new(1, e.message).into())
     }
 }
 
