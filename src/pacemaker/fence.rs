@@ -266,12 +266,23 @@ pub fn plan(cib: &Cib, node: &str, asked: Action, only: Option<&str>) -> Result<
     Ok(CibFence { node: node.into(), asked, from_topology: fp.from_topology && only.is_none(), runs, notes })
 }
 
-/// Every node's devices for `fence test`: one target per node with the levels it would use
-/// (status only), and the notes of what is not tested.
+/// Every node's devices for `fence test` and doctor: one target per node with the levels it
+/// would use (status only), and the notes of what is not tested.
 pub fn test_targets(cib: &Cib) -> (Vec<FenceTarget>, Vec<String>) {
     let mut targets = Vec::new();
     let mut notes = Vec::new();
-    for node in cib.node_names() {
+    // the CIB's nodes, then any node a device's static list names (a CIB without <nodes>)
+    let mut nodes = cib.node_names();
+    for d in &cib.devices {
+        if let super::cib::Targets::Static { nodes: list } = &d.targets {
+            for (n, _) in list {
+                if !nodes.contains(n) {
+                    nodes.push(n.clone());
+                }
+            }
+        }
+    }
+    for node in nodes {
         match plan(cib, &node, Action::Status, None) {
             Ok(p) => {
                 notes.extend(p.notes.iter().filter(|n| n.contains("skipped")).map(|n| format!("{node}: {n}")));
@@ -384,6 +395,23 @@ mod tests {
         assert!(e.message.contains("target-role=Stopped"), "{e}");
         let e = plan(&fixture("node-without-device.xml"), "node1", Action::Reboot, None).unwrap_err();
         assert!(e.message.contains("no usable fence device can fence node1"), "{e}");
+    }
+
+    #[test]
+    fn test_targets_every_node_and_the_untested() {
+        let (t, notes) = test_targets(&fixture("topology.xml"));
+        let shape: Vec<(&str, usize)> = t.iter().map(|t| (t.node.as_str(), t.methods.len())).collect();
+        assert_eq!(shape, [("node1", 2), ("node2", 1)]);
+        assert!(notes.is_empty(), "{notes:?}");
+        let (t, notes) = test_targets(&fixture("device-stopped.xml"));
+        assert!(t[1].methods.is_empty());
+        assert!(notes.iter().any(|n| n.starts_with("node2: ") && n.contains("target-role=Stopped")), "{notes:?}");
+        // a CIB without <nodes>: the devices' lists name them
+        let mut cib = fixture("healthy.xml");
+        cib.nodes.clear();
+        cib.node_states.clear();
+        let (t, _) = test_targets(&cib);
+        assert_eq!(t.iter().map(|t| t.node.as_str()).collect::<Vec<_>>(), ["node1", "node2"]);
     }
 
     #[test]
