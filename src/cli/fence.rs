@@ -530,6 +530,11 @@ fn gatekeeper_for(target: &FenceTarget, conf: &spec::ClusterConf, a: &ActArgs) -
 }
 
 pub fn print_report(r: &Report, g: &Global) -> anyhow::Result<()> {
+    print_report_from(r, g, false)
+}
+
+/// The report; `cib`: the devices came from a pacemaker CIB (the advice says where to fix them).
+pub fn print_report_from(r: &Report, g: &Global, cib: bool) -> anyhow::Result<()> {
     if g.json {
         let mut v = serde_json::to_value(r).context("report to JSON")?;
         if let Some(o) = v.as_object_mut() {
@@ -562,7 +567,12 @@ pub fn print_report(r: &Report, g: &Global) -> anyhow::Result<()> {
                      fix the arbiter; until then nobody can fence."
                 );
             } else {
-                eprintln!("  what to do: {}", advice(error));
+                let a = advice(error);
+                if cib {
+                    eprintln!("  what to do: {}", a.replace("in cluster.conf", "in the CIB (`pcs stonith update DEVICE ...`)"));
+                } else {
+                    eprintln!("  what to do: {a}");
+                }
             }
         }
     }

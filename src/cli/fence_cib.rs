@@ -2,7 +2,7 @@
 //! fencing through twonode's own engine. The mapping (CIB devices and topology -> fence targets)
 //! is `crate::pacemaker::fence`; the engine, drivers, verification, exit codes, audit log and
 //! test report are the cluster.conf path's (`super::fence`).
-use super::fence::{confirm, is_self, print_report, run_test_on, ActArgs, AuditObserver, Progress, TestArgs};
+use super::fence::{confirm, is_self, print_report_from, run_test_on, ActArgs, AuditObserver, Progress, TestArgs};
 use super::Global;
 use crate::fence::audit::AuditLog;
 use crate::fence::engine::{self, Engine, RealClock, Report, RunOptions, Verdict};
@@ -138,7 +138,7 @@ pub fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
         }
         crate::util::print_json(&v)?;
     } else {
-        print_report(&report, g)?;
+        print_report_from(&report, g, true)?;
     }
     Ok(report.exit_code())
 }
