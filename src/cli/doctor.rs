@@ -53,6 +53,10 @@ pub struct Args {
     /// Do not contact the fence devices.
     #[arg(long)]
     pub no_fence: bool,
+    /// The pacemaker CIB to check: a file (`cibadmin -Q > cib.xml`) or `live` (`cibadmin -Q` on
+    /// the first node that answers). Default: `cibadmin -Q` here when it answers, else none.
+    #[arg(long, value_name = "FILE|live")]
+    pub cib: Option<String>,
     #[command(flatten)]
     pub nodes: super::drbd_recover::NodeArgs,
 }
@@ -86,6 +90,7 @@ pub fn run(a: Args, g: &Global) -> Result<i32> {
         },
         probe_gate: !a.no_arbiter_probe,
         arbiter_config: Some(a.arbiter_config.clone()),
+        cib: doctor::gather::pacemaker::CibRequest::from_arg(a.cib.as_deref()),
     };
     let bar = progress_bar(g.json);
     if !g.json && bar.is_hidden() {

@@ -28,7 +28,9 @@ Exit codes:
     args_conflicts_with_subcommands = true,
     after_help = EXIT_CODES,
     override_usage = "twonode fence NODE [--action reboot|off|on|status] [--file PATH] [--yes]\n       \
+                      twonode fence NODE --cib FILE|live [--ssh USER@HOST[:PORT]] [--device ID] [--dry-run]\n       \
                       twonode fence test [--file PATH] [--destructive --yes] [--json] [--report PATH]\n       \
+                      twonode fence test --cib FILE|live [--ssh USER@HOST[:PORT]] [--json]\n       \
                       twonode fence agent [fence-agent options]   (key=value on stdin without options)\n       \
                       twonode fence gate [gate options]           (the arbiter gate; key=value on stdin without options)"
 )]
@@ -68,6 +70,68 @@ pub struct ActArgs {
     /// else the host name).
     #[arg(long, env = "TWONODE_LOCAL_NODE")]
     pub local_node: Option<String>,
+    #[command(flatten)]
+    pub cib: CibArgs,
+    /// With --cib: use only this stonith device (also one whose targets the CIB leaves to the
+    /// device: pcmk_host_check=dynamic-list/status).
+    #[arg(long, value_name = "ID", requires = "cib")]
+    pub device: Option<String>,
+}
+
+/// Fence from a pacemaker CIB instead of cluster.conf.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CibArgs {
+    /// Take the fence devices from a pacemaker CIB instead of cluster.conf: a file
+    /// (`cibadmin -Q > cib.xml`, a crm_report's cib.xml) or `live` (`cibadmin -Q` here, or on --ssh).
+    #[arg(long, value_name = "FILE|live")]
+    pub cib: Option<String>,
+    /// With --cib live: run `cibadmin -Q` on this cluster node over SSH (key authentication, the
+    /// host key checked against --known-hosts).
+    #[arg(long, value_name = "USER@HOST[:PORT]", requires = "cib")]
+    pub ssh: Option<String>,
+    /// SSH private key for --ssh (default ~/.ssh/id_ed25519, else ~/.ssh/id_rsa).
+    #[arg(long, env = "TWONODE_SSH_IDENTITY")]
+    pub identity: Option<PathBuf>,
+    /// known_hosts file for --ssh (default ~/.ssh/known_hosts).
+    #[arg(long, env = "TWONODE_SSH_KNOWN_HOSTS")]
+    pub known_hosts: Option<PathBuf>,
+    /// Seconds the SSH connection and `cibadmin -Q` may take.
+    #[arg(long, default_value_t = 20)]
+    pub ssh_timeout: u64,
+}
+
+impl CibArgs {
+    /// The CIB: (name for messages, model). Unreadable: exit 1 (a configuration error; 2 is
+    /// "status OFF" for fence).
+    pub fn load(&self) -> anyhow::Result<Option<(String, crate::pacemaker::Cib)>> {
+        use crate::host::{HostKeyPolicy, Ssh, SshTarget};
+        use crate::pacemaker::source;
+        let Some(spec) = &self.cib else { return Ok(None) };
+        let r = match &self.ssh {
+            None => source::load(spec, None),
+            Some(_) if spec != "live" => return Err(Failure::new(1, format!("--ssh reads the live CIB of a node: give --cib live, not --cib {spec}")).into()),
+            Some(target) => {
+                let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
+                let identity = self.identity.clone().unwrap_or_else(|| {
+                    let ed = home.join(".ssh/id_ed25519");
+                    if ed.exists() { ed } else { home.join(".ssh/id_rsa") }
+                });
+                let (user, host, port) = SshTarget::parse(target, target).map_err(|e| Failure::new(1, format!("--ssh {target}: {e}")))?;
+                let mut ssh = Ssh::new(SshTarget {
+                    node: host.clone(),
+                    user,
+                    host,
+                    port,
+                    identity,
+                    known_hosts: self.known_hosts.clone().unwrap_or_else(|| home.join(".ssh/known_hosts")),
+                    policy: HostKeyPolicy::Strict,
+                    timeout: Duration::from_secs(self.ssh_timeout.max(1)),
+                });
+                source::load(spec, Some(&mut ssh))
+            }
+        };
+        r.map(Some).map_err(|e| Failure::new(1, e.message).into())
+    }
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -116,6 +180,8 @@ pub struct TestArgs {
     /// Audit log for destructive actions.
     #[arg(long, env = "TWONODE_FENCE_AUDIT_LOG", default_value = crate::fence::audit::DEFAULT_PATH)]
     pub audit_log: PathBuf,
+    #[command(flatten)]
+    pub cib: CibArgs,
 }
 
 pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
@@ -127,6 +193,9 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
             let Some(node) = args.node else {
                 anyhow::bail!("name the node to fence: twonode fence NODE --action reboot|off|on|status (see --help)");
             };
+            if args.act.cib.cib.is_some() {
+                return super::fence_cib::fence_node(&node, args.act, g);
+            }
             fence_node(&node, args.act, g)
         }
     }
@@ -245,11 +314,11 @@ impl Observer for Progress {
 }
 
 /// Audit + progress together.
-struct AuditObserver<'a> {
-    progress: Progress,
-    audit: &'a AuditLog,
-    node: String,
-    action: Action,
+pub struct AuditObserver<'a> {
+    pub progress: Progress,
+    pub audit: &'a AuditLog,
+    pub node: String,
+    pub action: Action,
 }
 
 impl Observer for AuditObserver<'_> {
@@ -341,21 +410,40 @@ fn fence_node(node: &str, a: ActArgs, g: &Global) -> anyhow::Result<i32> {
 
 /// `twonode fence test`.
 fn run_test(a: TestArgs, g: &Global) -> anyhow::Result<i32> {
-    use crate::fence::test::{check_devices, power_test, resolve, risks, table, wait_ping, PowerTest, Severity, TestReport};
+    use crate::fence::test::{resolve, risks};
+    if a.cib.cib.is_some() {
+        return super::fence_cib::run_test(a, g);
+    }
     let targets = crate::fence::spec::load_cluster_conf(&a.file)?;
+    let risks = risks(&targets, &resolve);
+    let race = crate::fence::gate::race_protection(&targets);
+    run_test_on(&targets, a.file.display().to_string(), risks, race, a, g)
+}
+
+/// The body of `fence test` over fence targets (from cluster.conf, or from a CIB).
+pub fn run_test_on(
+    targets: &[FenceTarget],
+    source: String,
+    risks: Vec<crate::fence::test::Risk>,
+    race_protection: String,
+    a: TestArgs,
+    g: &Global,
+) -> anyhow::Result<i32> {
+    use crate::fence::test::{check_devices, power_test, table, wait_ping, PowerTest, Severity, TestReport};
+    let targets = targets.to_vec();
     let clock = crate::fence::engine::RealClock::new();
     let mut opener = crate::fence::drivers::RealOpener;
     let mut report = TestReport {
-        file: a.file.display().to_string(),
+        file: source.clone(),
         started: crate::fence::audit::utc_now(),
         checks: vec![],
         power_tests: vec![],
-        risks: risks(&targets, &resolve),
-        race_protection: crate::fence::gate::race_protection(&targets),
+        risks,
+        race_protection,
         ok: true,
     };
     if !g.json {
-        eprintln!("checking {} node(s) from {} ...", targets.len(), a.file.display());
+        eprintln!("checking {} node(s) from {source} ...", targets.len());
     }
     report.checks = check_devices(&targets, &mut opener, &clock);
     let devices_ok = report.checks.iter().all(|c| c.ok());
@@ -441,7 +529,12 @@ fn gatekeeper_for(target: &FenceTarget, conf: &spec::ClusterConf, a: &ActArgs) -
     Ok(Some(gate::RealGatekeeper::new(identity, local)))
 }
 
-fn print_report(r: &Report, g: &Global) -> anyhow::Result<()> {
+pub fn print_report(r: &Report, g: &Global) -> anyhow::Result<()> {
+    print_report_from(r, g, false)
+}
+
+/// The report; `cib`: the devices came from a pacemaker CIB (the advice says where to fix them).
+pub fn print_report_from(r: &Report, g: &Global, cib: bool) -> anyhow::Result<()> {
     if g.json {
         let mut v = serde_json::to_value(r).context("report to JSON")?;
         if let Some(o) = v.as_object_mut() {
@@ -474,7 +567,12 @@ fn print_report(r: &Report, g: &Global) -> anyhow::Result<()> {
                      fix the arbiter; until then nobody can fence."
                 );
             } else {
-                eprintln!("  what to do: {}", advice(error));
+                let a = advice(error);
+                if cib {
+                    eprintln!("  what to do: {}", a.replace("in cluster.conf", "in the CIB (`pcs stonith update DEVICE ...`)"));
+                } else {
+                    eprintln!("  what to do: {a}");
+                }
             }
         }
     }

@@ -10,6 +10,7 @@ pub mod drbd;
 pub mod drbd_kernel;
 pub mod drbd_recover;
 pub mod fence;
+pub mod fence_cib;
 pub mod ha_sim;
 pub mod lab;
 pub mod pacemaker;

@@ -2,7 +2,7 @@
 //! sees it, and validate it against corosync.conf and the DRBD configuration.
 use super::Global;
 use crate::pacemaker::checks::{self, CorosyncFacts, DrbdFacts, Finding};
-use crate::pacemaker::cib::{self, Cib, LevelTarget, Targets, Usable};
+use crate::pacemaker::cib::{Cib, LevelTarget, Targets, Usable};
 use crate::util::{print_json, Failure};
 use std::path::PathBuf;
 
@@ -88,26 +88,9 @@ fn read(p: &std::path::Path) -> anyhow::Result<String> {
     String::from_utf8(bytes).map_err(|_| Failure::new(2, format!("{}: not UTF-8 text", p.display())).into())
 }
 
-/// The CIB's text from a file, or from `cibadmin -Q` for `live`.
+/// The CIB from a file, or from `cibadmin -Q` for `live` (`pacemaker::source`); unreadable: exit 2.
 fn load_cib(spec: &str) -> anyhow::Result<(String, Cib)> {
-    let (name, text) = if spec == "live" {
-        let out = std::process::Command::new("cibadmin")
-            .arg("-Q")
-            .output()
-            .map_err(|e| Failure::new(2, format!("cannot run `cibadmin -Q` ({e}): is pacemaker-cli-utils installed? Or give --cib FILE")))?;
-        if !out.status.success() {
-            return Err(Failure::new(
-                2,
-                format!("`cibadmin -Q` failed ({}): {} (is pacemaker running here? save a CIB elsewhere with `cibadmin -Q > cib.xml` and give --cib cib.xml)", out.status, String::from_utf8_lossy(&out.stderr).trim()),
-            )
-            .into());
-        }
-        ("cibadmin -Q".to_string(), String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        (spec.to_string(), read(std::path::Path::new(spec))?)
-    };
-    let cib = cib::parse(&text).map_err(|e| Failure::new(2, format!("{name}:{e}")))?;
-    Ok((name, cib))
+    crate::pacemaker::source::load(spec, None).map_err(|e| Failure::new(2, e.message).into())
 }
 
 fn targets_text(t: &Targets) -> String {

@@ -8,7 +8,7 @@
 //!   or a quorum disk with two_node="0" protect; a static delay is a weak protection (warning);
 //!   nothing under two_node="1" is an error.
 //! * corosync: a quorum device protects (stonith needs quorum); two_node without one is a warning
-//!   (pcmk delays in the CIB are not read).
+//!   (unless doctor read the CIB: the pacemaker area then judges the race with its pcmk delays).
 use super::gate::{gate_layout, without_gate, GateLayout};
 use super::{CmanConf, Context, CorosyncCluster, Finding, Severity};
 use crate::fence::spec::{FenceTarget, Timing};
@@ -19,7 +19,9 @@ pub fn check(cx: &Context) -> Vec<Finding> {
     if let Some(c) = &cx.cman {
         cman_checks(cx, c, &mut out);
     }
-    if let Some(c) = &cx.corosync {
+    // with the CIB read, the pacemaker area judges the race (pcmk delays, priority-fencing-delay)
+    let cib_read = cx.facts.pacemaker.as_ref().is_some_and(|p| p.cib.is_some());
+    if let Some(c) = cx.corosync.as_ref().filter(|_| !cib_read) {
         corosync_race(c, &mut out);
     }
     out
@@ -215,7 +217,7 @@ fn corosync_race(cc: &CorosyncCluster, out: &mut Vec<Finding>) {
             "fence.race",
             Severity::Warning,
             None,
-            format!("{}: two_node without a quorum device: both halves of a split stay quorate and race to fence each other; only a pcmk_delay_* in the CIB (not read by doctor) can bias the race", cc.path),
+            format!("{}: two_node without a quorum device: both halves of a split stay quorate and race to fence each other; only a pcmk_delay_* in the CIB can bias the race (give --cib FILE|live to have doctor read it)", cc.path),
             "add the arbiter as quorum device: `twonode quorum enable-arbiter --host ARBITER` (drops two_node), or at least set pcmk_delay_max on the stonith resources",
         )),
         None => {}

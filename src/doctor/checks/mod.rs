@@ -25,6 +25,7 @@ pub mod conf;
 pub mod drbd;
 pub mod fence;
 pub mod gate;
+pub mod pacemaker;
 pub mod qdevice;
 pub mod quorum;
 pub mod services;
@@ -65,6 +66,7 @@ pub const AREAS: &[Area] = &[
     Area { name: "arbiter", check: arbiter::check },
     Area { name: "drbd", check: drbd::check },
     Area { name: "services", check: services::check },
+    Area { name: "pacemaker", check: pacemaker::check },
 ];
 
 /// Which cluster stack the nodes run: corosync when no reachable node has a cluster.conf but one

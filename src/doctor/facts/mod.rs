@@ -12,6 +12,7 @@ use crate::fence::test::DeviceCheck;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub mod pacemaker;
 pub mod qdevice;
 
 /// Everything the diagnosis looks at.
@@ -32,6 +33,9 @@ pub struct Facts {
     /// Unix time (s) of the gathering: certificate expiry is judged against it.
     #[serde(default)]
     pub now_unix: i64,
+    /// The pacemaker CIB and its fence devices (None: no CIB asked for, none found here).
+    #[serde(default)]
+    pub pacemaker: Option<pacemaker::PacemakerFacts>,
 }
 
 impl Facts {

@@ -1,6 +1,7 @@
 //! Gathering: the I/O that fills [`Facts`]. Each node is read through [`Host`] (local or ssh:
 //! [`node`]), the fence devices are asked for their power status ([`fence`]), the arbiter gate is
-//! probed and each node's gate agent run ([`gate`]), the arbiter is contacted ([`arbiter`]).
+//! probed and each node's gate agent run ([`gate`]), the arbiter is contacted ([`arbiter`]), the
+//! pacemaker CIB is read and its fence devices asked for their status ([`pacemaker`]).
 //! Nothing here judges: a failure is written into the facts (`*_error`, `unreachable`) for the
 //! checks to report.
 //!
@@ -17,6 +18,7 @@ pub mod arbiter;
 pub mod fence;
 pub mod gate;
 pub mod node;
+pub mod pacemaker;
 
 /// What to gather and where.
 pub struct GatherOptions<'a> {
@@ -37,6 +39,8 @@ pub struct GatherOptions<'a> {
     /// The arbiter's config file, read when doctor runs on the arbiter machine (its TLS files'
     /// expiry is checked).
     pub arbiter_config: Option<std::path::PathBuf>,
+    /// The pacemaker CIB to check (`--cib`; `Auto`: `cibadmin -Q` here when it answers).
+    pub cib: pacemaker::CibRequest,
 }
 
 impl GatherOptions<'_> {
@@ -52,6 +56,7 @@ impl GatherOptions<'_> {
             corosync_paths: DEFAULT_COROSYNC.iter().map(std::path::PathBuf::from).collect(),
             probe_gate: true,
             arbiter_config: None,
+            cib: pacemaker::CibRequest::Auto,
         }
     }
 }
@@ -90,6 +95,7 @@ pub fn gather(hosts: &mut [Box<dyn Host>], o: &GatherOptions, bar: &ProgressBar)
         }
         gate::gather_gate(hosts, &mut facts, &targets, &model, o, bar);
     }
+    facts.pacemaker = pacemaker::gather(hosts, &o.cib, o.fence, bar);
     if let Some(target) = o.arbiter {
         bar.set_message(format!("arbiter {target}"));
         facts.arbiter = Some(arbiter::contact(target, o.arbiter_timeout));
