@@ -11,7 +11,7 @@ pub mod drbd_kernel;
 pub mod drbd_recover;
 pub mod fence;
 pub mod fence_cib;
-pub mod ha_sim;
+pub mod ha;
 pub mod lab;
 pub mod pacemaker;
 pub mod quorum;
@@ -74,7 +74,7 @@ pub enum Command {
     /// Read a pacemaker CIB: who fences whom, and the two-node traps in it.
     Pacemaker(pacemaker::Args),
     /// The HA manager's view (Proxmox ha-manager semantics): simulate, rehearse, check.
-    Ha(ha_sim::Args),
+    Ha(ha::Args),
     /// Print shell completions for SHELL on stdout.
     Completions {
         #[arg(value_enum)]
@@ -156,7 +156,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Lab(a) => lab::run(a, &g),
         Command::Doctor(a) => doctor::run(a, &g),
         Command::Pacemaker(a) => pacemaker::run(a, &g),
-        Command::Ha(a) => ha_sim::run(a, &g),
+        Command::Ha(a) => ha::run(a, &g),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "twonode", &mut std::io::stdout());

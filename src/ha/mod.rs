@@ -12,3 +12,4 @@ pub mod crm;
 pub mod lrm;
 pub mod sim;
 pub mod whatif;
+pub mod validate;

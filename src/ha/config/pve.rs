@@ -1,7 +1,7 @@
 //! Proxmox VE's HA files: `/etc/pve/ha/resources.cfg`, `groups.cfg`, `rules.cfg`,
 //! `manager_status`, `/etc/pve/datacenter.cfg`, and the cluster facts the HA checks need from
 //! `/etc/pve/corosync.conf` (nodes, two_node, a quorum device) and `ha/fence.cfg`.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::section::{self, SyntaxError};
@@ -194,4 +194,81 @@ mod tests {
         assert!(d.rebalance_on_start);
         assert_eq!(parse_datacenter(r#"{"ha": {"shutdown_policy": "freeze"}}"#).unwrap().shutdown_policy.as_deref(), Some("freeze"));
     }
+}
+
+/// Local storage types: a disk there exists on one node (plus its replication targets).
+const LOCAL_TYPES: &[&str] = &["dir", "lvm", "lvmthin", "zfspool", "btrfs"];
+
+/// Where each HA guest's disks can be reached, from `storage.cfg` (a storage's `nodes`, local
+/// types and `shared`), the guest configs under `nodes/*/{qemu-server,lxc}/ID.conf` and
+/// `replication.cfg` (a local disk replicated to a target is there too). Guests without a config
+/// here are left out (nothing known).
+pub fn load_storage(h: &PveHa) -> crate::ha::validate::StorageFacts {
+    let mut out = crate::ha::validate::StorageFacts::default();
+    let dir = &h.dir;
+    let all: BTreeSet<String> = h.cluster.nodes.iter().cloned().collect();
+    // storage id -> (type, nodes restriction, shared)
+    let mut storages: BTreeMap<String, (String, Option<BTreeSet<String>>, bool)> = BTreeMap::new();
+    if let Ok(Some(t)) = read_opt(&dir.join("storage.cfg")) {
+        if let Ok(secs) = section::parse(&t) {
+            for s in secs {
+                let nodes = s.get("nodes").map(|p| p.value.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect());
+                let shared = s.get("shared").is_some_and(|p| p.value == "1");
+                storages.insert(s.id.clone(), (s.kind.clone(), nodes, shared));
+            }
+        }
+    }
+    // guest id -> replication targets
+    let mut targets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    if let Ok(Some(t)) = read_opt(&dir.join("replication.cfg")) {
+        if let Ok(secs) = section::parse(&t) {
+            for s in secs {
+                let guest = s.id.split('-').next().unwrap_or("").to_string();
+                if let Some(p) = s.get("target") {
+                    targets.entry(guest).or_default().insert(p.value.clone());
+                }
+            }
+        }
+    }
+    for sid in h.config.services.keys() {
+        let Some((kind, id)) = sid.split_once(':') else { continue };
+        let sub = if kind == "ct" { "lxc" } else { "qemu-server" };
+        let mut found = None;
+        for n in &h.cluster.nodes {
+            if let Ok(Some(t)) = read_opt(&dir.join("nodes").join(n).join(sub).join(format!("{id}.conf"))) {
+                found = Some((n.clone(), t));
+                break;
+            }
+        }
+        let Some((home, text)) = found else { continue };
+        let mut reach = all.clone();
+        let mut names = Vec::new();
+        for line in text.lines().take_while(|l| !l.trim_start().starts_with('[')) {
+            let Some((k, v)) = line.split_once(':') else { continue };
+            let base = k.trim().trim_end_matches(|c: char| c.is_ascii_digit());
+            if !matches!(base, "ide" | "sata" | "scsi" | "virtio" | "efidisk" | "tpmstate" | "mp" | "rootfs") {
+                continue;
+            }
+            let v = v.trim();
+            if v.starts_with("none") || v.contains("media=cdrom") {
+                continue;
+            }
+            let Some((st, _)) = v.split_once(':') else { continue };
+            let Some((ty, restrict, shared)) = storages.get(st) else { continue };
+            let mut here: BTreeSet<String> = restrict.clone().unwrap_or_else(|| all.clone());
+            if LOCAL_TYPES.contains(&ty.as_str()) && !shared {
+                let mut on: BTreeSet<String> = BTreeSet::from([home.clone()]);
+                on.extend(targets.get(id).cloned().unwrap_or_default());
+                here = here.intersection(&on).cloned().collect();
+            }
+            reach = reach.intersection(&here).cloned().collect();
+            if !names.contains(&st.to_string()) {
+                names.push(st.to_string());
+            }
+        }
+        if !names.is_empty() {
+            out.reachable.insert(sid.clone(), (reach, names));
+        }
+    }
+    out
 }

@@ -535,6 +535,8 @@ impl Hardware {
             Some("the arbiter does not answer: no vote, no fence; the services stay in fence".to_string())
         } else if !t.holds_vote(by, &up) {
             Some(format!("the arbiter's vote is held by the other side ({}): this side must not fence", t.vote.clone().unwrap_or_default()))
+        } else if t.bmc.get(node) == Some(&Bmc::None) {
+            Some(format!("no hardware fence device is configured for '{node}': its power-off cannot be confirmed, recovery is blocked"))
         } else if t.bmc.get(node) == Some(&Bmc::Dead) {
             Some(format!("the BMC of '{node}' does not answer: power-off cannot be confirmed, recovery is blocked"))
         } else {

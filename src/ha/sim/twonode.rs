@@ -13,7 +13,7 @@ pub struct TwoNodeConf {
     /// The arbiter is down when the run starts.
     #[serde(default)]
     pub arbiter_down: bool,
-    /// node -> "ok" | "dead" | "ignore-on" (default ok)
+    /// node -> "ok" | "dead" | "ignore-on" | "none" (no fence device configured) (default ok)
     #[serde(default)]
     pub bmc: BTreeMap<String, String>,
     /// DRBD resource -> node -> disk state ("UpToDate", "Outdated", "Inconsistent", "Diskless")
@@ -35,6 +35,8 @@ pub enum Bmc {
     Ok,
     Dead,
     IgnoreOn,
+    /// No hardware fence device is configured for the node.
+    None,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +63,7 @@ impl TwoNode {
                 let b = match c.bmc.get(n).map(String::as_str) {
                     Some("dead") => Bmc::Dead,
                     Some("ignore-on") => Bmc::IgnoreOn,
+                    Some("none") => Bmc::None,
                     _ => Bmc::Ok,
                 };
                 (n.clone(), b)
