@@ -281,3 +281,24 @@ fn real_fence_redfish_against_every_profile() {
     assert_eq!(rc, 0, "{out}");
     assert!(!s.power_on());
 }
+
+#[test]
+fn ilo_refuses_pointless_resets_and_the_driver_reads_the_state() {
+    let s = sim(Profile::Ilo5);
+    s.set_power(false);
+    let mut dev = device(&s);
+    // ForceOff on a machine already off: iLO answers 400 InvalidOperationForSystemState; the
+    // state wanted is there, so the off is done.
+    dev.power_off().unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    assert!(s.log().contains("ForceOff refused (400, power is off)"), "{}", s.log());
+    assert!(s.resets().is_empty() && !s.power_on());
+    // A cycle of a machine that is off stays an error, with iLO's message id and argument.
+    match dev.power_cycle() {
+        Err(PowerError::NotSupported(m)) => assert!(m.contains("InvalidOperationForSystemState (Power is off)"), "{m}"),
+        other => panic!("expected NotSupported, got {other:?}"),
+    }
+    dev.power_on().unwrap();
+    assert!(s.power_on());
+    dev.power_on().unwrap();
+    assert_eq!(s.resets(), ["On"], "the second On was refused by the BMC and found moot");
+}

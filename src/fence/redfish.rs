@@ -140,6 +140,24 @@ pub fn error_detail(json: &Value) -> String {
     if !ext.is_empty() {
         return format!(": {}", ext.join("; "));
     }
+    // iLO: MessageId (MessageID on iLO 4) and MessageArgs, no Message
+    let ids: Vec<String> = json
+        .pointer("/error/@Message.ExtendedInfo")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| {
+                    let id = m.get("MessageId").or_else(|| m.get("MessageID")).and_then(Value::as_str)?;
+                    let args: Vec<&str> =
+                        m.get("MessageArgs").and_then(Value::as_array).map(|x| x.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+                    Some(if args.is_empty() { id.to_string() } else { format!("{id} ({})", args.join(", ")) })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !ids.is_empty() {
+        return format!(": {}", ids.join("; "));
+    }
     json.pointer("/error/message").and_then(Value::as_str).map(|s| format!(": {s}")).unwrap_or_default()
 }
 
@@ -170,6 +188,8 @@ pub struct RedfishDevice {
     /// None until read; Some(None) when the service lists no values.
     reset_types: Option<Option<Vec<String>>>,
     notes: Vec<String>,
+    /// The last reset was answered 400.
+    last_refused: bool,
 }
 
 impl std::fmt::Debug for RedfishDevice {
@@ -258,6 +278,7 @@ impl RedfishDevice {
             reset_target: None,
             reset_types: None,
             notes: Vec::new(),
+            last_refused: false,
         })
     }
 
@@ -474,9 +495,22 @@ impl RedfishDevice {
             PowerError::NotSupported(format!("{}: the system offers no #ComputerSystem.Reset action", self.name()))
         })?;
         if let Some(n) = &choice.note {
-            self.notes.push(n.clone());
+            if !self.notes.contains(n) {
+                self.notes.push(n.clone());
+            }
         }
-        self.post_reset(&target, &choice.reset_type)
+        match self.post_reset(&target, &choice.reset_type) {
+            // iLO refuses ForceOff on a machine already off (and On on one already on) with 400
+            // InvalidOperationForSystemState: the state wanted is there, so the request is moot.
+            Err(e) if self.last_refused && want != Want::Cycle => {
+                let wanted = if want == Want::Off { PowerState::Off } else { PowerState::On };
+                match self.status() {
+                    Ok(s) if s == wanted => Ok(()),
+                    _ => Err(e),
+                }
+            }
+            r => r,
+        }
     }
 
     /// POST `{"ResetType": kind}` to `target`; follow a 202 task monitor to its end.
@@ -485,6 +519,7 @@ impl RedfishDevice {
         let body = serde_json::json!({ "ResetType": kind });
         let timeout = self.power_timeout.max(self.login_timeout);
         let r = self.send("POST", target, Some(&body), timeout, true)?;
+        self.last_refused = r.status == 400;
         match r.status {
             202 => self.follow_task(target, kind, &r),
             200..=299 => Ok(()),
@@ -555,7 +590,7 @@ impl PowerDevice for RedfishDevice {
             self.systems_uri.as_deref().unwrap_or(""),
             self.login,
             self.tls_desc
-        )
+        ) + &self.notes.iter().map(|n| format!("; NOTE: {n}")).collect::<String>()
     }
 
     /// Log in, find the system and its reset action (the fence test times this apart).

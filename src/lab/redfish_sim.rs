@@ -5,7 +5,8 @@
 //! fixtures/redfish/SOURCES); the fields are written here from those facts, not copied:
 //! - `ilo5` (HPE iLO 5, ProLiant DL325 Gen10 Plus): `/redfish/v1/Systems/1`, allowed values
 //!   inline (`ResetType@Redfish.AllowableValues`, no PowerCycle, no ForceOn), a reset answered
-//!   200 with iLO's `error` object carrying Base.Success, weak ETags, sessions.
+//!   200 with iLO's `error` object carrying Base.Success, 400 InvalidOperationForSystemState for
+//!   a reset pointless in the current state (ForceOff when off, On when on), weak ETags, sessions.
 //! - `idrac9` (Dell iDRAC 9): `/redfish/v1/Systems/System.Embedded.1`, allowed values inline
 //!   (with PowerCycle), a reset answered 204 No Content, sessions.
 //! - `ami` (AMI MegaRAC, Gigabyte H262): `/redfish/v1/Systems/Self`, allowed values only in the
@@ -77,6 +78,9 @@ pub struct ProfileSpec {
     pub sessions: bool,
     /// Weak ETags (`W/"…"`).
     pub weak_etag: bool,
+    /// Refuse a reset that makes no sense in the current state with 400
+    /// InvalidOperationForSystemState (iLO: ForceOff/ForceRestart when off, On when on).
+    pub state_checks: bool,
     pub root_name: String,
 }
 
@@ -152,6 +156,7 @@ impl Profile {
             reset_answer: answer,
             sessions,
             weak_etag: weak,
+            state_checks: self == Profile::Ilo5,
             root_name: root.into(),
         }
     }
@@ -537,6 +542,19 @@ impl Shared {
                     spec.allowed.iter().filter(|a| !self.cfg.refuse.contains(a)).cloned().collect::<Vec<_>>().join(", ")
                 ),
             );
+        }
+        let on = st.power.get(id).copied().unwrap_or(false);
+        let pointless = match kind {
+            "On" | "ForceOn" => on,
+            "ForceOff" | "GracefulShutdown" | "ForceRestart" | "GracefulRestart" | "PowerCycle" | "Nmi" => !on,
+            _ => false,
+        };
+        if spec.state_checks && pointless {
+            st.log.push(format!("RESET {id} {kind} refused (400, power is {})", if on { "on" } else { "off" }));
+            let arg = if on { "Power is on" } else { "Power is off" };
+            return reply(400, json!({"error": {"code": "iLO.0.10.ExtendedInfo",
+                "message": "See @Message.ExtendedInfo for more information.",
+                "@Message.ExtendedInfo": [{"MessageId": "iLO.2.15.InvalidOperationForSystemState", "MessageArgs": [arg]}]}}));
         }
         st.resets.push(kind.to_string());
         st.etag += 1;
