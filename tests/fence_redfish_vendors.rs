@@ -302,3 +302,55 @@ fn ilo_refuses_pointless_resets_and_the_driver_reads_the_state() {
     dev.power_on().unwrap();
     assert_eq!(s.resets(), ["On"], "the second On was refused by the BMC and found moot");
 }
+
+/// A cluster.conf whose node2 is fenced by fence_redfish at the simulator (twonode's native
+/// Redfish driver under the real engine).
+fn conf_for(dir: &std::path::Path, port: u16) -> String {
+    let text = format!(
+        r#"<?xml version="1.0"?>
+<cluster name="rfclu" config_version="1">
+  <cman two_node="1" expected_votes="1"/>
+  <clusternodes>
+    <clusternode name="node1" nodeid="1"><fence><method name="bmc"><device name="bmc1"/></method></fence></clusternode>
+    <clusternode name="node2" nodeid="2"><fence><method name="bmc"><device name="bmc2"/></method></fence></clusternode>
+  </clusternodes>
+  <fencedevices>
+    <fencedevice name="bmc1" agent="fence_redfish" ipaddr="127.0.0.1" ipport="{port}" login="admin" passwd="secret" ssl_insecure="1" delay="1"/>
+    <fencedevice name="bmc2" agent="fence_redfish" ipaddr="127.0.0.1" ipport="{port}" login="admin" passwd="secret" ssl_insecure="1" power_timeout="10"/>
+  </fencedevices>
+</cluster>
+"#
+    );
+    let p = dir.join("cluster.conf");
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn the_fence_engine_reboots_and_fences_every_profile() {
+    for profile in PROFILES {
+        let s = sim(profile);
+        let dir = tempfile::tempdir().unwrap();
+        let conf = conf_for(dir.path(), s.port());
+        let audit = dir.path().join("audit.log").display().to_string();
+        let run = |action: &str| {
+            let out = Command::new(env!("CARGO_BIN_EXE_twonode"))
+                .args(["fence", "node2", "--action", action, "--yes", "--file", &conf, "--audit-log", &audit])
+                .env("TWONODE_FENCE_AUDIT_LOG", &audit)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        };
+        let (rc, out) = run("reboot");
+        assert_eq!(rc, 0, "{profile:?}: {out}\n{}", s.log());
+        assert_eq!(s.resets(), ["ForceOff", "On"], "{profile:?}: reboot = off, confirmed, on (not ForceRestart)");
+        assert!(s.power_on(), "{profile:?}");
+        let (rc, out) = run("off");
+        assert_eq!(rc, 0, "{profile:?}: {out}");
+        assert!(!s.power_on(), "{profile:?}: fenced off for real");
+        let (rc, out) = run("status");
+        assert_eq!(rc, 2, "{profile:?}: status of an off node: {out}");
+        assert_eq!(s.open_sessions(), 0, "{profile:?}: the engine's devices logged out\n{}", s.log());
+    }
+}
