@@ -354,3 +354,16 @@ fn the_fence_engine_reboots_and_fences_every_profile() {
         assert_eq!(s.open_sessions(), 0, "{profile:?}: the engine's devices logged out\n{}", s.log());
     }
 }
+
+#[test]
+fn expired_session_logs_in_again() {
+    let s = sim(Profile::Openbmc);
+    let mut dev = device(&s);
+    assert_eq!(dev.status().unwrap(), PowerState::On);
+    s.expire_sessions();
+    dev.power_off().unwrap_or_else(|e| panic!("{e}\n{}", s.log()));
+    assert!(!s.power_on());
+    assert_eq!(s.sessions_created(), 2, "{}", s.log());
+    drop(dev);
+    assert_eq!(s.open_sessions(), 0);
+}

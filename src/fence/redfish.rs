@@ -349,12 +349,26 @@ impl RedfishDevice {
     /// An authenticated request that must succeed (2xx); logs in first when needed.
     fn request(&mut self, method: &str, path: &str, body: Option<&Value>, timeout: Duration) -> Result<Reply, PowerError> {
         self.ensure_auth()?;
-        let r = self.send(method, path, body, timeout, true)?;
+        let mut r = self.send(method, path, body, timeout, true)?;
+        if r.status == 401 && self.relogin()? {
+            r = self.send(method, path, body, timeout, true)?;
+        }
         if (200..300).contains(&r.status) {
             Ok(r)
         } else {
             Err(self.fail(method, path, &r))
         }
+    }
+
+    /// After a 401 with a session token: the session expired (or the BMC was reset); log in
+    /// again once. Returns whether a retry makes sense.
+    fn relogin(&mut self) -> Result<bool, PowerError> {
+        if !matches!(self.auth, Auth::Session { .. }) {
+            return Ok(false);
+        }
+        self.auth = Auth::Unknown; // the old session is gone: nothing to DELETE
+        self.ensure_auth()?;
+        Ok(true)
     }
 
     /// Decide how to authenticate: a session when the service root offers one and the login
@@ -518,7 +532,10 @@ impl RedfishDevice {
         self.ensure_auth()?;
         let body = serde_json::json!({ "ResetType": kind });
         let timeout = self.power_timeout.max(self.login_timeout);
-        let r = self.send("POST", target, Some(&body), timeout, true)?;
+        let mut r = self.send("POST", target, Some(&body), timeout, true)?;
+        if r.status == 401 && self.relogin()? {
+            r = self.send("POST", target, Some(&body), timeout, true)?;
+        }
         self.last_refused = r.status == 400;
         match r.status {
             202 => self.follow_task(target, kind, &r),
@@ -560,7 +577,14 @@ impl RedfishDevice {
                 )));
             }
             std::thread::sleep(Duration::from_millis(250));
-            let r = self.send("GET", &monitor, None, self.login_timeout, true)?;
+            let mut r = self.send("GET", &monitor, None, self.login_timeout, true)?;
+            if r.status == 401 && self.relogin()? {
+                r = self.send("GET", &monitor, None, self.login_timeout, true)?;
+            }
+            if r.status == 404 || r.status == 410 {
+                // Some BMCs drop a finished task's monitor: the PowerState read-back decides.
+                return Ok(());
+            }
             if !(200..300).contains(&r.status) {
                 return Err(self.fail("GET", &monitor, &r));
             }

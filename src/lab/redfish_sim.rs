@@ -701,6 +701,13 @@ impl RedfishSim {
     pub fn open_sessions(&self) -> usize {
         self.with(|st| st.sessions.len())
     }
+    /// End every session (as a session timeout or a BMC reset does); clients get 401.
+    pub fn expire_sessions(&self) {
+        self.with(|st| {
+            st.sessions.clear();
+            st.log.push("SESSIONS expired".into());
+        })
+    }
     /// Sessions created since the start.
     pub fn sessions_created(&self) -> u32 {
         self.with(|st| st.sessions_created)
