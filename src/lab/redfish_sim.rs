@@ -839,7 +839,7 @@ mod tests {
         assert!(text.contains("ActionParameterValueNotInList") && text.contains("ForceOff"), "{text}");
         let r = sh.handle(&req("POST", "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset", r#"{"ResetType":"ForceOff"}"#, true));
         assert_eq!(r.status, 200);
-        assert_eq!(sh.st.lock().unwrap().power["1"], false);
+        assert!(!sh.st.lock().unwrap().power["1"]);
     }
 
     #[test]
