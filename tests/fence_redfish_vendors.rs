@@ -367,3 +367,20 @@ fn expired_session_logs_in_again() {
     drop(dev);
     assert_eq!(s.open_sessions(), 0);
 }
+
+#[test]
+fn self_signed_certificates_as_fence_agents() {
+    let s = sim(Profile::Idrac9);
+    let mut p = params(s.port(), "secret", &[]);
+    p.remove("ssl_insecure");
+    match RedfishDevice::from_params(&p).unwrap().status() {
+        Err(PowerError::Protocol(m)) => assert!(m.contains("not trusted") && m.contains("ssl_insecure"), "{m}"),
+        other => panic!("expected a certificate error, got {other:?}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("bmc.pem");
+    std::fs::write(&ca, s.cert_pem()).unwrap();
+    p.insert("ssl_ca".into(), ca.display().to_string());
+    assert_eq!(RedfishDevice::from_params(&p).unwrap().status().unwrap(), PowerState::On);
+    assert_eq!(s.open_sessions(), 0);
+}
