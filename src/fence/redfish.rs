@@ -484,7 +484,9 @@ impl RedfishDevice {
                 }
                 (None, None) => None,
             };
-            self.reset_types = Some(listed);
+            // An empty list is a firmware slip, not "nothing allowed": assume the standard set
+            // (a 400 then still names what the BMC accepts).
+            self.reset_types = Some(listed.filter(|v| !v.is_empty()));
         }
         Ok(sys)
     }
