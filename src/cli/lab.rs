@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 pub mod bmc;
 pub mod ilo;
+pub mod redfish;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  twonode lab demo                 the guided tour and every scenario, non-interactive\n  twonode lab demo --keep /tmp/lab keep the lab's files to explore them afterwards\n  twonode lab scenario --list      the failures you can rehearse\n  twonode lab scenario dead-bmc    rehearse one\n  twonode lab start                a lab that stays up (Ctrl-C stops it) to try commands by hand")]
@@ -65,6 +66,8 @@ process it started.")]
     BmcSim(bmc::BmcSimArgs),
     /// Run a simulated HP iLO (RIBCL over TLS, raw and HTTP) on loopback.
     IloSim(ilo::IloSimArgs),
+    /// Run a simulated Redfish BMC with a vendor profile (iLO 5, iDRAC 9, AMI, OpenBMC, sushy-like).
+    RedfishSim(redfish::RedfishSimArgs),
     /// Drive one power device (RIBCL iLO or Redfish) once; key=value parameters on stdin.
     Power(ilo::PowerArgs),
     /// The simulated DRBD kernel side (drbdsetup/drbdmeta stand-in driven by the real drbdadm).
@@ -79,6 +82,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
         LabCmd::Start { dir } => crate::lab::start::run(dir, g.json),
         LabCmd::BmcSim(a) => bmc::run_sim(a, g),
         LabCmd::IloSim(a) => ilo::run_sim(a, g),
+        LabCmd::RedfishSim(a) => redfish::run_sim(a, g),
         LabCmd::Power(a) => ilo::run_power(a, g),
         LabCmd::DrbdKernel(a) => super::drbd_kernel::run(a),
     }

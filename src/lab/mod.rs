@@ -6,6 +6,7 @@ pub mod faults;
 pub mod ha;
 pub mod ilo_sim;
 pub mod pdu_sim;
+pub mod redfish_sim;
 pub mod rig;
 pub mod scenario;
 pub mod services;
