@@ -344,7 +344,7 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
             let ev = crate::drbd::splitbrain::render(&rep);
             let ev: String = ev.lines().skip_while(|l| !l.starts_with(" evidence:")).map(|l| format!("{l}\n")).collect();
             print!("{ev}");
-            let tmp = Plan { resource: a.resource.clone(), victim: victim.clone(), survivor: survivor.clone(), generation: String::new(), fingerprint: fp.clone(), loss_kib: loss.clone(), steps: vec![] };
+            let tmp = Plan { resource: a.resource.clone(), victim: victim.clone(), survivor: survivor.clone(), generation: String::new(), fingerprint: fp.clone(), loss_kib: loss.clone(), steps: vec![], managed_by: None, notes: vec![] };
             if verdict == recover::Verdict::SplitBrain {
                 println!("{}", loss_line(&tmp));
             }
