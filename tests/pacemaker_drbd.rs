@@ -5,11 +5,16 @@
 //! side is the one tests/drbd_recover.rs uses: the real drbdadm (-s/-m) over `twonode lab
 //! drbd-kernel`, here reached as `lab:DIR` nodes (no SSH: that transport is tested there).
 //!
+//! Pacemaker's decisions come from its own scheduler: `crm_simulate -S` on the CIB file says what
+//! pacemaker would do (nothing after the hand-back: node1 stays Promoted; demote node1 and promote
+//! the victim when the fence-by-handler constraint names the victim; nothing while unmanaged).
+//!
 //! What cannot be observed offline: pacemaker promoting by itself (no controller runs on a CIB
 //! file; the fixture's status already shows node1 Promoted, as pacemaker's scheduler computed it
 //! with crm_simulate, and the check reads that), and `crm_resource --cleanup` clearing failures
-//! (pacemaker 2.1.5 skips it on a CIB file: "Dry run: skipping clean-up"). Both are covered only by
-//! the pure planner's tests and the check's parser tests.
+//! (pacemaker 2.1.5 skips it on a CIB file: "Dry run: skipping clean-up", then crashes; the step's
+//! check, no failed operation in crm_mon, holds since the fixture records none). Both are covered
+//! only by the pure planner's tests and the check's parser tests, not against a running cluster.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -84,6 +89,21 @@ impl Lab {
     }
 }
 
+/// Pacemaker's scheduler on the CIB file (crm_simulate -S, the real one): the actions it would
+/// take now, one per line of its "Transition Summary".
+fn transition(cib: &Path) -> Vec<String> {
+    let out = Command::new("crm_simulate").arg("-S").arg("-x").arg(cib).output().expect("crm_simulate");
+    assert!(out.status.success(), "crm_simulate: {}", String::from_utf8_lossy(&out.stderr));
+    let s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.lines()
+        .skip_while(|l| !l.starts_with("Transition Summary"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("Executing"))
+        .map(|l| l.trim().trim_start_matches("* ").to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 fn text(o: &Output) -> String {
     format!("--- exit {:?}\n--- stdout\n{}\n--- stderr\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
@@ -117,6 +137,9 @@ fn assert_handed_back(lab: &Lab) {
         assert_eq!(r["nodes"][n]["volumes"][0]["disk"], "UpToDate", "{w:#}");
     }
     assert_eq!(r["nodes"]["node1"]["volumes"][0]["gi"][0], r["nodes"]["node2"]["volumes"][0]["gi"][0], "{w:#}");
+    // pacemaker's scheduler, handed the resource back, leaves it as it is: node1 stays Promoted
+    let t = transition(&lab.cib());
+    assert!(t.is_empty(), "pacemaker would act after the hand-back: {t:?}");
 }
 
 #[test]
@@ -245,4 +268,40 @@ fn a_constraint_keeping_the_victim_is_refused_and_nothing_changes() {
     assert!(st.success());
     let out = lab.recover(&["--discard", "node1", "--accept-loss", "--dry-run"]).output().expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn pacemaker_would_fight_for_a_constraint_that_keeps_the_victim() {
+    if !peers_present() {
+        return;
+    }
+    let lab = Lab::new(400, 200000);
+    // the handler's constraint names node2 (as crm-fence-peer on node2 would have written it)
+    let st = Command::new("cibadmin")
+        .args(["--modify", "--xml-text", r#"<expression id="drbd-fence-by-handler-r0-expr-drbd-r0-clone" value="node2"/>"#])
+        .env("CIB_file", lab.cib())
+        .status()
+        .expect("cibadmin");
+    assert!(st.success());
+    // pacemaker's own answer: it would demote node1 and promote node2, the side to be discarded
+    let t = transition(&lab.cib());
+    assert!(t.iter().any(|l| l.starts_with("Demote") && l.contains("node1")), "{t:?}");
+    assert!(t.iter().any(|l| l.starts_with("Promote") && l.contains("node2")), "{t:?}");
+    let before = lab.cib_text();
+    let out = lab.recover(&["--discard", "node2", "--yes"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let ev = json_lines(&out);
+    let r = ev.iter().find(|e| e["event"] == "refused").expect("refused event");
+    assert_eq!(r["kind"], "pacemaker-constraint-keeps-victim", "{r:#}");
+    assert!(r["message"].as_str().unwrap_or("").contains("only node2"), "{r:#}");
+    assert_eq!(lab.cib_text(), before, "the CIB changed");
+    // unmanaged, the same CIB makes pacemaker do nothing: what the plan's first step is for
+    let st = Command::new("crm_resource")
+        .args(["--resource", "drbd-r0-clone", "--meta", "--set-parameter", "is-managed", "--parameter-value", "false"])
+        .env("CIB_file", lab.cib())
+        .stdout(Stdio::null())
+        .status()
+        .expect("crm_resource");
+    assert!(st.success());
+    assert!(transition(&lab.cib()).is_empty());
 }
