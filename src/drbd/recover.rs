@@ -846,6 +846,29 @@ mod tests {
     }
 
     #[test]
+    fn crm_checks_read_pacemakers_view() {
+        let views = [view("alice", "Primary", "Connected", 0xC0, 0, 0)];
+        let unmanaged = Check::CrmManaged { resource: "c".into(), managed: false };
+        assert!(unmanaged.needs_crm() && !Check::NotOpen { node: "alice".into() }.needs_crm());
+        assert!(Check::All { checks: vec![Check::NotOpen { node: "alice".into() }, unmanaged.clone()] }.needs_crm());
+        // without pacemaker's state a pacemaker check never holds
+        assert_eq!(unmanaged.holds(&views).unwrap_err(), "pacemaker's state was not read");
+        let mut crm = CrmView { managed: Some(false), constraints: vec!["x".into()], promoted: vec!["bob".into()], failed_on: vec![] };
+        assert!(unmanaged.holds_in(&views, Some(&crm)).is_ok());
+        assert!(Check::CrmManaged { resource: "c".into(), managed: true }.holds_in(&views, Some(&crm)).unwrap_err().contains("does not manage"));
+        assert!(Check::CrmConstraint { id: "x".into(), present: false }.holds_in(&views, Some(&crm)).unwrap_err().contains("still in the CIB"));
+        assert!(Check::CrmConstraint { id: "y".into(), present: false }.holds_in(&views, Some(&crm)).is_ok());
+        let promoted = Check::CrmPromoted { resource: "c".into(), node: "alice".into() };
+        assert_eq!(promoted.holds_in(&views, Some(&crm)).unwrap_err(), "pacemaker runs c Promoted on bob, not on alice");
+        crm.promoted = vec!["alice".into()];
+        assert!(promoted.holds_in(&views, Some(&crm)).is_ok());
+        crm.failed_on = vec!["bob".into()];
+        assert!(Check::CrmNoFailures { resource: "c".into() }.holds_in(&views, Some(&crm)).unwrap_err().contains("recorded on bob"));
+        crm.managed = None;
+        assert!(unmanaged.holds_in(&views, Some(&crm)).is_err());
+    }
+
+    #[test]
     fn fingerprint_changes_with_state() {
         let a = view("alice", "Primary", "StandAlone", 0xC0, 0xA0, 4000);
         let b = view("bob", "Secondary", "StandAlone", 0xB0, 0xA0, 400);
