@@ -426,7 +426,7 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
                     } else {
                         println!("pacemaker manages {} as {} (CIB from {from}): the plan keeps pacemaker out of the way", a.resource, m.clone_id);
                     }
-                    plan = crate::pacemaker::drbd::wrap(plan, &m);
+                    plan = crate::pacemaker::drbd::wrap(plan, &m, a.promote_timeout);
                     if let Some(f) = &cib.file {
                         plan.notes.push(format!("the pacemaker commands act on the CIB file {} (CIB_file), not on a running cluster", f.display()));
                     }

@@ -169,8 +169,9 @@ pub fn set_managed_argv(clone: &str, managed: bool) -> Vec<String> {
         .collect()
 }
 
-/// Put the pacemaker steps around the DRBD plan (see the module's comment for why each is there).
-pub fn wrap(mut plan: Plan, m: &Managed) -> Plan {
+/// Put the pacemaker steps around the DRBD plan (see the module's comment for why each is there);
+/// `promote_wait_s` is how long the last step waits for the promotion.
+pub fn wrap(mut plan: Plan, m: &Managed, promote_wait_s: u64) -> Plan {
     let (v, s) = (plan.victim.clone(), plan.survivor.clone());
     let clone = m.clone_id.as_str();
     let managed = |b: bool| Check::CrmManaged { resource: clone.into(), managed: b };
@@ -223,7 +224,7 @@ pub fn wrap(mut plan: Plan, m: &Managed) -> Plan {
             after.push(step(
                 "pacemaker-promoted",
                 &s,
-                format!("wait (at most {PROMOTE_WAIT_S} s) until pacemaker runs {clone} Promoted on {s}"),
+                format!("wait (at most {promote_wait_s} s) until pacemaker runs {clone} Promoted on {s}"),
                 &[],
                 managed(true),
                 Check::CrmPromoted { resource: clone.into(), node: s.clone() },
@@ -356,7 +357,7 @@ mod tests {
         let m = assess(&cib, FENCE_CIB, "r0", "node2", "node1").unwrap().unwrap();
         assert_eq!(m.clone_id, "drbd-r0-clone");
         assert_eq!(m.stale_constraints, ["drbd-fence-by-handler-r0-drbd-r0-clone"]);
-        let p = wrap(drbd_plan("node2", "node1"), &m);
+        let p = wrap(drbd_plan("node2", "node1"), &m, PROMOTE_WAIT_S);
         assert_eq!(
             ids(&p),
             [
@@ -414,7 +415,7 @@ mod tests {
         let cib = crate::pacemaker::parse(&text).unwrap();
         let m = assess(&cib, &text, "r0", "node2", "node1").unwrap().unwrap();
         assert_eq!(m.hands_off_already.as_deref(), Some("the cluster is in maintenance-mode"));
-        let p = wrap(drbd_plan("node2", "node1"), &m);
+        let p = wrap(drbd_plan("node2", "node1"), &m, PROMOTE_WAIT_S);
         assert_eq!(ids(&p), ["victim-connect-discard", "wait-resync", "pacemaker-cleanup"]);
         assert!(p.notes[0].contains("leaves it so"), "{:?}", p.notes);
     }
