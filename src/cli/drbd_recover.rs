@@ -39,6 +39,12 @@ pub struct NodeArgs {
   twonode drbd recover r0 --discard bob              interactive: evidence, then a question per destructive step
   twonode drbd recover r0 --discard bob --yes --json unattended, one JSON object per step
   twonode drbd recover r0 --resume                   continue an interrupted recovery
+  twonode drbd recover r0 --discard bob --dry-run --cib cib.xml   rehearse on a CIB copy
+
+Under pacemaker (an ocf:linbit:drbd clone of RESOURCE in the CIB; --cib auto asks cibadmin -Q
+on the survivor) the plan unmanages the clone first, removes a stale fence-by-handler
+constraint once both sides are UpToDate, cleans up, hands the clone back and waits until
+pacemaker runs it Promoted on the survivor (docs/pacemaker.md).
 
 Exit codes: 0 recovered or nothing to do; 1 a step failed (journal kept, fix and --resume);
 2 refused before changing anything; 4 declined at a prompt.")]

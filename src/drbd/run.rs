@@ -205,7 +205,7 @@ impl<'a> Recovery<'a> {
     fn crm_hint(plan: &Plan) -> String {
         match &plan.managed_by {
             Some(c) if plan.steps.iter().any(|s| s.id == "pacemaker-unmanage") => {
-                format!(" Pacemaker keeps its hands off {c} until the recovery ends: `--resume` hands it back.")
+                format!(" Pacemaker keeps its hands off {c} until the recovery ends: `--resume` (with the same --cib) hands it back.")
             }
             _ => String::new(),
         }
