@@ -305,3 +305,22 @@ fn pacemaker_would_fight_for_a_constraint_that_keeps_the_victim() {
     assert!(st.success());
     assert!(transition(&lab.cib()).is_empty());
 }
+
+#[test]
+fn maintenance_mode_instead_of_unmanage() {
+    if !peers_present() {
+        return;
+    }
+    let lab = Lab::new(400, 200000);
+    let out = lab.recover(&["--discard", "node2", "--yes", "--hands-off", "maintenance"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ev = json_lines(&out);
+    let cmd = |id: &str| ev.iter().find(|e| e["step"] == id).map(|e| e["command"].as_str().unwrap_or("").to_string()).unwrap_or_default();
+    assert_eq!(cmd("pacemaker-unmanage"), "crm_attribute --type crm_config --name maintenance-mode --update true");
+    assert_eq!(cmd("pacemaker-manage"), "crm_attribute --type crm_config --name maintenance-mode --delete");
+    assert_eq!(done_steps(&out).len(), 7, "{}", text(&out));
+    let cib = lab.cib_text();
+    assert!(!cib.contains("maintenance-mode") && !cib.contains("is-managed"), "{cib}");
+    assert!(!cib.contains(CONSTRAINT));
+    assert!(transition(&lab.cib()).is_empty());
+}

@@ -80,6 +80,10 @@ pub struct RecoverArgs {
     /// CIB_file on this machine (a rehearsal on a copy; the lab).
     #[arg(long, value_name = "FILE|live|auto", default_value = "auto")]
     pub cib: String,
+    /// How the plan keeps pacemaker out of the way: unmanage the DRBD clone only, or the whole
+    /// cluster's maintenance-mode.
+    #[arg(long, value_enum, default_value = "unmanage")]
+    pub hands_off: crate::pacemaker::drbd::HandsOff,
     /// Longest wait for pacemaker to promote the survivor after the hand-back, seconds.
     #[arg(long, default_value_t = crate::pacemaker::drbd::PROMOTE_WAIT_S)]
     pub promote_timeout: u64,
@@ -432,7 +436,7 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
                     } else {
                         println!("pacemaker manages {} as {} (CIB from {from}): the plan keeps pacemaker out of the way", a.resource, m.clone_id);
                     }
-                    plan = crate::pacemaker::drbd::wrap(plan, &m, a.promote_timeout);
+                    plan = crate::pacemaker::drbd::wrap(plan, &m, a.hands_off, a.promote_timeout);
                     if let Some(f) = &cib.file {
                         plan.notes.push(format!("the pacemaker commands act on the CIB file {} (CIB_file), not on a running cluster", f.display()));
                     }

@@ -27,6 +27,16 @@ use serde::Serialize;
 /// How long the plan waits for pacemaker to promote the survivor after the hand-back, seconds.
 pub const PROMOTE_WAIT_S: u64 = 120;
 
+/// How the plan takes the resource out of pacemaker's hands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HandsOff {
+    /// `is-managed=false` on the clone only (the default).
+    Unmanage,
+    /// The cluster-wide `maintenance-mode=true`: every resource unmanaged, no monitors run.
+    Maintenance,
+}
+
 /// The pacemaker side of one recovery (after [`assess`] said yes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Managed {
@@ -169,9 +179,20 @@ pub fn set_managed_argv(clone: &str, managed: bool) -> Vec<String> {
         .collect()
 }
 
+/// The argv that sets or removes the cluster's `maintenance-mode`.
+pub fn maintenance_argv(on: bool) -> Vec<String> {
+    let mut v: Vec<String> = ["crm_attribute", "--type", "crm_config", "--name", "maintenance-mode"].iter().map(|s| s.to_string()).collect();
+    if on {
+        v.extend(["--update".to_string(), "true".to_string()]);
+    } else {
+        v.push("--delete".into());
+    }
+    v
+}
+
 /// Put the pacemaker steps around the DRBD plan (see the module's comment for why each is there);
 /// `promote_wait_s` is how long the last step waits for the promotion.
-pub fn wrap(mut plan: Plan, m: &Managed, promote_wait_s: u64) -> Plan {
+pub fn wrap(mut plan: Plan, m: &Managed, how: HandsOff, promote_wait_s: u64) -> Plan {
     let (v, s) = (plan.victim.clone(), plan.survivor.clone());
     let clone = m.clone_id.as_str();
     let managed = |b: bool| Check::CrmManaged { resource: clone.into(), managed: b };
@@ -179,15 +200,14 @@ pub fn wrap(mut plan: Plan, m: &Managed, promote_wait_s: u64) -> Plan {
     let mut before = Vec::new();
     let mut after = Vec::new();
     if m.hands_off_already.is_none() {
-        let mut st = step(
-            "pacemaker-unmanage",
-            &s,
-            format!("take {clone} out of pacemaker's hands (is-managed=false)"),
-            &[],
-            managed(true),
-            managed(false),
-        );
-        st.argv = set_managed_argv(clone, false);
+        let mut st = step("pacemaker-unmanage", &s, String::new(), &[], managed(true), managed(false));
+        (st.title, st.argv) = match how {
+            HandsOff::Unmanage => (format!("take {clone} out of pacemaker's hands (is-managed=false)"), set_managed_argv(clone, false)),
+            HandsOff::Maintenance => (
+                format!("put the cluster in maintenance-mode: pacemaker keeps its hands off every resource, {clone} included"),
+                maintenance_argv(true),
+            ),
+        };
         before.push(st);
     }
     for id in &m.stale_constraints {
@@ -210,15 +230,11 @@ pub fn wrap(mut plan: Plan, m: &Managed, promote_wait_s: u64) -> Plan {
         Check::CrmNoFailures { resource: clone.into() },
     ));
     if m.hands_off_already.is_none() {
-        let mut st = step(
-            "pacemaker-manage",
-            &s,
-            format!("hand {clone} back to pacemaker (is-managed=true)"),
-            &[],
-            Check::All { checks: vec![in_sync.clone(), managed(false)] },
-            managed(true),
-        );
-        st.argv = set_managed_argv(clone, true);
+        let mut st = step("pacemaker-manage", &s, String::new(), &[], Check::All { checks: vec![in_sync.clone(), managed(false)] }, managed(true));
+        (st.title, st.argv) = match how {
+            HandsOff::Unmanage => (format!("hand {clone} back to pacemaker (is-managed=true)"), set_managed_argv(clone, true)),
+            HandsOff::Maintenance => (format!("end the cluster's maintenance-mode: pacemaker manages {clone} again"), maintenance_argv(false)),
+        };
         after.push(st);
         if m.promotable {
             after.push(step(
@@ -357,7 +373,7 @@ mod tests {
         let m = assess(&cib, FENCE_CIB, "r0", "node2", "node1").unwrap().unwrap();
         assert_eq!(m.clone_id, "drbd-r0-clone");
         assert_eq!(m.stale_constraints, ["drbd-fence-by-handler-r0-drbd-r0-clone"]);
-        let p = wrap(drbd_plan("node2", "node1"), &m, PROMOTE_WAIT_S);
+        let p = wrap(drbd_plan("node2", "node1"), &m, HandsOff::Unmanage, PROMOTE_WAIT_S);
         assert_eq!(
             ids(&p),
             [
@@ -377,6 +393,13 @@ mod tests {
         assert_eq!(p.managed_by.as_deref(), Some("drbd-r0-clone"));
         // every pacemaker step is checked before and after against pacemaker's state
         assert!(p.steps.iter().filter(|s| s.cluster).all(|s| s.post.needs_crm()));
+        // maintenance-mode instead: the same checks (pacemaker's effective view of the clone)
+        let p = wrap(drbd_plan("node2", "node1"), &m, HandsOff::Maintenance, 30);
+        assert_eq!(p.steps[0].argv.join(" "), "crm_attribute --type crm_config --name maintenance-mode --update true");
+        assert_eq!(p.steps[0].post, Check::CrmManaged { resource: "drbd-r0-clone".into(), managed: false });
+        let back = p.steps.iter().find(|s| s.id == "pacemaker-manage").unwrap();
+        assert_eq!(back.argv.join(" "), "crm_attribute --type crm_config --name maintenance-mode --delete");
+        assert!(p.steps.last().unwrap().title.contains("at most 30 s"));
     }
 
     #[test]
@@ -415,7 +438,7 @@ mod tests {
         let cib = crate::pacemaker::parse(&text).unwrap();
         let m = assess(&cib, &text, "r0", "node2", "node1").unwrap().unwrap();
         assert_eq!(m.hands_off_already.as_deref(), Some("the cluster is in maintenance-mode"));
-        let p = wrap(drbd_plan("node2", "node1"), &m, PROMOTE_WAIT_S);
+        let p = wrap(drbd_plan("node2", "node1"), &m, HandsOff::Unmanage, PROMOTE_WAIT_S);
         assert_eq!(ids(&p), ["victim-connect-discard", "wait-resync", "pacemaker-cleanup"]);
         assert!(p.notes[0].contains("leaves it so"), "{:?}", p.notes);
     }
