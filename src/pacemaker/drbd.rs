@@ -122,6 +122,28 @@ pub fn assess(cib: &Cib, cib_text: &str, resource: &str, victim: &str, survivor:
                 .into(),
         ));
     }
+    let node_attr = |n: &str, a: &str| {
+        cib.nodes.iter().find(|x| x.uname == n).and_then(|x| x.attributes.iter().find(|(k, _)| k == a)).is_some_and(|(_, v)| is_true(v))
+    };
+    if node_attr(survivor, "standby") {
+        return Err(refusal(
+            "pacemaker-survivor-standby",
+            format!("the survivor {survivor} is in standby: pacemaker runs nothing there, so it would stop {clone} on {survivor} instead of promoting it"),
+            format!("take {survivor} out of standby first (`crm_attribute --node {survivor} --name standby --delete`, or `pcs node unstandby {survivor}`), then re-run"),
+        ));
+    }
+    if let Some(n) = [victim, survivor].into_iter().find(|n| node_attr(n, "maintenance")) {
+        let other = if n == victim { survivor } else { victim };
+        return Err(refusal(
+            "pacemaker-node-maintenance",
+            format!(
+                "{n} is in maintenance: pacemaker keeps its hands off {clone} there but not on {other}, and would not manage it on {n} after the                  hand-back; twonode does not plan around half of it"
+            ),
+            format!(
+                "either end it (`crm_attribute --node {n} --name maintenance --delete`, or `pcs node unmaintenance {n}`) and re-run: twonode unmanages                  {clone} itself; or put the whole cluster in maintenance-mode (`crm_attribute --type crm_config --name maintenance-mode --update true`):                  twonode then leaves pacemaker's hands off and does not hand back"
+            ),
+        ));
+    }
     let mut stale = Vec::new();
     for l in cib.locations.iter().filter(|l| l.is_fence_by_handler() && l.rsc == clone) {
         match l.fence_handler_keeps() {
@@ -426,6 +448,30 @@ mod tests {
         let mut cib = crate::pacemaker::parse(&text).unwrap();
         cib.have_quorum = Some(false);
         assert!(assess(&cib, &text, "r0", "node2", "node1").is_ok());
+    }
+
+    #[test]
+    fn refuses_a_survivor_in_standby_and_half_maintenance() {
+        let with_attr = |node: &str, name: &str| {
+            DRBD_CIB.replacen(
+                &format!("<node id=\"{}\" uname=\"{node}\"/>", &node[4..]),
+                &format!("<node id=\"{id}\" uname=\"{node}\"><instance_attributes id=\"na\"><nvpair id=\"na-1\" name=\"{name}\" value=\"on\"/></instance_attributes></node>", id = &node[4..]),
+                1,
+            )
+        };
+        let text = with_attr("node1", "standby");
+        assert!(text.contains("name=\"standby\""), "fixture layout changed");
+        let cib = crate::pacemaker::parse(&text).unwrap();
+        let r = assess(&cib, &text, "r0", "node2", "node1").unwrap_err();
+        assert_eq!(r.kind, "pacemaker-survivor-standby");
+        assert!(r.fix.contains("crm_attribute --node node1 --name standby --delete"), "{}", r.fix);
+        // the victim in standby is no reason to refuse
+        let text = with_attr("node2", "standby");
+        assert!(assess(&crate::pacemaker::parse(&text).unwrap(), &text, "r0", "node2", "node1").is_ok());
+        let text = with_attr("node2", "maintenance");
+        let r = assess(&crate::pacemaker::parse(&text).unwrap(), &text, "r0", "node2", "node1").unwrap_err();
+        assert_eq!(r.kind, "pacemaker-node-maintenance");
+        assert!(r.reason.contains("node2 is in maintenance") && r.fix.contains("pcs node unmaintenance node2"), "{r:?}");
     }
 
     #[test]
