@@ -39,6 +39,12 @@ pub struct NodeArgs {
   twonode drbd recover r0 --discard bob              interactive: evidence, then a question per destructive step
   twonode drbd recover r0 --discard bob --yes --json unattended, one JSON object per step
   twonode drbd recover r0 --resume                   continue an interrupted recovery
+  twonode drbd recover r0 --discard bob --dry-run --cib cib.xml   rehearse on a CIB copy
+
+Under pacemaker (an ocf:linbit:drbd clone of RESOURCE in the CIB; --cib auto asks cibadmin -Q
+on the survivor) the plan unmanages the clone first, removes a stale fence-by-handler
+constraint once both sides are UpToDate, cleans up, hands the clone back and waits until
+pacemaker runs it Promoted on the survivor (docs/pacemaker.md).
 
 Exit codes: 0 recovered or nothing to do; 1 a step failed (journal kept, fix and --resume);
 2 refused before changing anything; 4 declined at a prompt.")]
@@ -69,8 +75,55 @@ pub struct RecoverArgs {
     /// Longest wait for the victim's resync, seconds.
     #[arg(long, default_value_t = 3600)]
     pub resync_timeout: u64,
+    /// Pacemaker's CIB: `auto` (use `cibadmin -Q` on the survivor when it answers), `live` (the
+    /// same, required), or a FILE: the plan reads it and the pacemaker steps act on it through
+    /// CIB_file on this machine (a rehearsal on a copy; the lab).
+    #[arg(long, value_name = "FILE|live|auto", default_value = "auto")]
+    pub cib: String,
+    /// How the plan keeps pacemaker out of the way: unmanage the DRBD clone only, or the whole
+    /// cluster's maintenance-mode.
+    #[arg(long, value_enum, default_value = "unmanage")]
+    pub hands_off: crate::pacemaker::drbd::HandsOff,
+    /// Longest wait for pacemaker to promote the survivor after the hand-back, seconds.
+    #[arg(long, default_value_t = crate::pacemaker::drbd::PROMOTE_WAIT_S)]
+    pub promote_timeout: u64,
     #[command(flatten)]
     pub nodes: NodeArgs,
+}
+
+/// The CIB the recovery reads, and the file the pacemaker steps act on (None: the live cluster).
+struct CibIn {
+    text: String,
+    file: Option<PathBuf>,
+}
+
+/// Read the CIB per `--cib` (on `node` when live). None: pacemaker does not run there (auto).
+fn read_cib(spec: &str, hosts: &mut [Box<dyn Host>], node: &str) -> Result<Option<CibIn>> {
+    match spec {
+        "auto" | "live" => {
+            let Some(h) = hosts.iter_mut().find(|h| h.name() == node) else { bail!("no connection to {node}") };
+            let out = h.run(&["sh", "-c", &crate::pacemaker::drbd::detect_script()], None)?;
+            let text = out.stdout_str();
+            if out.success() && text.trim_start().starts_with("<cib") {
+                Ok(Some(CibIn { text: text, file: None }))
+            } else if spec == "live" {
+                bail!("--cib live: `cibadmin -Q` on {node} did not answer (exit {}): is pacemaker running there?", out.status)
+            } else {
+                Ok(None)
+            }
+        }
+        file => {
+            let p = std::fs::canonicalize(file).with_context(|| format!("--cib {file}: no such file"))?;
+            let text = std::fs::read_to_string(&p).with_context(|| format!("reading --cib {}", p.display()))?;
+            Ok(Some(CibIn { text, file: Some(p) }))
+        }
+    }
+}
+
+/// The clone and primitive ids pacemaker manages `resource` as, from the CIB.
+fn managed_ids(cib: &CibIn, resource: &str) -> Result<Option<(String, String)>> {
+    let parsed = crate::pacemaker::parse(&cib.text).map_err(|e| anyhow::anyhow!("the CIB: {e}"))?;
+    Ok(crate::pacemaker::drbd::managed_by(&parsed, resource).map(|c| (c.clone_id.clone(), c.primitive_id.clone())))
 }
 
 #[derive(clap::Args, Debug)]
@@ -344,7 +397,7 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
             let ev = crate::drbd::splitbrain::render(&rep);
             let ev: String = ev.lines().skip_while(|l| !l.starts_with(" evidence:")).map(|l| format!("{l}\n")).collect();
             print!("{ev}");
-            let tmp = Plan { resource: a.resource.clone(), victim: victim.clone(), survivor: survivor.clone(), generation: String::new(), fingerprint: fp.clone(), loss_kib: loss.clone(), steps: vec![] };
+            let tmp = Plan { resource: a.resource.clone(), victim: victim.clone(), survivor: survivor.clone(), generation: String::new(), fingerprint: fp.clone(), loss_kib: loss.clone(), steps: vec![], managed_by: None, notes: vec![] };
             if verdict == recover::Verdict::SplitBrain {
                 println!("{}", loss_line(&tmp));
             }
@@ -371,9 +424,29 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
             ));
         }
         let mut plan = recover::plan(&a.resource, &vv, &sv);
+        // Pacemaker: refuse when it would fight, else keep it out of the way around the DRBD steps.
+        if let Some(cib) = read_cib(&a.cib, &mut boxed, &survivor)? {
+            let parsed = crate::pacemaker::parse(&cib.text).map_err(|e| anyhow::anyhow!("the CIB: {e}"))?;
+            match crate::pacemaker::drbd::assess(&parsed, &cib.text, &a.resource, &victim, &survivor) {
+                Err(r) => return Ok(refuse(&r, json)),
+                Ok(Some(m)) => {
+                    let from = cib.file.as_ref().map(|f| format!("CIB file {} (the pacemaker steps act on it through CIB_file)", f.display())).unwrap_or_else(|| format!("the live cluster (cibadmin -Q on {survivor})"));
+                    if json {
+                        println!("{}", serde_json::json!({"event":"pacemaker","status":"managed","clone":m.clone_id,"primitive":m.primitive_id,"cib":from,"hands_off_already":m.hands_off_already,"stale_constraints":m.stale_constraints}));
+                    } else {
+                        println!("pacemaker manages {} as {} (CIB from {from}): the plan keeps pacemaker out of the way", a.resource, m.clone_id);
+                    }
+                    plan = crate::pacemaker::drbd::wrap(plan, &m, a.hands_off, a.promote_timeout);
+                    if let Some(f) = &cib.file {
+                        plan.notes.push(format!("the pacemaker commands act on the CIB file {} (CIB_file), not on a running cluster", f.display()));
+                    }
+                }
+                Ok(None) => {}
+            }
+        }
         if a.dry_run {
             // Show what drbdadm makes of each command on its node (drbdadm -d: nothing runs).
-            for st in plan.steps.iter_mut().filter(|s| !s.argv.is_empty()) {
+            for st in plan.steps.iter_mut().filter(|s| !s.argv.is_empty() && !s.cluster) {
                 let mut argv: Vec<&str> = vec!["drbdadm", "-d"];
                 argv.extend(st.argv[1..].iter().map(String::as_str));
                 if let Some(h) = boxed.iter_mut().find(|h| h.name() == st.node) {
@@ -389,7 +462,8 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
                 println!("{}", serde_json::json!({"event":"plan","status":"dry-run","plan":plan}));
             } else {
                 print!("\n{}", recover::runbook(&plan, &vv, &sv, &words));
-                println!("\n# to run it with twonode: twonode drbd recover {} --discard {} --yes --expect-fingerprint {}", a.resource, victim, plan.fingerprint);
+                let cib = if a.cib == "auto" { String::new() } else { format!(" --cib {}", a.cib) };
+                println!("\n# to run it with twonode: twonode drbd recover {} --discard {} --yes --expect-fingerprint {}{cib}", a.resource, victim, plan.fingerprint);
             }
             return Ok(exit::OK);
         }
@@ -436,6 +510,32 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
     }
     let mut report = |e: &Event| print_event(e, json);
     let mut confirm = |q: &str| ask(q);
+    // Pacemaker: the plan's pacemaker steps run on the survivor (or against the CIB file).
+    let mut crm_ids: Option<(String, String)> = None;
+    let mut crm_file_host: Option<Local> = None;
+    if plan.managed_by.is_some() {
+        let Some(cib) = read_cib(&a.cib, &mut boxed, &plan.survivor)? else {
+            bail!("the plan keeps pacemaker out of the way, but `cibadmin -Q` does not answer on {}: give the CIB with --cib live or --cib FILE as when it was made", plan.survivor)
+        };
+        crm_ids = managed_ids(&cib, &plan.resource)?;
+        if crm_ids.is_none() {
+            bail!("the plan keeps pacemaker out of the way of {:?}, but the CIB has no ocf:linbit:drbd resource for {} any more", plan.managed_by, plan.resource);
+        }
+        if let Some(f) = &cib.file {
+            let mut l = Local::new(plan.survivor.clone());
+            l.env.push(("CIB_file".into(), f.display().to_string()));
+            crm_file_host = Some(l);
+        }
+    }
+    let (clone_id, prim_id) = crm_ids.clone().unwrap_or_default();
+    let read_crm = move |out: &str| crate::pacemaker::drbd::crm_view(out, &clone_id, &prim_id);
+    let crm = crm_ids.as_ref().map(|_| run::CrmLink {
+        host: crm_file_host.as_mut().map(|h| h as &mut dyn Host),
+        probe: crate::pacemaker::drbd::probe_script(),
+        read: &read_crm,
+        node: plan.survivor.clone(),
+        wait: Duration::from_secs(a.promote_timeout),
+    });
     let hosts: Vec<&mut dyn Host> = boxed.iter_mut().map(|b| b.as_mut() as &mut dyn Host).collect();
     let mut rec = Recovery {
         resource: a.resource.clone(),
@@ -447,6 +547,7 @@ pub fn run_recover(a: RecoverArgs, g: &Global) -> Result<i32> {
         settle: Duration::from_secs(10),
         resync_timeout: Duration::from_secs(a.resync_timeout),
         progress: !json && std::io::stderr().is_terminal(),
+        crm,
     };
     let code = rec.execute(&plan);
     drop(rec);

@@ -212,6 +212,22 @@ pub fn classify(victim: &NodeView, survivor: &NodeView) -> (Verdict, Vec<String>
     (verdict, words)
 }
 
+/// What the cluster resource manager (pacemaker) says about the cluster resource that manages
+/// the DRBD resource, as far as the recovery's checks need it. Neutral: the driver gets it from a
+/// reader the CLI builds (`pacemaker::drbd` parses `cibadmin -Q` and `crm_mon --output-as=xml`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrmView {
+    /// Every instance of the resource is managed (pacemaker's effective view: the resource's and
+    /// its parent's `is-managed`, `rsc_defaults`, maintenance-mode). None: not read / not found.
+    pub managed: Option<bool>,
+    /// Ids of the location constraints on the resource (cibadmin -Q).
+    pub constraints: Vec<String>,
+    /// Nodes where pacemaker runs the resource in the Promoted role.
+    pub promoted: Vec<String>,
+    /// Nodes with a failed operation of the resource recorded (what `crm_resource --cleanup` clears).
+    pub failed_on: Vec<String>,
+}
+
 /// A condition on the nodes' state, checked before (pre) or after (post) a step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "check", rename_all = "kebab-case")]
@@ -227,11 +243,34 @@ pub enum Check {
     Reconnected { victim: String, survivor: String },
     /// Both connected, every volume UpToDate on both, nothing left to sync.
     InSync { victim: String, survivor: String },
+    /// Pacemaker manages the cluster resource (`managed: true`) or keeps its hands off it (false).
+    CrmManaged { resource: String, managed: bool },
+    /// The location constraint exists in the CIB (`present: true`) or is gone (false).
+    CrmConstraint { id: String, present: bool },
+    /// No failed operation of the cluster resource is recorded on any node.
+    CrmNoFailures { resource: String },
+    /// Pacemaker runs the cluster resource Promoted on `node`.
+    CrmPromoted { resource: String, node: String },
     All { checks: Vec<Check> },
 }
 
 impl Check {
+    /// Whether checking needs the cluster resource manager's state.
+    pub fn needs_crm(&self) -> bool {
+        match self {
+            Check::CrmManaged { .. } | Check::CrmConstraint { .. } | Check::CrmNoFailures { .. } | Check::CrmPromoted { .. } => true,
+            Check::All { checks } => checks.iter().any(Check::needs_crm),
+            _ => false,
+        }
+    }
+
     pub fn holds(&self, views: &[NodeView]) -> Result<(), String> {
+        self.holds_in(views, None)
+    }
+
+    /// The check against the DRBD views and, for the pacemaker checks, pacemaker's view.
+    pub fn holds_in(&self, views: &[NodeView], crm: Option<&CrmView>) -> Result<(), String> {
+        let crm_of = || crm.ok_or_else(|| "pacemaker's state was not read".to_string());
         let get = |n: &str| views.iter().find(|v| v.node == n).ok_or_else(|| format!("no state read from {n}"));
         match self {
             Check::CState { node, any_of } => {
@@ -284,9 +323,40 @@ impl Check {
                     Err(format!("{victim} not in sync yet"))
                 }
             }
+            Check::CrmManaged { resource, managed } => match crm_of()?.managed {
+                Some(m) if m == *managed => Ok(()),
+                Some(m) => Err(format!("pacemaker {} {resource}", if m { "still manages" } else { "does not manage" })),
+                None => Err(format!("pacemaker does not show {resource}")),
+            },
+            Check::CrmConstraint { id, present } => {
+                let there = crm_of()?.constraints.iter().any(|c| c == id);
+                match (there, present) {
+                    (true, false) => Err(format!("constraint {id} is still in the CIB")),
+                    (false, true) => Err(format!("constraint {id} is not in the CIB")),
+                    _ => Ok(()),
+                }
+            }
+            Check::CrmNoFailures { resource } => {
+                let c = crm_of()?;
+                if c.failed_on.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("failed operations of {resource} are recorded on {}", c.failed_on.join(", ")))
+                }
+            }
+            Check::CrmPromoted { resource, node } => {
+                let c = crm_of()?;
+                if c.promoted.iter().any(|p| p == node) {
+                    Ok(())
+                } else if c.promoted.is_empty() {
+                    Err(format!("pacemaker runs {resource} Promoted nowhere (yet)"))
+                } else {
+                    Err(format!("pacemaker runs {resource} Promoted on {}, not on {node}", c.promoted.join(", ")))
+                }
+            }
             Check::All { checks } => {
                 for c in checks {
-                    c.holds(views)?;
+                    c.holds_in(views, crm)?;
                 }
                 Ok(())
             }
@@ -303,6 +373,12 @@ impl Check {
                 format!("{victim} and {survivor} are Connected, {victim} is the sync target (or in sync)")
             }
             Check::InSync { .. } => "both nodes Connected and UpToDate on every volume".into(),
+            Check::CrmManaged { resource, managed: true } => format!("pacemaker manages {resource}"),
+            Check::CrmManaged { resource, managed: false } => format!("pacemaker keeps its hands off {resource} (unmanaged)"),
+            Check::CrmConstraint { id, present: true } => format!("constraint {id} is in the CIB"),
+            Check::CrmConstraint { id, present: false } => format!("constraint {id} is gone from the CIB"),
+            Check::CrmNoFailures { resource } => format!("no failed operation of {resource} recorded"),
+            Check::CrmPromoted { resource, node } => format!("pacemaker runs {resource} Promoted on {node}"),
             Check::All { checks } => checks.iter().map(|c| c.describe()).collect::<Vec<_>>().join("; "),
         }
     }
@@ -324,6 +400,10 @@ pub struct Step {
     /// driver when it can.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expands_to: Vec<String>,
+    /// A cluster-wide pacemaker command (or wait), run on `node` or through the pacemaker
+    /// connection the driver is given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cluster: bool,
 }
 
 /// The plan for one resource.
@@ -338,6 +418,13 @@ pub struct Plan {
     /// What the victim loses: KiB per volume (changes made on the victim since the split).
     pub loss_kib: Vec<(u32, Option<u64>)>,
     pub steps: Vec<Step>,
+    /// The cluster resource that manages the DRBD resource (pacemaker's clone id), when the plan
+    /// keeps pacemaker out of the way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
+    /// Sentences about the plan the admin must read (e.g. what is left to pacemaker).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A reason not to go on, with the fix.
@@ -521,6 +608,7 @@ pub fn plan(resource: &str, victim: &NodeView, survivor: &NodeView) -> Plan {
             pre: Check::NotStandAlone { node: v.clone() },
             post: Check::CState { node: v.clone(), any_of: standalone.clone() },
             expands_to: vec![],
+            cluster: false,
         });
     }
     if victim.is_primary() {
@@ -533,6 +621,7 @@ pub fn plan(resource: &str, victim: &NodeView, survivor: &NodeView) -> Plan {
             pre: Check::All { checks: vec![Check::Role { node: v.clone(), role: "Primary".into() }, Check::NotOpen { node: v.clone() }] },
             post: Check::Role { node: v.clone(), role: "Secondary".into() },
             expands_to: vec![],
+            cluster: false,
         });
     }
     let mut ok_after_connect = waiting.clone();
@@ -552,6 +641,7 @@ pub fn plan(resource: &str, victim: &NodeView, survivor: &NodeView) -> Plan {
         },
         post: Check::CState { node: v.clone(), any_of: ok_after_connect.clone() },
         expands_to: vec![],
+        cluster: false,
     });
     if survivor.is_standalone() {
         if v9 {
@@ -564,6 +654,7 @@ pub fn plan(resource: &str, victim: &NodeView, survivor: &NodeView) -> Plan {
                 pre: Check::CState { node: s.clone(), any_of: standalone.clone() },
                 post: Check::CState { node: s.clone(), any_of: standalone.clone() },
                 expands_to: vec![],
+                cluster: false,
             });
         }
         steps.push(Step {
@@ -575,6 +666,7 @@ pub fn plan(resource: &str, victim: &NodeView, survivor: &NodeView) -> Plan {
             pre: Check::CState { node: s.clone(), any_of: standalone.clone() },
             post: Check::Reconnected { victim: v.clone(), survivor: s.clone() },
             expands_to: vec![],
+            cluster: false,
         });
     }
     steps.push(Step {
@@ -586,6 +678,7 @@ pub fn plan(resource: &str, victim: &NodeView, survivor: &NodeView) -> Plan {
         pre: Check::Reconnected { victim: v.clone(), survivor: s.clone() },
         post: Check::InSync { victim: v.clone(), survivor: s.clone() },
         expands_to: vec![],
+        cluster: false,
     });
     let views = [victim.clone(), survivor.clone()];
     Plan {
@@ -596,6 +689,8 @@ pub fn plan(resource: &str, victim: &NodeView, survivor: &NodeView) -> Plan {
         fingerprint: fingerprint(&views),
         loss_kib: victim.volumes.iter().map(|x| (x.volume, x.oos_kib)).collect(),
         steps,
+        managed_by: None,
+        notes: vec![],
     }
 }
 
@@ -628,6 +723,12 @@ pub fn runbook(plan: &Plan, victim: &NodeView, survivor: &NodeView, words: &[Str
         survivor.role.as_deref().unwrap_or("?"),
         survivor.cstate.as_deref().unwrap_or("?")
     ));
+    if let Some(m) = &p.managed_by {
+        s.push_str(&format!("# pacemaker manages {} as {m}: the plan keeps pacemaker out of the way\n", p.resource));
+    }
+    for n in &p.notes {
+        s.push_str(&format!("# NOTE: {n}\n"));
+    }
     s.push_str("set -e\n");
     for (i, st) in p.steps.iter().enumerate() {
         s.push_str(&format!("\n# step {}: [{}] {}\n", i + 1, st.node, st.title));
@@ -636,7 +737,16 @@ pub fn runbook(plan: &Plan, victim: &NodeView, survivor: &NodeView, words: &[Str
         for e in &st.expands_to {
             s.push_str(&format!("#   drbdadm -d: {e}\n"));
         }
-        if st.argv.is_empty() {
+        if st.argv.is_empty() && st.cluster {
+            if let Check::CrmPromoted { resource, node } = &st.post {
+                s.push_str(&format!(
+                    "until ssh {} crm_resource --locate --resource {} | grep -q 'on: {} Promoted'; do sleep 5; done\n",
+                    crate::host::shell_quote(&st.node),
+                    crate::host::shell_quote(resource),
+                    node
+                ));
+            }
+        } else if st.argv.is_empty() {
             s.push_str(&format!(
                 "until ssh {} drbdadm status {} | grep -q 'disk:UpToDate' && ! ssh {} drbdadm status {} | grep -q -e Inconsistent -e 'replication:Sync'; do sleep 2; done\n",
                 st.node, p.resource, st.node, p.resource
@@ -733,6 +843,29 @@ mod tests {
         h2.node = "alice".into();
         let r = assess("r0", &h1, &h2, classify(&h1, &h2).0, &Allow::default()).unwrap_err();
         assert!(r.nothing_to_do && r.kind == "already-healthy");
+    }
+
+    #[test]
+    fn crm_checks_read_pacemakers_view() {
+        let views = [view("alice", "Primary", "Connected", 0xC0, 0, 0)];
+        let unmanaged = Check::CrmManaged { resource: "c".into(), managed: false };
+        assert!(unmanaged.needs_crm() && !Check::NotOpen { node: "alice".into() }.needs_crm());
+        assert!(Check::All { checks: vec![Check::NotOpen { node: "alice".into() }, unmanaged.clone()] }.needs_crm());
+        // without pacemaker's state a pacemaker check never holds
+        assert_eq!(unmanaged.holds(&views).unwrap_err(), "pacemaker's state was not read");
+        let mut crm = CrmView { managed: Some(false), constraints: vec!["x".into()], promoted: vec!["bob".into()], failed_on: vec![] };
+        assert!(unmanaged.holds_in(&views, Some(&crm)).is_ok());
+        assert!(Check::CrmManaged { resource: "c".into(), managed: true }.holds_in(&views, Some(&crm)).unwrap_err().contains("does not manage"));
+        assert!(Check::CrmConstraint { id: "x".into(), present: false }.holds_in(&views, Some(&crm)).unwrap_err().contains("still in the CIB"));
+        assert!(Check::CrmConstraint { id: "y".into(), present: false }.holds_in(&views, Some(&crm)).is_ok());
+        let promoted = Check::CrmPromoted { resource: "c".into(), node: "alice".into() };
+        assert_eq!(promoted.holds_in(&views, Some(&crm)).unwrap_err(), "pacemaker runs c Promoted on bob, not on alice");
+        crm.promoted = vec!["alice".into()];
+        assert!(promoted.holds_in(&views, Some(&crm)).is_ok());
+        crm.failed_on = vec!["bob".into()];
+        assert!(Check::CrmNoFailures { resource: "c".into() }.holds_in(&views, Some(&crm)).unwrap_err().contains("recorded on bob"));
+        crm.managed = None;
+        assert!(unmanaged.holds_in(&views, Some(&crm)).is_err());
     }
 
     #[test]

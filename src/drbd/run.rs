@@ -52,6 +52,19 @@ pub fn parse_probe(text: &str) -> Result<DrbdState> {
     Ok(st)
 }
 
+/// What the checks read: both nodes' DRBD views and, when a check needs it, pacemaker's state.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub views: Vec<NodeView>,
+    pub crm: Option<CrmView>,
+}
+
+impl State {
+    pub fn holds(&self, check: &Check) -> std::result::Result<(), String> {
+        check.holds_in(&self.views, self.crm.as_ref())
+    }
+}
+
 /// How the driver talks to the admin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -79,6 +92,22 @@ pub struct Event {
     pub elapsed_ms: Option<u64>,
 }
 
+/// How the driver reaches pacemaker (the cluster resource manager that manages the resource):
+/// the cluster-wide steps run through `host` (or, without one, on the step's node), and `read`
+/// turns one round trip's output of `probe` into the state the pacemaker checks read.
+pub struct CrmLink<'a> {
+    /// A separate connection for the pacemaker commands (e.g. this machine with `CIB_file` set);
+    /// None: run them on the step's node.
+    pub host: Option<&'a mut dyn Host>,
+    /// The shell script that prints what `read` parses.
+    pub probe: String,
+    pub read: &'a dyn Fn(&str) -> std::result::Result<CrmView, String>,
+    /// The node to read pacemaker's state on when `host` is None.
+    pub node: String,
+    /// Longest wait for a pacemaker wait step (e.g. the promotion after the hand-back).
+    pub wait: Duration,
+}
+
 /// Everything the driver needs.
 pub struct Recovery<'a> {
     pub resource: String,
@@ -94,14 +123,43 @@ pub struct Recovery<'a> {
     /// Longest wait for the resync.
     pub resync_timeout: Duration,
     pub progress: bool,
+    /// Pacemaker, when the plan has pacemaker steps.
+    pub crm: Option<CrmLink<'a>>,
 }
 
 impl<'a> Recovery<'a> {
-    fn host(&mut self, node: &str) -> Result<&mut (dyn Host + 'a)> {
-        match self.hosts.iter_mut().find(|h| h.name() == node) {
-            Some(h) => Ok(&mut **h),
-            None => bail!("no connection configured for node {node}"),
+    /// The host a step runs on: pacemaker's connection for a cluster-wide step when there is one.
+    fn host_for(&mut self, step: &Step) -> Result<&mut (dyn Host + 'a)> {
+        match (step.cluster, self.crm.as_mut()) {
+            (true, Some(CrmLink { host: Some(h), .. })) => Ok(&mut **h),
+            _ => match self.hosts.iter_mut().find(|h| h.name() == step.node) {
+                Some(h) => Ok(&mut **h),
+                None => bail!("no connection configured for node {}", step.node),
+            },
         }
+    }
+
+    /// Read pacemaker's state (one round trip).
+    pub fn read_crm(&mut self) -> Result<CrmView> {
+        let Some(link) = self.crm.as_mut() else { bail!("the plan has pacemaker steps but twonode has no connection to pacemaker (--cib)") };
+        let probe = link.probe.clone();
+        let node = link.node.clone();
+        let out = match link.host.as_mut() {
+            Some(h) => h.run(&["sh", "-c", &probe], None)?,
+            None => match self.hosts.iter_mut().find(|h| h.name() == node) {
+                Some(h) => h.run(&["sh", "-c", &probe], None)?,
+                None => bail!("no connection configured for node {node}"),
+            },
+        };
+        let link = self.crm.as_ref().expect("checked above");
+        (link.read)(&out.stdout_str()).map_err(|e| anyhow::anyhow!("reading pacemaker's state on {node}: {e} ({})", out.stderr_str().trim()))
+    }
+
+    /// The DRBD views, and pacemaker's state when `check` needs it.
+    fn read_for(&mut self, check: &Check) -> Result<State> {
+        let views = self.read_all()?;
+        let crm = if check.needs_crm() { Some(self.read_crm()?) } else { None };
+        Ok(State { views, crm })
     }
 
     pub fn read_all(&mut self) -> Result<Vec<NodeView>> {
@@ -130,45 +188,64 @@ impl<'a> Recovery<'a> {
         }
     }
 
-    /// Poll until `check` holds or `within` passes; returns the last views.
-    fn wait_for(&mut self, check: &Check, within: Duration) -> Result<(Result<(), String>, Vec<NodeView>)> {
+    /// Poll until `check` holds or `within` passes; returns the last state read.
+    fn wait_for(&mut self, check: &Check, within: Duration) -> Result<(Result<(), String>, State)> {
         let start = Instant::now();
         loop {
-            let views = self.read_all()?;
-            let r = check.holds(&views);
+            let st = self.read_for(check)?;
+            let r = st.holds(check);
             if r.is_ok() || start.elapsed() >= within {
-                return Ok((r, views));
+                return Ok((r, st));
             }
-            std::thread::sleep(Duration::from_millis(150));
+            std::thread::sleep(Duration::from_millis(if check.needs_crm() { 500 } else { 150 }));
+        }
+    }
+
+    /// What to say about pacemaker when the run stops before the end.
+    fn crm_hint(plan: &Plan) -> String {
+        match &plan.managed_by {
+            Some(c) if plan.steps.iter().any(|s| s.id == "pacemaker-unmanage") => {
+                format!(" Pacemaker keeps its hands off {c} until the recovery ends: `--resume` (with the same --cib) hands it back.")
+            }
+            _ => String::new(),
         }
     }
 
     /// Run the plan's steps that the journal does not mark done. Returns the exit code.
     pub fn execute(&mut self, plan: &Plan) -> Result<i32> {
-        // The state read to verify a step is the state the next step's precondition sees.
-        let mut cached: Option<Vec<NodeView>> = None;
+        // The state read to verify a step is the state the next step's precondition sees (when it
+        // holds what that precondition reads).
+        let mut cached: Option<State> = None;
+        let hint = Self::crm_hint(plan);
         for step in plan.steps.clone() {
             if self.journal.is_done(&step.id) {
                 continue;
             }
             let t0 = Instant::now();
+            let both = Check::All { checks: vec![step.pre.clone(), step.post.clone()] };
             let views = match cached.take() {
-                Some(v) => v,
-                None => self.read_all()?,
+                Some(v) if v.crm.is_some() || !both.needs_crm() => v,
+                _ => self.read_for(&both)?,
             };
             // A step interrupted after it ran (journal says started): its verification may hold.
-            if self.journal.is_started(&step.id) && step.post.holds(&views).is_ok() {
+            if self.journal.is_started(&step.id) && views.holds(&step.post).is_ok() {
                 self.journal.record(StepRecord::done(&step.id, "verified after resume"))?;
                 self.emit(Self::ev("step", Some(&step), "done", format!("{} (already done before the interruption; verified)", step.title)));
+                continue;
+            }
+            if step.argv.is_empty() && step.cluster {
+                if !self.wait_crm(&step, t0, &hint)? {
+                    return Ok(exit::FAILED);
+                }
                 continue;
             }
             if step.argv.is_empty() {
                 self.wait_resync(&step, t0)?;
                 continue;
             }
-            if let Err(why) = step.pre.holds(&views) {
+            if let Err(why) = views.holds(&step.pre) {
                 // Maybe the step is not needed any more (done by hand meanwhile).
-                if step.post.holds(&views).is_ok() {
+                if views.holds(&step.post).is_ok() {
                     self.journal.record(StepRecord::done(&step.id, "already in the target state"))?;
                     self.emit(Self::ev("step", Some(&step), "skipped", format!("{}: already done ({})", step.title, step.post.describe())));
                     continue;
@@ -177,21 +254,21 @@ impl<'a> Recovery<'a> {
                     "step",
                     Some(&step),
                     "precondition-failed",
-                    format!("{}: not run, precondition does not hold: {why}. Fix it, then `--resume`.", step.title),
+                    format!("{}: not run, precondition does not hold: {why}. Fix it, then `--resume`.{hint}", step.title),
                 ));
                 return Ok(exit::FAILED);
             }
             if step.destructive && self.mode == Mode::Interactive {
                 let q = format!("[{}] {} — run `{}`?", step.node, step.title, step.argv.join(" "));
                 if !(self.confirm)(&q) {
-                    self.emit(Self::ev("step", Some(&step), "declined", format!("{}: declined; nothing after it ran. `--resume` continues.", step.title)));
+                    self.emit(Self::ev("step", Some(&step), "declined", format!("{}: declined; nothing after it ran. `--resume` continues.{hint}", step.title)));
                     return Ok(exit::DECLINED);
                 }
             }
             self.journal.record(StepRecord::started(&step.id, &step.node, &step.argv))?;
             let argv: Vec<&str> = step.argv.iter().map(String::as_str).collect();
             let node = step.node.clone();
-            let out = self.host(&node)?.run(&argv, None);
+            let out = self.host_for(&step)?.run(&argv, None);
             let out = match out {
                 Ok(o) => o,
                 Err(e) => {
@@ -199,7 +276,7 @@ impl<'a> Recovery<'a> {
                         "step",
                         Some(&step),
                         "interrupted",
-                        format!("{}: lost the connection to {node} ({e:#}); the step may or may not have run. Restore the connection, then `--resume`.", step.title),
+                        format!("{}: lost the connection to {node} ({e:#}); the step may or may not have run. Restore the connection, then `--resume`.{hint}", step.title),
                     ));
                     return Ok(exit::FAILED);
                 }
@@ -227,10 +304,10 @@ impl<'a> Recovery<'a> {
                         Some(&step),
                         "failed",
                         format!(
-                            "{}: verification failed: {why} (exit status {}{}). Nothing further ran; fix the cause, then `--resume`.",
+                            "{}: verification failed: {why} (exit status {}{}). Nothing further ran; fix the cause, then `--resume`.{hint}",
                             step.title,
                             out.status,
-                            if kernel_msg.is_empty() { String::new() } else { format!(", DRBD said: {kernel_msg}") }
+                            if kernel_msg.is_empty() { String::new() } else { format!(", {} said: {kernel_msg}", if step.cluster { "pacemaker" } else { "DRBD" }) }
                         ),
                     );
                     e.exit_status = Some(out.status);
@@ -240,10 +317,45 @@ impl<'a> Recovery<'a> {
             }
         }
         self.journal.finish()?;
-        let mut e = Self::ev("result", None, "recovered", format!("{}: both nodes Connected and UpToDate", self.resource));
+        let handed = match &plan.managed_by {
+            Some(c) if plan.steps.iter().any(|s| s.id == "pacemaker-manage") => format!("; {c} handed back to pacemaker"),
+            Some(c) => format!("; pacemaker's hands stay off {c}, as they were"),
+            None => String::new(),
+        };
+        let mut e = Self::ev("result", None, "recovered", format!("{}: both nodes Connected and UpToDate{handed}", self.resource));
         e.exit_status = Some(0);
         self.emit(e);
         Ok(exit::OK)
+    }
+
+    /// A pacemaker wait step (argv empty): poll pacemaker's state until the step's verification
+    /// holds, at most `CrmLink::wait`. Returns false (and reports) when it did not.
+    fn wait_crm(&mut self, step: &Step, t0: Instant, hint: &str) -> Result<bool> {
+        self.journal.record(StepRecord::started(&step.id, &step.node, &[]))?;
+        let within = self.crm.as_ref().map(|c| c.wait).unwrap_or(Duration::from_secs(120));
+        let (ok, _) = self.wait_for(&step.post, within)?;
+        match ok {
+            Ok(()) => {
+                self.journal.record(StepRecord::done(&step.id, "verified"))?;
+                let mut e = Self::ev("step", Some(step), "done", format!("{}: verified: {}", step.title, step.post.describe()));
+                e.elapsed_ms = Some(t0.elapsed().as_millis() as u64);
+                self.emit(e);
+                Ok(true)
+            }
+            Err(why) => {
+                self.journal.record(StepRecord::failed(&step.id, &why))?;
+                self.emit(Self::ev(
+                    "step",
+                    Some(step),
+                    "failed",
+                    format!(
+                        "{}: not within {:?}: {why}. The data is recovered; see `crm_mon -1` (constraints, target-role, scores), then `--resume`.{hint}",
+                        step.title, within
+                    ),
+                ));
+                Ok(false)
+            }
+        }
     }
 
     fn wait_resync(&mut self, step: &Step, t0: Instant) -> Result<()> {

@@ -5,6 +5,7 @@ pub mod drbd_sim;
 pub mod faults;
 pub mod ha;
 pub mod ilo_sim;
+pub mod pacemaker_split;
 pub mod pdu_sim;
 pub mod redfish_sim;
 pub mod rig;

@@ -31,6 +31,7 @@ pub fn all() -> Vec<Scenario> {
     v.extend(super::splitbrain::scenarios()); // labscen: split-brain
     v.extend(super::split::scenarios()); // labsplit: fence-race, split-no-arbiter, split-arbiter
     v.extend(super::ha::scenarios()); // labha: ha-failover
+    v.extend(super::pacemaker_split::scenarios()); // pcmkdrbd: pacemaker-split
     v
 }
 

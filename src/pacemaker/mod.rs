@@ -2,6 +2,7 @@
 //! its fencing, quorum policy and DRBD integration ([`checks`]). Pure: the CLI reads the files (or
 //! runs `cibadmin -Q`) and hands the text in.
 pub mod checks;
+pub mod drbd;
 pub mod fence;
 pub mod source;
 pub mod cib;
