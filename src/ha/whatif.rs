@@ -88,11 +88,17 @@ pub fn what_if(cfg: &HaConfig, nodes: &[String], two: Option<TwoNodeConf>, event
             }
         }
     }
+    let mut services = cfg.services.clone();
+    for s in services.values_mut() {
+        if s.node.is_empty() {
+            s.node = nodes[0].clone();
+        }
+    }
     let sc = Scenario {
         cmdlist: vec![nodes.iter().map(|n| format!("power {n} on")).collect(), cmds],
         nodes: nodes.iter().map(|n| (n.clone(), NodeInit { power: false, network: false, version: Some("9.0.0".into()) })).collect(),
         manager_status: Default::default(),
-        services: cfg.services.clone(),
+        services,
         groups: cfg.groups.clone(),
         rules: cfg.rules.clone(),
         datacenter: cfg.datacenter.clone(),

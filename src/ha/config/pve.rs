@@ -174,6 +174,17 @@ pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
         h.cluster.nodes = nodes;
     }
     h.cluster.nodes.sort();
+    // resources.cfg does not say where a guest is: its config's directory does (nodes/NODE/...),
+    // else the manager's last word
+    for (sid, c) in h.config.services.iter_mut() {
+        let Some((kind, id)) = sid.split_once(':') else { continue };
+        let sub = if kind == "ct" { "lxc" } else { "qemu-server" };
+        if let Some(n) = h.cluster.nodes.iter().find(|n| dir.join("nodes").join(n.as_str()).join(sub).join(format!("{id}.conf")).is_file()) {
+            c.node = n.clone();
+        } else if let Some(n) = h.manager_status.as_ref().and_then(|m| m.service_status.get(sid)).and_then(|s| s.node.clone()) {
+            c.node = n;
+        }
+    }
     Ok(h)
 }
 
