@@ -388,6 +388,11 @@ fn end_to_end_over_simulated_drbd_nodes_and_real_bmc_simulators() {
     assert_eq!(sev(&v, "drbd.state"), ["ok"], "{all}");
     assert_eq!(sev(&v, "drbd.peers"), ["ok", "ok"], "{all}");
     assert_eq!(sev(&v, "ha.drbd-coherence"), ["ok", "ok"], "{all}");
+    // the HA area: rgmanager's <rm> read into the HA model; no arbiter on two nodes is a warning
+    // when every node has hardware fencing, and the rehearsed failure of each node says why nfs
+    // would not come back (no vote to gate the fence on)
+    assert_eq!(sev(&v, "ha.two-node-no-arbiter"), ["warning"], "{all}");
+    assert!(all.contains("does not come back on the other node") && all.contains("no arbiter configured"), "{all}");
     assert_eq!(sev(&v, "guest.lock"), ["warning"], "{all}");
 
     // Now: a split brain, bob holding an older config, a dead arbiter and a dead BMC.

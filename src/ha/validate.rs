@@ -113,7 +113,11 @@ pub fn validate(cfg: &HaConfig, cluster: &ClusterFacts, storage: &StorageFacts, 
     }
     if has_services && two {
         if !cluster.arbiter {
-            o.push(&f.cluster, Span { line: 1, col: 1 }, Severity::Error, "ha.two-node-no-arbiter", "HA on a two-node cluster without an arbiter: ha-manager's watchdog self-fencing relies on quorum, which two_node gives both sides of a split; twonode refuses self-fencing under two_node".into(), "add an arbiter (`twonode quorum enable-arbiter` for corosync, or `twonode conf gate-fencing` for cman) and hardware fencing".into());
+            if cluster.hardware_fencing == Some(true) {
+                o.push(&f.cluster, Span { line: 1, col: 1 }, Severity::Warning, "ha.two-node-no-arbiter", "HA on a two-node cluster without an arbiter: after a split both sides are quorate and whichever fences first wins (the fence race); twonode's HA core will not fence without a vote, so a lost node's services stay where they are".into(), "add an arbiter (`twonode quorum enable-arbiter` for corosync, or `twonode conf gate-fencing` for cman)".into());
+            } else {
+                o.push(&f.cluster, Span { line: 1, col: 1 }, Severity::Error, "ha.two-node-no-arbiter", "HA on a two-node cluster without an arbiter and without hardware fencing: ha-manager's watchdog self-fencing relies on quorum, which two_node gives both sides of a split; twonode refuses self-fencing under two_node".into(), "add an arbiter (`twonode quorum enable-arbiter` for corosync, or `twonode conf gate-fencing` for cman) and hardware fencing".into());
+            }
         }
         if cluster.hardware_fencing == Some(false) {
             o.push(&f.cluster, Span { line: 1, col: 1 }, Severity::Error, "ha.no-hardware-fencing", "HA on two nodes without hardware fencing for every node: a lost node can only be fenced by its own watchdog, and a service would be recovered on the word of a node that may still run it".into(), "configure a power fence device (BMC/PDU) for each node: /etc/pve/ha/fence.cfg or cluster.conf <fencedevices>".into());

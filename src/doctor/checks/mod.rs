@@ -25,6 +25,7 @@ pub mod conf;
 pub mod drbd;
 pub mod fence;
 pub mod gate;
+pub mod ha;
 pub mod pacemaker;
 pub mod qdevice;
 pub mod quorum;
@@ -66,6 +67,7 @@ pub const AREAS: &[Area] = &[
     Area { name: "arbiter", check: arbiter::check },
     Area { name: "drbd", check: drbd::check },
     Area { name: "services", check: services::check },
+    Area { name: "ha", check: ha::check },
     Area { name: "pacemaker", check: pacemaker::check },
 ];
 
