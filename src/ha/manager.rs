@@ -33,7 +33,9 @@ pub struct Manager {
     all_lrms_disarmed: bool,
 }
 
-fn count_active(ss: &BTreeMap<String, ServiceStatus>, node: &str) -> usize {
+/// Services that count as active on `node` (its LRM holds its lock while there are any): placed
+/// or targeted there, and not stopped, frozen, in error or only requested to start.
+pub fn count_active_services(ss: &BTreeMap<String, ServiceStatus>, node: &str) -> usize {
     ss.values()
         .filter(|sd| sd.node.as_deref() == Some(node) || sd.target.as_deref() == Some(node))
         .filter(|sd| !matches!(sd.state.as_str(), "stopped" | "freeze" | "error" | "request_start"))
@@ -45,10 +47,6 @@ pub fn count_fenced(ss: &BTreeMap<String, ServiceStatus>, node: &str) -> usize {
     ss.values().filter(|sd| sd.node.as_deref() == Some(node) && sd.state == "fence").count()
 }
 
-/// Services that count as active on `node` (the LRM holds its lock while there are any).
-pub fn count_active_services(ss: &BTreeMap<String, ServiceStatus>, node: &str) -> usize {
-    count_active(ss, node)
-}
 
 /// `9.0.0~16`-style version comparison of pve-manager.
 pub fn has_min_version(v: &str, min: &str) -> bool {
@@ -319,7 +317,7 @@ impl Manager {
                 return Err(format!("could not retrieve state for lrm '{node}'"));
             }
             env.log("notice", &format!("ha groups migration: lrm '{node}' is in state '{}' and mode '{}'", lrm.state, lrm.mode));
-            let active = count_active(&self.ss, node);
+            let active = count_active_services(&self.ss, node);
             if !(lrm.state == "active" || (lrm.state == "wait_for_agent_lock" && active == 0)) {
                 return Err(format!("lrm '{node}' is not in state 'active' or 'idle'"));
             }

@@ -511,25 +511,31 @@ impl Hardware {
         Ok(())
     }
 
-    /// twonode's fence of `node` on behalf of `by`: the arbiter's vote, then the BMC's power-off,
-    /// confirmed; then power on again (fence action reboot) unless the BMC ignores it.
-    pub fn twonode_fence(&mut self, by: &str, node: &str, clock_time: i64) -> bool {
-        if !self.nodes.contains_key(node) {
-            let t = self.two.as_mut().unwrap();
-            let why = format!("'{node}' is not a node of this cluster: nothing to fence, nothing is recovered");
-            if t.blocked.get(node) != Some(&why) {
-                t.blocked.insert(node.to_string(), why.clone());
-                self.log.push(format_line("warn", clock_time, &format!("{by}/crm"), &format!("fencing '{node}' blocked: {why}")));
-            }
-            return false;
+    /// Say once per reason (and node) why a fence is blocked; always false.
+    fn block_once(&mut self, by: &str, node: &str, why: String, clock_time: i64) -> bool {
+        let t = self.two.as_mut().expect("the two-node world fences");
+        if t.blocked.get(node) != Some(&why) {
+            self.log.push(format_line("warn", clock_time, &format!("{by}/crm"), &format!("fencing '{node}' blocked: {why}")));
+            t.blocked.insert(node.to_string(), why);
         }
-        if self.fencer.is_some() {
-            return self.real_fence(by, node, clock_time);
+        false
+    }
+
+    /// A fence confirmed: `node` is off and runs nothing, so `by` may take its agent lock now.
+    fn fence_confirmed(&mut self, by: &str, node: &str, clock_time: i64) {
+        if let Some(t) = self.two.as_mut() {
+            t.blocked.remove(node);
         }
+        self.locks.insert(format!("ha_agent_{node}_lock"), (by.to_string(), clock_time));
+        self.log.push(format_line("info", clock_time, &format!("{by}/crm"), &format!("got lock 'ha_agent_{node}_lock'")));
+    }
+
+    /// Why the simulated arbiter and BMC would not let `by` fence `node` now (None: they would).
+    fn simulated_fence_blocker(&mut self, by: &str, node: &str) -> Option<String> {
         let up = self.up_nodes();
-        let Some(t) = self.two.as_mut() else { return false };
+        let t = self.two.as_mut()?;
         t.update_vote(&up);
-        let reason = if !t.arbiter {
+        if !t.arbiter {
             Some("no arbiter configured: under two_node there is no vote to gate the fence on, so it is refused and the services stay in fence".to_string())
         } else if !t.arbiter_up {
             Some("the arbiter does not answer: no vote, no fence; the services stay in fence".to_string())
@@ -541,24 +547,41 @@ impl Hardware {
             Some(format!("the BMC of '{node}' does not answer: power-off cannot be confirmed, recovery is blocked"))
         } else {
             None
-        };
-        let id = format!("{by}/crm");
-        if let Some(r) = reason {
-            if t.blocked.get(node) != Some(&r) {
-                t.blocked.insert(node.to_string(), r.clone());
-                self.log.push(format_line("warn", clock_time, &id, &format!("fencing '{node}' blocked: {r}")));
-            }
-            return false;
         }
-        t.blocked.remove(node);
-        let ignore_on = t.bmc.get(node) == Some(&Bmc::IgnoreOn);
+    }
+
+    /// twonode's fence of `node` on behalf of `by`: the arbiter's vote, then the BMC's power-off,
+    /// confirmed; then power on again (fence action reboot) unless the BMC ignores it. With a
+    /// real fencer, its answer decides instead of the simulated arbiter and BMC.
+    pub fn twonode_fence(&mut self, by: &str, node: &str, clock_time: i64) -> bool {
+        if !self.nodes.contains_key(node) {
+            let why = format!("'{node}' is not a node of this cluster: nothing to fence, nothing is recovered");
+            return self.block_once(by, node, why, clock_time);
+        }
+        let id = format!("{by}/crm");
+        if let Some(mut f) = self.fencer.take() {
+            let r = f.fence(by, node);
+            self.fencer = Some(f);
+            return match r {
+                Ok(summary) => {
+                    self.log.push(format_line("info", clock_time, &id, &format!("fencing '{node}': {summary}")));
+                    self.hw_log("info", &format!("execute power {node} off"), "fence");
+                    self.set_power(node, false);
+                    self.fence_confirmed(by, node, clock_time);
+                    true
+                }
+                Err(why) => self.block_once(by, node, why, clock_time),
+            };
+        }
+        if let Some(why) = self.simulated_fence_blocker(by, node) {
+            return self.block_once(by, node, why, clock_time);
+        }
+        let ignore_on = self.two.as_ref().is_some_and(|t| t.bmc.get(node) == Some(&Bmc::IgnoreOn));
         self.log.push(format_line("info", clock_time, &id, &format!("fencing '{node}': arbiter vote held, BMC power off")));
         self.hw_log("info", &format!("execute power {node} off"), "bmc");
         self.set_power(node, false);
         self.log.push(format_line("info", clock_time, &id, &format!("fencing '{node}': BMC confirms power is off")));
-        // the node runs nothing: its agent lock may be taken now
-        self.locks.insert(format!("ha_agent_{node}_lock"), (by.to_string(), clock_time));
-        self.log.push(format_line("info", clock_time, &id, &format!("got lock 'ha_agent_{node}_lock'")));
+        self.fence_confirmed(by, node, clock_time);
         if ignore_on {
             self.hw_log("warn", &format!("BMC of '{node}' ignored power on: '{node}' stays off"), "bmc");
         } else {
@@ -566,35 +589,6 @@ impl Hardware {
             self.set_power(node, true);
         }
         true
-    }
-
-    /// The fence through the real fencer: its answer decides; the simulated node goes off with it.
-    fn real_fence(&mut self, by: &str, node: &str, clock_time: i64) -> bool {
-        let id = format!("{by}/crm");
-        let mut f = self.fencer.take().unwrap();
-        let r = f.fence(by, node);
-        self.fencer = Some(f);
-        match r {
-            Ok(summary) => {
-                if let Some(t) = self.two.as_mut() {
-                    t.blocked.remove(node);
-                }
-                self.log.push(format_line("info", clock_time, &id, &format!("fencing '{node}': {summary}")));
-                self.hw_log("info", &format!("execute power {node} off"), "fence");
-                self.set_power(node, false);
-                self.locks.insert(format!("ha_agent_{node}_lock"), (by.to_string(), clock_time));
-                self.log.push(format_line("info", clock_time, &id, &format!("got lock 'ha_agent_{node}_lock'")));
-                true
-            }
-            Err(why) => {
-                let t = self.two.as_mut().unwrap();
-                if t.blocked.get(node) != Some(&why) {
-                    t.blocked.insert(node.to_string(), why.clone());
-                    self.log.push(format_line("warn", clock_time, &id, &format!("fencing '{node}' blocked: {why}")));
-                }
-                false
-            }
-        }
     }
 
     pub fn refused(&self) -> Option<&str> {
