@@ -282,8 +282,7 @@ fn run_validate(a: SourceArgs, g: &Global) -> anyhow::Result<i32> {
 }
 
 fn run_what_if(a: WhatIfArgs, g: &Global) -> anyhow::Result<i32> {
-    use crate::ha::sim::twonode::TwoNodeConf;
-    use crate::ha::whatif::{what_if, Event};
+    use crate::ha::whatif::{two_node_world, what_if, Event};
     let l = load(&a.source)?;
     let event = match (&a.fail, a.split, &a.shutdown) {
         (Some(n), _, _) => Event::Fail(n.clone()),
@@ -294,15 +293,7 @@ fn run_what_if(a: WhatIfArgs, g: &Global) -> anyhow::Result<i32> {
     if l.cluster.nodes.is_empty() {
         return Err(Failure::new(2, format!("{}: no cluster nodes found (corosync.conf / <clusternodes>)", l.label)).into());
     }
-    let two = (l.cluster.nodes.len() == 2).then(|| {
-        let mut t = TwoNodeConf { arbiter: l.cluster.arbiter, ..Default::default() };
-        if l.cluster.hardware_fencing == Some(false) {
-            for n in &l.cluster.nodes {
-                t.bmc.insert(n.clone(), "none".into());
-            }
-        }
-        t
-    });
+    let two = two_node_world(&l.cluster);
     let w = what_if(&l.config, &l.cluster.nodes, two, &event).map_err(|e| Failure::new(2, e))?;
     if g.json {
         crate::util::print_json(&w)?;

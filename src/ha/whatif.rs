@@ -2,9 +2,10 @@
 //! service by service, where it ends up, after how long, and what blocks it.
 use std::collections::BTreeMap;
 
+use crate::ha::config::pve::ClusterFacts;
 use crate::ha::model::HaConfig;
 use crate::ha::sim::hardware::Hardware;
-use crate::ha::sim::invariant;
+use crate::ha::sim::invariant::{self, quoted};
 use crate::ha::sim::regdir::{NodeInit, Scenario};
 use crate::ha::sim::twonode::TwoNodeConf;
 
@@ -17,6 +18,22 @@ pub enum Event {
     Split,
     /// The node is shut down cleanly (the shutdown policy applies).
     Shutdown(String),
+}
+
+/// The two-node world of a real cluster, for rehearsing it: its arbiter as configured, and "no
+/// fence device" for every node when hardware fencing is missing. None for more than two nodes
+/// (ha-manager's own semantics apply).
+pub fn two_node_world(cluster: &ClusterFacts) -> Option<TwoNodeConf> {
+    if cluster.nodes.len() != 2 {
+        return None;
+    }
+    let mut t = TwoNodeConf { arbiter: cluster.arbiter, ..Default::default() };
+    if cluster.hardware_fencing == Some(false) {
+        for n in &cluster.nodes {
+            t.bmc.insert(n.clone(), "none".into());
+        }
+    }
+    Some(t)
 }
 
 /// The simulated time the event happens at (the cluster has settled by then).
@@ -41,10 +58,6 @@ pub struct WhatIf {
     /// Safety invariant violations in the simulated run (expected: none).
     pub violations: Vec<String>,
     pub log: Vec<String>,
-}
-
-fn quoted(s: &str, n: usize) -> Option<&str> {
-    s.split('\'').nth(2 * n + 1)
 }
 
 fn time_of(line: &str) -> i64 {

@@ -4,9 +4,8 @@
 //! Proxmox VE's /etc/pve/ha is not gathered by doctor; `twonode ha validate` reads it.
 use super::{Context, Finding, Severity};
 use crate::ha::config::rgmanager;
-use crate::ha::sim::twonode::TwoNodeConf;
 use crate::ha::validate::{validate, Files, StorageFacts};
-use crate::ha::whatif::{what_if, Event};
+use crate::ha::whatif::{two_node_world, what_if, Event};
 
 pub fn check(cx: &Context) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -28,15 +27,7 @@ pub fn check(cx: &Context) -> Vec<Finding> {
         // the services check reports DRBD coherence with guest configs; the rest is ha.*
         out.push(Finding::new(&f.code, f.severity, None, format!("{}:{}:{}: {}", f.file, f.line, f.col, f.message), f.fix));
     }
-    if r.cluster.nodes.len() != 2 {
-        return out;
-    }
-    let mut two = TwoNodeConf { arbiter: r.cluster.arbiter, ..Default::default() };
-    if r.cluster.hardware_fencing == Some(false) {
-        for n in &r.cluster.nodes {
-            two.bmc.insert(n.clone(), "none".into());
-        }
-    }
+    let Some(two) = two_node_world(&r.cluster) else { return out };
     for node in &r.cluster.nodes {
         let Ok(w) = what_if(&r.config, &r.cluster.nodes, Some(two.clone()), &Event::Fail(node.clone())) else { continue };
         for o in w.outcomes.iter().filter(|o| o.before == *node && o.state != "stopped" && o.state != "ignored") {

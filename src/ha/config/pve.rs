@@ -46,11 +46,22 @@ pub fn parse_resources(text: &str) -> Result<BTreeMap<String, ServiceConf>, Synt
     Ok(out)
 }
 
+/// The regression format's datacenter.cfg: `{"ha": {"shutdown_policy": "migrate"}, "crs": {...}}`.
+pub fn parse_datacenter_json(text: &str) -> Result<Datacenter, serde_json::Error> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
+    let s = |o: Option<&serde_json::Value>| o.and_then(|x| x.as_str().map(String::from).or_else(|| x.as_i64().map(|n| n.to_string())));
+    Ok(Datacenter {
+        shutdown_policy: s(v.pointer("/ha/shutdown_policy")),
+        crs_ha: s(v.pointer("/crs/ha")),
+        rebalance_on_start: s(v.pointer("/crs/ha-rebalance-on-start")).is_some_and(|x| x == "1" || x == "true"),
+    })
+}
+
 /// datacenter.cfg in PVE's format (`ha: shutdown_policy=migrate`, `crs: ha=static,...`), or the
 /// regression format's JSON when the text starts with `{`.
 pub fn parse_datacenter(text: &str) -> Result<Datacenter, SyntaxError> {
     if text.trim_start().starts_with('{') {
-        return crate::ha::sim::regdir::parse_datacenter_json(text).map_err(|e| SyntaxError { line: e.line(), col: e.column(), msg: e.to_string() });
+        return parse_datacenter_json(text).map_err(|e| SyntaxError { line: e.line(), col: e.column(), msg: e.to_string() });
     }
     let mut d = Datacenter::default();
     for (i, line) in text.lines().enumerate() {

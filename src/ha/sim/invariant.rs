@@ -14,7 +14,8 @@ fn node_of(id: &str) -> Option<&str> {
     id.split_once('/').map(|(n, _)| n)
 }
 
-fn quoted(msg: &str, n: usize) -> Option<&str> {
+/// The N-th '...'-quoted word of a log message.
+pub fn quoted(msg: &str, n: usize) -> Option<&str> {
     msg.split('\'').nth(2 * n + 1)
 }
 

@@ -43,17 +43,6 @@ fn json_err(path: &Path, e: serde_json::Error, what: &str) -> String {
     format!("{}:{}:{}: {e} (expected {what})", path.display(), e.line(), e.column())
 }
 
-/// The regression format's datacenter.cfg: `{"ha": {"shutdown_policy": "migrate"}, "crs": {...}}`.
-pub fn parse_datacenter_json(text: &str) -> Result<Datacenter, serde_json::Error> {
-    let v: serde_json::Value = serde_json::from_str(text)?;
-    let s = |o: Option<&serde_json::Value>| o.and_then(|x| x.as_str().map(String::from).or_else(|| x.as_i64().map(|n| n.to_string())));
-    Ok(Datacenter {
-        shutdown_policy: s(v.pointer("/ha/shutdown_policy")),
-        crs_ha: s(v.pointer("/crs/ha")),
-        rebalance_on_start: s(v.pointer("/crs/ha-rebalance-on-start")).is_some_and(|x| x == "1" || x == "true"),
-    })
-}
-
 /// Read a regression directory. Errors name the file, the line and what was expected.
 pub fn load_dir(dir: &Path) -> Result<Scenario, String> {
     let path = |n: &str| dir.join(n);
@@ -101,7 +90,7 @@ pub fn load_dir(dir: &Path) -> Result<Scenario, String> {
         None => Vec::new(),
     };
     let datacenter = match read(dir, "datacenter.cfg")? {
-        Some(t) => parse_datacenter_json(&t).map_err(|e| json_err(&path("datacenter.cfg"), e, r#"{"ha": {"shutdown_policy": "..."}}"#))?,
+        Some(t) => config::pve::parse_datacenter_json(&t).map_err(|e| json_err(&path("datacenter.cfg"), e, r#"{"ha": {"shutdown_policy": "..."}}"#))?,
         None => Datacenter::default(),
     };
     let mut service_status = BTreeMap::new();
