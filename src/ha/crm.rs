@@ -1,7 +1,7 @@
 //! The cluster resource manager daemon's loop (ha-manager's CRM.pm): wait for quorum, take the
 //! manager lock (guarded by a watchdog) and become master, or stay slave; give the lock up when
 //! idle or shutting down.
-use crate::ha::env::Env;
+use crate::ha::env::{lock_with_retries, Env};
 use crate::ha::manager::{count_fenced, Manager};
 
 const MAX_ACTIVE_IDLE_ROUNDS: u32 = 90;
@@ -43,30 +43,23 @@ impl Crm {
         }
     }
 
+    /// The manager lock, with the watchdog armed (or renewed) while it is held.
     fn protected_lock(&mut self, env: &mut dyn Env) -> bool {
-        let start = env.time();
-        let mut count = 0;
-        loop {
-            if env.get_ha_manager_lock() {
-                if let Some(w) = &self.watchdog {
-                    let _ = env.watchdog_update(w);
-                } else if !self.disarmed {
-                    let ms = env.read_manager_status().ok();
-                    if ms.as_ref().and_then(|m| m.disarm.as_ref()).is_some_and(|d| d.state == "disarmed") {
-                        env.log("info", "taking over as disarmed master, skipping watchdog");
-                        self.disarmed = true;
-                    } else {
-                        self.watchdog = Some(env.watchdog_open());
-                    }
-                }
-                return true;
-            }
-            count += 1;
-            if count > 5 || env.time() - start > 5 {
-                return false;
-            }
-            env.sleep(1);
+        if !lock_with_retries(env, |e| e.get_ha_manager_lock()) {
+            return false;
         }
+        if let Some(w) = &self.watchdog {
+            let _ = env.watchdog_update(w);
+        } else if !self.disarmed {
+            let ms = env.read_manager_status().ok();
+            if ms.as_ref().and_then(|m| m.disarm.as_ref()).is_some_and(|d| d.state == "disarmed") {
+                env.log("info", "taking over as disarmed master, skipping watchdog");
+                self.disarmed = true;
+            } else {
+                self.watchdog = Some(env.watchdog_open());
+            }
+        }
+        true
     }
 
     fn give_up_watchdog(&mut self, env: &mut dyn Env) {

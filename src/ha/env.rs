@@ -22,6 +22,22 @@ pub mod exit {
 /// An error of the shared file system (pmxcfs down, not quorate): the caller logs it and retries.
 pub type CfsResult<T> = Result<T, String>;
 
+/// Take a cluster lock as ha-manager's daemons do: up to 6 tries a second apart, for at most 5 s.
+pub fn lock_with_retries(env: &mut dyn Env, mut get: impl FnMut(&mut dyn Env) -> bool) -> bool {
+    let start = env.time();
+    let mut count = 0;
+    loop {
+        if get(env) {
+            return true;
+        }
+        count += 1;
+        if count > 5 || env.time() - start > 5 {
+            return false;
+        }
+        env.sleep(1);
+    }
+}
+
 /// One node's view of the world, used by its CRM, its LRM and (on the master) the manager.
 pub trait Env {
     fn nodename(&self) -> String;

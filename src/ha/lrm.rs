@@ -3,7 +3,7 @@
 //! starts up to `max_restart`, and on shutdown applies the shutdown policy.
 use std::collections::BTreeMap;
 
-use crate::ha::env::{exit, Env};
+use crate::ha::env::{exit, lock_with_retries, Env};
 use crate::ha::manager::{count_active_services, count_fenced};
 use crate::ha::model::ShutdownPolicy;
 use crate::ha::state::{LrmResult, LrmStatus, ServiceStatus};
@@ -165,24 +165,18 @@ impl Lrm {
         }
     }
 
+    /// This node's agent lock, with the watchdog armed (or renewed) while it is held.
     fn protected_lock(&mut self, env: &mut dyn Env) -> bool {
-        let start = env.time();
-        let mut count = 0;
-        loop {
-            if env.get_ha_agent_lock(None) {
-                if let Some(w) = &self.watchdog {
-                    let _ = env.watchdog_update(w);
-                } else {
-                    self.watchdog = Some(env.watchdog_open());
-                }
-                return true;
-            }
-            count += 1;
-            if count > 5 || env.time() - start > 5 {
-                return false;
-            }
-            env.sleep(1);
+        if !lock_with_retries(env, |e| e.get_ha_agent_lock(None)) {
+            return false;
         }
+        match &self.watchdog {
+            Some(w) => {
+                let _ = env.watchdog_update(w);
+            }
+            None => self.watchdog = Some(env.watchdog_open()),
+        }
+        true
     }
 
     fn give_up_watchdog(&mut self, env: &mut dyn Env) {
