@@ -580,6 +580,21 @@ impl Manager {
         }
     }
 
+    /// The target of a queued migrate/relocate command, or None (said why) when the target is not
+    /// online or the service is already there.
+    fn motion_target(&self, env: &mut dyn Env, sid: &str, task: &str, cmd: &[String], node: &str) -> Option<String> {
+        let target = cmd.get(1).cloned().unwrap_or_default();
+        if !self.ns.is_online(&target) {
+            env.log("err", &format!("ignore service '{sid}' {task} request - node '{target}' not online"));
+            None
+        } else if node == target {
+            env.log("info", &format!("ignore service '{sid}' {task} request - service already on node '{target}'"));
+            None
+        } else {
+            Some(target)
+        }
+    }
+
     fn next_stopped(&mut self, env: &mut dyn Env, sid: &str, cd: &ServiceConf) {
         let node = self.node_of(sid);
         if !cd.node.is_empty() && node != cd.node {
@@ -590,12 +605,7 @@ impl Manager {
         if let Some(cmd) = self.ss.get_mut(sid).unwrap().cmd.take() {
             match cmd.first().map(String::as_str) {
                 Some(task @ ("migrate" | "relocate")) => {
-                    let target = cmd.get(1).cloned().unwrap_or_default();
-                    if !self.ns.is_online(&target) {
-                        env.log("err", &format!("ignore service '{sid}' {task} request - node '{target}' not online"));
-                    } else if node == target {
-                        env.log("info", &format!("ignore service '{sid}' {task} request - service already on node '{target}'"));
-                    } else {
+                    if let Some(target) = self.motion_target(env, sid, task, &cmd, &node) {
                         let task = task.to_string();
                         self.change_state(env, sid, &task, &[("node", node), ("target", target)]);
                         return;
@@ -646,12 +656,7 @@ impl Manager {
         if let Some(cmd) = self.ss.get_mut(sid).unwrap().cmd.take() {
             match cmd.first().map(String::as_str) {
                 Some(task @ ("migrate" | "relocate")) => {
-                    let target = cmd.get(1).cloned().unwrap_or_default();
-                    if !self.ns.is_online(&target) {
-                        env.log("err", &format!("ignore service '{sid}' {task} request - node '{target}' not online"));
-                    } else if node == target {
-                        env.log("info", &format!("ignore service '{sid}' {task} request - service already on node '{target}'"));
-                    } else {
+                    if let Some(target) = self.motion_target(env, sid, task, &cmd, &node) {
                         env.log("info", &format!("{task} service '{sid}' to node '{target}'"));
                         let task = task.to_string();
                         self.change_state(env, sid, &task, &[("node", node), ("target", target)]);
