@@ -31,6 +31,28 @@ impl DeviceCheck {
     pub fn ok(&self) -> bool {
         self.error.is_none()
     }
+
+    /// What answered: `DEVICE answered: power on (login 0.12s, status 0.03s)`.
+    pub fn answered(&self) -> String {
+        format!(
+            "{} answered: power {} (login {:.2}s, status {:.2}s)",
+            self.describe,
+            self.status.map(crate::fence::engine::state_word).unwrap_or("?"),
+            self.connect_ms as f64 / 1000.0,
+            self.status_ms as f64 / 1000.0
+        )
+    }
+
+    /// How a failed check failed: unreachable, login refused, or status failed.
+    pub fn failure(&self) -> &'static str {
+        if !self.reachable {
+            "unreachable"
+        } else if !self.login {
+            "login refused"
+        } else {
+            "status failed"
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -69,17 +69,11 @@ fn devices(p: &PacemakerFacts, out: &mut Vec<Finding>) {
                 "pacemaker.device",
                 Severity::Ok,
                 Some(&d.node),
-                format!("{} answered: power {} (login {:.2}s, status {:.2}s)", d.describe, d.status.map(crate::fence::engine::state_word).unwrap_or("?"), d.connect_ms as f64 / 1000.0, d.status_ms as f64 / 1000.0),
+                d.answered(),
                 "",
             ));
         } else {
-            let what = if !d.reachable {
-                "unreachable"
-            } else if !d.login {
-                "login refused"
-            } else {
-                "status failed"
-            };
+            let what = d.failure();
             out.push(Finding::new(
                 "pacemaker.device",
                 Severity::Error,
