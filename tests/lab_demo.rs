@@ -1,5 +1,5 @@
 //! The README's first command: `twonode lab demo` runs the whole tour against the lab's simulators
-//! (ipmi_sim for node1's BMC, the RIBCL iLO simulator for node2), then every lab scenario, and its
+//! (twonode's suite-17 IPMI simulator for node1's BMC, the RIBCL iLO simulator for node2), then every lab scenario, and its
 //! normalised log matches the golden logs part by part: the tour fixtures/lab/demo.golden, each
 //! scenario fixtures/lab/scenarios/NAME.golden (regression test in the style of pve-ha-manager's
 //! replayed event logs). Regenerate the tour's after a deliberate change with
@@ -19,7 +19,7 @@ fn demo_tour_matches_golden_log() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("tour complete"), "{stdout}");
-    assert!(!stdout.contains("skipped"), "a part of the tour was skipped (is ipmi_sim installed?):\n{stdout}");
+    assert!(!stdout.contains("skipped"), "a part of the tour was skipped (are sshd and drbd-utils installed?):\n{stdout}");
     let got = std::fs::read_to_string(&log).unwrap();
     // The tour, then one part per scenario, each starting with "#### scenario NAME: ...".
     let mut parts = got.split("\n#### scenario ");

@@ -168,6 +168,38 @@ fn lab_start_serves_everything_until_interrupted() {
         assert_eq!(code, Some(0), "{out}");
         assert!(out.contains("r0: Healthy"), "{out}");
     }
+    // node1's BMC speaks suite 17 only: the real ipmitool gets in with -C 17 and is refused with
+    // -C 3, and the real fence_ipmilan (ipmitool's default suite, 17 on 1.8.19) reads its power.
+    let ipmi_port = v["ipmi_port"].as_u64().expect("ipmi_port").to_string();
+    if which("ipmitool") {
+        let ipmitool = |suite: &str| {
+            Command::new("ipmitool")
+                .args(["-I", "lanplus", "-C", suite, "-H", "127.0.0.1", "-p", &ipmi_port, "-U", "admin", "-E"])
+                .args(["-N", "1", "-R", "1", "chassis", "power", "status"])
+                .env("IPMI_PASSWORD", "secret")
+                .output()
+                .expect("ipmitool")
+        };
+        let ok = ipmitool("17");
+        assert!(ok.status.success(), "ipmitool -C 17: {}", String::from_utf8_lossy(&ok.stderr));
+        assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "Chassis Power is on");
+        let refused = ipmitool("3");
+        assert!(!refused.status.success(), "suite 3 must be refused by a suite-17-only BMC");
+    }
+    if which("fence_ipmilan") {
+        let mut agent = Command::new("fence_ipmilan")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("fence_ipmilan");
+        use std::io::Write;
+        let opts = format!("action=status\nip=127.0.0.1\nipport={ipmi_port}\nusername=admin\npassword=secret\nlanplus=1\n");
+        agent.stdin.take().expect("stdin").write_all(opts.as_bytes()).expect("write");
+        let out = agent.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Status: ON"), "{}", String::from_utf8_lossy(&out.stdout));
+    }
     let sock = v["arbiter_status_socket"].as_str().expect("arbiter").to_string();
     let (code, out) = run(&["arbiter".into(), "status".into(), "--socket".into(), sock]);
     assert_eq!(code, Some(0), "{out}");
@@ -179,4 +211,9 @@ fn lab_start_serves_everything_until_interrupted() {
         let port = v[key].as_u64().expect("port") as u16;
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "{key} {port} still open");
     }
+}
+
+/// Is PROGRAM installed (on PATH or in /usr/sbin)?
+fn which(program: &str) -> bool {
+    twonode::lab::services::have(program)
 }

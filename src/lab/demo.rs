@@ -26,7 +26,7 @@ pub fn conf_steps() -> Vec<Step> {
         Step::new(
             "Add node1's IPMI BMC (password on stdin)",
             "The edit goes to cluster.conf.new with config_version+1; the password never reaches argv, logs or diffs.",
-            &format!("conf device add ipmi-node1 --agent fence_ipmilan ipaddr=127.0.0.1 ipport=$IPMI_PORT login=admin lanplus=1 cipher=3 power_timeout=8 --secret-stdin passwd {f}"),
+            &format!("conf device add ipmi-node1 --agent fence_ipmilan ipaddr=127.0.0.1 ipport=$IPMI_PORT login=admin lanplus=1 cipher=17 power_timeout=8 --secret-stdin passwd {f}"),
             0,
         )
         .stdin("secret\n"),
@@ -92,8 +92,7 @@ pub fn fence_steps() -> Vec<Step> {
             "Reachable, login, status and timing of every device of every node, plus the config risks.",
             &format!("fence test {f}"),
             0,
-        )
-        .ipmi(),
+        ),
         Step::new(
             "Read node2's power state",
             "Through its iLO (RIBCL over TLS); exit 0 means on, 2 means off, as fence agents do.",
@@ -113,7 +112,6 @@ pub fn fence_steps() -> Vec<Step> {
             &format!("fence node1 --action reboot --yes {audit} {f}"),
             8,
         )
-        .ipmi()
         .before(|lab| lab.ignore_power_on("node1", true)),
         Step::new(
             "Power node1 on again once the fault is fixed",
@@ -121,7 +119,6 @@ pub fn fence_steps() -> Vec<Step> {
             &format!("fence node1 --action on --yes {audit} {f}"),
             0,
         )
-        .ipmi()
         .before(|lab| lab.ignore_power_on("node1", false)),
     ]
 }

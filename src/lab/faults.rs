@@ -22,7 +22,7 @@ pub fn scenarios() -> Vec<Scenario> {
                     tripped breaker, a PSU fault, a firmware bug). fence_ipmilan reports Success all the same; twonode \
                     reads the power state back and says what is true: the node IS fenced (the cluster may recover \
                     its services) but did not come back, exit 8, so the admin knows a node is down for good.",
-            needs: &["ipmi_sim"],
+            needs: &[],
             steps: no_power_on,
         },
     ]
@@ -183,10 +183,9 @@ fn no_power_on() -> Vec<Step> {
             &format!("fence node1 --action status {F}"),
             0,
         )
-        .ipmi()
         .after(observe),
         Step::narrate(
-            "node1's BMC now accepts power-on requests and ignores them (the lab sets ipmi_sim's ignore_on fault). \
+            "node1's BMC now accepts power-on requests and ignores them (the lab sets its BMC simulator's ignore_on fault). \
              Nothing shows it until the next reboot.",
         ),
         Step::new(
@@ -196,7 +195,6 @@ fn no_power_on() -> Vec<Step> {
             &format!("fence node1 --action reboot --yes {F}"),
             8,
         )
-        .ipmi()
         .before(|lab| lab.ignore_power_on("node1", true))
         .after(audit),
         Step::narrate(
@@ -211,7 +209,6 @@ fn no_power_on() -> Vec<Step> {
             &format!("fence node1 --action on --yes {F}"),
             0,
         )
-        .ipmi()
         .before(|lab| lab.ignore_power_on("node1", false))
         .after(observe),
     ]

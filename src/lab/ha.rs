@@ -15,7 +15,7 @@ pub fn scenarios() -> Vec<Scenario> {
                 twonode to fence node2: the arbiter's vote first, then node2's BMC, whose power-off is \
                 read back. Only then is vm:102 recovered on node1. The HA core and the cluster are \
                 simulated; the arbiter, the BMCs and the fence are the lab's real ones.",
-        needs: &["ipmi_sim", "arbiter"],
+        needs: &["arbiter"],
         steps,
     }]
 }
@@ -75,7 +75,6 @@ fn steps() -> Vec<Step> {
             "ha simulate $LAB/ha-failover --fence-with $LAB/cluster.conf",
             0,
         )
-        .ipmi()
         .before(write_ha_dir)
         .after(observe),
         Step::narrate(
@@ -90,7 +89,6 @@ fn steps() -> Vec<Step> {
             "ha simulate $LAB/ha-failover --fence-with $LAB/cluster.conf",
             0,
         )
-        .ipmi()
         .before(dead_bmc)
         .after(observe),
         Step::narrate(

@@ -1,11 +1,14 @@
 //! The lab itself: one directory on this machine holding a simulated two-node cluster. node1's BMC
-//! is OpenIPMI's ipmi_sim, node2's the project's RIBCL iLO simulator; with `LabOptions::full` also
+//! is the project's IPMI 2.0 simulator (`super::bmc_sim`) offering cipher suite 17 only, as many
+//! current BMCs do; node2's the project's RIBCL iLO simulator; with `LabOptions::full` also
 //! the arbiter (`twonode arbiter serve`) and two simulated DRBD nodes reached over SSH (see
 //! `super::services`). Everything listens on 127.0.0.1 on ports chosen at start, and stops when
 //! the `Lab` is dropped. Scenarios use the accessors here to inject faults and observe state.
 use super::ilo_sim::{IloSim, IloSimConfig, Profile};
 use super::pdu_sim::PduSim;
-use super::services::{self, Arbiter, DrbdNodes, IpmiBmc};
+use super::bmc_sim::{BmcSim, BmcSimConfig};
+use super::services::{self, Arbiter, DrbdNodes};
+use crate::fence::rmcp::Suite;
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -31,9 +34,9 @@ impl LabOptions {
 /// The running lab: its directory and simulators.
 pub struct Lab {
     pub dir: PathBuf,
-    /// node1's IPMI BMC port (None when ipmi_sim is not installed).
-    pub ipmi_port: Option<u16>,
-    ipmi: Mutex<Option<IpmiBmc>>,
+    /// node1's IPMI BMC port (UDP).
+    pub ipmi_port: u16,
+    ipmi: Mutex<Option<BmcSim>>,
     /// node2's iLO port.
     pub ilo_port: u16,
     ilo: Mutex<Option<IloSim>>,
@@ -70,7 +73,7 @@ pub fn cluster_conf(ipmi_port: u16, ilo_port: u16) -> String {
     </clusternode>
   </clusternodes>
   <fencedevices>
-    <fencedevice name="ipmi-node1" agent="fence_ipmilan" ipaddr="127.0.0.1" ipport="{ipmi_port}" login="admin" passwd="secret" lanplus="1" cipher="3" power_timeout="8"/>
+    <fencedevice name="ipmi-node1" agent="fence_ipmilan" ipaddr="127.0.0.1" ipport="{ipmi_port}" login="admin" passwd="secret" lanplus="1" cipher="17" power_timeout="8"/>
     <fencedevice name="ilo-node2" agent="fence_ilo" ipaddr="127.0.0.1" ipport="{ilo_port}" login="admin" passwd="secret" ssl_insecure="1"/>
   </fencedevices>
 </cluster>
@@ -78,29 +81,35 @@ pub fn cluster_conf(ipmi_port: u16, ilo_port: u16) -> String {
     )
 }
 
+/// node1's BMC: state in DIR/bmc-node1/state (power.0x20 and the fault files, as ipmi_sim's
+/// set-up keeps them), users admin/secret and oper/opsecret, suite 17 only; on PORT when a
+/// stopped BMC comes back at the address cluster.conf names.
+fn node1_bmc(dir: &std::path::Path, port: Option<u16>) -> BmcSimConfig {
+    let mut cfg = BmcSimConfig::new(&dir.join("bmc-node1").join("state"));
+    cfg.suites = vec![Suite::S17];
+    if let Some(p) = port {
+        cfg.bind = std::net::SocketAddr::from(([127, 0, 0, 1], p));
+    }
+    cfg
+}
+
 impl Lab {
-    /// Start the lab in DIR. A missing ipmi_sim, sshd or drbdadm is not fatal: it is noted, and
-    /// the steps or scenarios needing it are skipped.
+    /// Start the lab in DIR. A missing sshd or drbdadm is not fatal: it is noted, and the steps or
+    /// scenarios needing it are skipped.
     pub fn start(dir: PathBuf, opts: LabOptions) -> anyhow::Result<Lab> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut notes = Vec::new();
-        let ipmi = match IpmiBmc::start(&dir.join("bmc-node1")) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                notes.push(format!("node1's IPMI BMC not started, its steps are skipped: {e:#}"));
-                None
-            }
-        };
+        let ipmi = BmcSim::start(node1_bmc(&dir, None)).context("starting node1's simulated IPMI BMC")?;
         let cfg = IloSimConfig::new(Profile::Ilo2, dir.join("ilo-node2"));
         let ilo = IloSim::start(cfg).context("starting node2's simulated iLO")?;
         // The power file without a newline: fence_dummy (the lab's switched-PDU stand-in) reads
         // it as node2's outlet state and compares it as is.
         std::fs::write(dir.join("ilo-node2").join("power"), if ilo.power_on() { "on" } else { "off" })?;
-        let ipmi_port = ipmi.as_ref().map(|b| b.port);
+        let ipmi_port = ipmi.port();
         let ilo_port = ilo.port();
         if opts.cluster_conf {
             let path = dir.join("cluster.conf");
-            std::fs::write(&path, cluster_conf(ipmi_port.unwrap_or(623), ilo_port))
+            std::fs::write(&path, cluster_conf(ipmi_port, ilo_port))
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         let exe = std::env::current_exe().context("locating the twonode binary")?;
@@ -127,7 +136,7 @@ impl Lab {
         Ok(Lab {
             dir,
             ipmi_port,
-            ipmi: Mutex::new(ipmi),
+            ipmi: Mutex::new(Some(ipmi)),
             ilo_port,
             ilo: Mutex::new(Some(ilo)),
             pdu_port,
@@ -141,7 +150,6 @@ impl Lab {
     /// Is the program a scenario needs available here (and its part of the lab running)?
     pub fn has(&self, program: &str) -> bool {
         match program {
-            "ipmi_sim" => self.ipmi_port.is_some(),
             "sshd" => self.drbd.as_ref().map(|d| d.over_ssh()).unwrap_or(false),
             "drbdadm" => self.drbd.is_some(),
             "arbiter" => self.arbiter.is_some(),
@@ -154,7 +162,7 @@ impl Lab {
     pub fn expand(&self, arg: &str) -> String {
         let mut s = arg
             .replace("$LAB", &self.dir.to_string_lossy())
-            .replace("$IPMI_PORT", &self.ipmi_port.unwrap_or(623).to_string())
+            .replace("$IPMI_PORT", &self.ipmi_port.to_string())
             .replace("$ILO_PORT", &self.ilo_port.to_string())
             .replace("$PDU_PORT", &self.pdu_port.to_string());
         if let Some(a) = &self.arbiter {
@@ -200,10 +208,8 @@ impl Lab {
     /// Undo `expand` in output, for logs that compare across runs.
     pub fn placeholders(&self, text: &str) -> String {
         let mut t = text.replace(&*self.dir.to_string_lossy(), "$LAB");
-        let mut ports: Vec<(u16, String)> = vec![(self.ilo_port, "$ILO_PORT".into()), (self.pdu_port, "$PDU_PORT".into())];
-        if let Some(p) = self.ipmi_port {
-            ports.push((p, "$IPMI_PORT".into()));
-        }
+        let mut ports: Vec<(u16, String)> =
+            vec![(self.ilo_port, "$ILO_PORT".into()), (self.pdu_port, "$PDU_PORT".into()), (self.ipmi_port, "$IPMI_PORT".into())];
         if let Some(a) = &self.arbiter {
             ports.push((a.port, "$ARBITER_PORT".into()));
         }
@@ -287,8 +293,7 @@ impl Lab {
         if node == "node1" {
             let mut g = self.ipmi.lock().map_err(|_| anyhow::anyhow!("lab lock poisoned"))?;
             if g.is_none() {
-                let port = self.ipmi_port.context("ipmi_sim is not installed")?;
-                *g = Some(IpmiBmc::start_on(&self.dir.join("bmc-node1"), Some(port))?);
+                *g = Some(BmcSim::start(node1_bmc(&self.dir, Some(self.ipmi_port)))?);
             }
         } else {
             let mut g = self.ilo.lock().map_err(|_| anyhow::anyhow!("lab lock poisoned"))?;

@@ -25,7 +25,7 @@ pub fn scenarios() -> Vec<Scenario> {
                     both keep quorum and both fenced fire at the same moment: each powers the other off, and \
                     the cluster is gone. Then the classic fix, a static delay on one node's fence device: that \
                     node survives the race, for the wrong reason.",
-            needs: &["ipmi_sim"],
+            needs: &[],
             steps: fence_race,
         },
         Scenario {
@@ -34,7 +34,7 @@ pub fn scenarios() -> Vec<Scenario> {
             story: "The cluster network between node1 and node2 fails. The votequorum arithmetic of each half \
                     (what `quorum status` shows on each side), what each side does next, and what that means \
                     for DRBD.",
-            needs: &["ipmi_sim"],
+            needs: &[],
             steps: split_no_arbiter,
         },
     ];
@@ -49,7 +49,7 @@ pub fn scenarios() -> Vec<Scenario> {
                     touching a BMC each side asks the arbiter for the cluster's vote; only the side holding it \
                     fences. Then the same split while the arbiter is down: nobody fences, and why that is the \
                     safe choice.",
-            needs: &["ipmi_sim", "arbiter"],
+            needs: &["arbiter"],
             steps: split_arbiter,
         },
     );
@@ -63,7 +63,7 @@ const CONF: &str = "--file $LAB/cluster.conf";
 
 /// node1's fenced fencing node2 and node2's fenced fencing node1, `--action off`.
 fn fenced_of(node: &'static str, victim: &str, title: &str, why: &str, expect: i32) -> Step {
-    Step::new(title, why, &format!("fence {victim} --action off --yes {CONF}"), expect).env("TWONODE_LOCAL_NODE", node).ipmi()
+    Step::new(title, why, &format!("fence {victim} --action off --yes {CONF}"), expect).env("TWONODE_LOCAL_NODE", node)
 }
 
 fn both_on(lab: &Lab) -> anyhow::Result<()> {
@@ -84,7 +84,6 @@ fn fence_race() -> Vec<Step> {
             &format!("fence test {CONF}"),
             0,
         )
-        .ipmi()
         .before(both_on),
         Step::narrate(
             "The link between node1 and node2 breaks; both still reach both BMCs (a separate management \
@@ -143,7 +142,6 @@ fn fence_race() -> Vec<Step> {
             0,
         )
         .env("TWONODE_LOCAL_NODE", "node2")
-        .ipmi()
         .before(|lab| lab.set_power("node2", true))
         .after(observe),
         Step::narrate(
@@ -326,8 +324,7 @@ fn split_arbiter() -> Vec<Step> {
             "The arbiter answers (TLS, INIT accepted), and the fence race risk is covered by the gate.",
             &format!("fence test {CONF}"),
             0,
-        )
-        .ipmi(),
+        ),
         Step::narrate(
             "The cluster network fails as in split-no-arbiter: both halves quorate, both fenced fire, and \
              both nodes still reach the arbiter. The arbiter gives the vote to the first side that asks \

@@ -9,10 +9,10 @@ pub fn describe(lab: &Lab) -> String {
     let d = lab.dir.display();
     let mut s = format!("twonode lab: a simulated two-node cluster in {d}\n\n");
     s.push_str(&format!("  cluster.conf   {d}/cluster.conf  (cluster \"lab\", node1 + node2, two_node=1)\n"));
-    match lab.ipmi_port {
-        Some(p) => s.push_str(&format!("  node1 BMC      IPMI 2.0 (OpenIPMI ipmi_sim)  127.0.0.1:{p}/udp  login admin, password secret\n")),
-        None => s.push_str("  node1 BMC      not running (ipmi_sim is not installed)\n"),
-    }
+    s.push_str(&format!(
+        "  node1 BMC      IPMI 2.0, RMCP+ cipher suite 17 only (twonode's simulator)  127.0.0.1:{}/udp  login admin, password secret\n",
+        lab.ipmi_port
+    ));
     s.push_str(&format!("  node2 BMC      HP iLO 2, RIBCL over TLS (twonode's simulator)  127.0.0.1:{}  login admin, password secret\n", lab.ilo_port));
     if lab.pdu_running() {
         s.push_str(&format!(

@@ -29,8 +29,6 @@ pub struct Step {
     pub expect: i32,
     /// Standard input for the step (how secrets reach twonode without argv).
     pub stdin: Option<String>,
-    /// The step drives the IPMI BMC (skipped when ipmi_sim is not installed).
-    pub needs_ipmi: bool,
     /// Something to do to the lab before the step runs (e.g. inject a fault).
     pub before: Option<fn(&Lab) -> anyhow::Result<()>>,
     /// An observation printed after the step ("observed: node2 BMC off"), part of the golden log.
@@ -57,7 +55,6 @@ impl Step {
             args: args.split_whitespace().map(String::from).collect(),
             expect,
             stdin: None,
-            needs_ipmi: false,
             before: None,
             after: None,
             env: Vec::new(),
@@ -85,18 +82,12 @@ impl Step {
     /// Run STEPS' commands concurrently (each `before` hook first, in order), then print their
     /// outputs in the listed order. Each sub-step's exit code is checked.
     pub fn race(title: &str, why: &str, steps: Vec<Step>) -> Step {
-        let needs_ipmi = steps.iter().any(|s| s.needs_ipmi);
-        Step { kind: Kind::Race(steps), needs_ipmi, ..Step::new(title, why, "", 0) }
+        Step { kind: Kind::Race(steps), ..Step::new(title, why, "", 0) }
     }
 
     /// An explanation printed between steps ("what happened and why"); runs nothing.
     pub fn narrate(text: &str) -> Step {
         Step { kind: Kind::Narrate, ..Step::new(text, "", "", 0) }
-    }
-
-    pub fn ipmi(mut self) -> Step {
-        self.needs_ipmi = true;
-        self
     }
 
     pub fn before(mut self, f: fn(&Lab) -> anyhow::Result<()>) -> Step {
@@ -169,12 +160,6 @@ impl<'a> Runner<'a> {
         }
         self.number += 1;
         let n = self.number;
-        if step.needs_ipmi && self.lab.ipmi_port.is_none() {
-            if !self.json {
-                println!("== {n}. {} (skipped: no ipmi_sim)\n", step.title);
-            }
-            return Ok(true);
-        }
         let started = Instant::now();
         let mut block = format!("== {n}. {}\n", step.title);
         if !step.why.is_empty() {
