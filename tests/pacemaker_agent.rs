@@ -1,5 +1,6 @@
 //! Pacemaker accepts twonode's fence agents: with `fence_twonode` and `fence_twonode_arbiter` in
-//! /usr/sbin (as the Debian package installs them: symlinks to the binary), the real
+//! /usr/sbin (as the Debian package installs them: fence_twonode its own binary, the gate a symlink
+//! to twonode), the real
 //! `stonith_admin --list-installed` lists them, `stonith_admin --metadata` reads their metadata,
 //! and `pcs stonith create` validates parameters against it. /usr/sbin is changed only inside a
 //! private mount namespace (`unshare -m` + an overlay), never on the machine. Skipped, with a
@@ -14,13 +15,13 @@ fn stonith_admin_and_pcs_accept_the_agents() {
         return;
     }
     let bin = assert_cmd::cargo::cargo_bin("twonode");
+    let agent = assert_cmd::cargo::cargo_bin("fence_twonode");
     let dir = tempfile::tempdir().unwrap();
     let (upper, work) = (dir.path().join("u"), dir.path().join("w"));
     std::fs::create_dir_all(&upper).unwrap();
     std::fs::create_dir_all(&work).unwrap();
-    for a in ["fence_twonode", "fence_twonode_arbiter"] {
-        std::os::unix::fs::symlink(&bin, upper.join(a)).unwrap();
-    }
+    std::fs::copy(&agent, upper.join("fence_twonode")).unwrap();
+    std::os::unix::fs::symlink(&bin, upper.join("fence_twonode_arbiter")).unwrap();
     let cib = dir.path().join("cib.xml");
     let script = format!(
         r#"set -e

@@ -28,10 +28,10 @@ fn deb_holds_binary_agents_unit_man_pages_and_completions() {
     let entry = |path: &str| list.lines().find(|l| l.split_whitespace().nth(5) == Some(path)).map(str::to_string);
     let bin = entry("./usr/bin/twonode").unwrap_or_else(|| panic!("no /usr/bin/twonode:\n{list}"));
     assert!(bin.starts_with("-rwxr-xr-x"), "{bin}");
-    for agent in ["fence_twonode", "fence_twonode_arbiter"] {
-        let l = entry(&format!("./usr/sbin/{agent}")).unwrap_or_else(|| panic!("no /usr/sbin/{agent}:\n{list}"));
-        assert!(l.starts_with('l') && l.ends_with("-> ../bin/twonode"), "{agent} is not a symlink to ../bin/twonode: {l}");
-    }
+    let agent = entry("./usr/sbin/fence_twonode").unwrap_or_else(|| panic!("no /usr/sbin/fence_twonode:\n{list}"));
+    assert!(agent.starts_with("-rwxr-xr-x"), "fence_twonode is its own binary: {agent}");
+    let l = entry("./usr/sbin/fence_twonode_arbiter").unwrap_or_else(|| panic!("no /usr/sbin/fence_twonode_arbiter:\n{list}"));
+    assert!(l.starts_with('l') && l.ends_with("-> ../bin/twonode"), "fence_twonode_arbiter is not a symlink to ../bin/twonode: {l}");
     assert!(entry("./lib/systemd/system/twonode-arbiter.service").is_some(), "no unit:\n{list}");
     for man in ["twonode.1.gz", "twonode-pacemaker.1.gz", "twonode-arbiter.1.gz", "twonode-fence.1.gz"] {
         assert!(entry(&format!("./usr/share/man/man1/{man}")).is_some(), "no {man}:\n{list}");
@@ -44,9 +44,15 @@ fn deb_holds_binary_agents_unit_man_pages_and_completions() {
     assert_eq!(field("Package"), "twonode");
     assert!(field("Depends").contains("libc6"), "Depends: {}", field("Depends"));
 
-    // unpacked, the agents answer as themselves through their symlinks
+    // unpacked, the agents answer as themselves; fence_twonode loads no OpenSSL, zlib or libssh2
     let dir = tempfile::tempdir().unwrap();
     assert!(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(dir.path()).status().unwrap().success());
+    let dynamic = Command::new("readelf").arg("-d").arg(dir.path().join("usr/sbin/fence_twonode")).output().unwrap();
+    let needed: Vec<String> = String::from_utf8_lossy(&dynamic.stdout).lines().filter(|l| l.contains("(NEEDED)")).map(str::to_string).collect();
+    assert!(!needed.is_empty(), "readelf -d listed no NEEDED entries");
+    for lib in ["libssl", "libcrypto", "libz.", "libssh2"] {
+        assert!(!needed.iter().any(|l| l.contains(lib)), "fence_twonode loads {lib}: {needed:?}");
+    }
     let meta = Command::new(dir.path().join("usr/sbin/fence_twonode")).args(["-o", "metadata"]).output().unwrap();
     let meta = String::from_utf8_lossy(&meta.stdout);
     assert!(meta.contains("<resource-agent") && meta.contains("fence_twonode"), "{meta}");

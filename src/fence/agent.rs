@@ -1,5 +1,6 @@
 //! Fence-agent mode: twonode called by cman/fenced or pacemaker like any fence agent
-//! (`twonode fence agent`, or a link named `fence_twonode`).
+//! (`fence_twonode`, a binary of its own: src/bin/fence_twonode.rs; also `twonode fence agent`, or a
+//! link to twonode named `fence_twonode`).
 //!
 //! Input: with no arguments, `key=value` lines on stdin (`#` comments, quotes stripped, `-` and `_`
 //! interchangeable, unknown keys ignored); otherwise getopt-style options (`-o reboot -a 10.0.0.5
