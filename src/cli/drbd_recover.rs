@@ -105,7 +105,7 @@ fn read_cib(spec: &str, hosts: &mut [Box<dyn Host>], node: &str) -> Result<Optio
             let out = h.run(&["sh", "-c", &crate::pacemaker::drbd::detect_script()], None)?;
             let text = out.stdout_str();
             if out.success() && text.trim_start().starts_with("<cib") {
-                Ok(Some(CibIn { text: text, file: None }))
+                Ok(Some(CibIn { text, file: None }))
             } else if spec == "live" {
                 bail!("--cib live: `cibadmin -Q` on {node} did not answer (exit {}): is pacemaker running there?", out.status)
             } else {

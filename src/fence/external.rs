@@ -64,8 +64,7 @@ pub fn interpret(action: &str, code: Option<i32>, stderr: &str, agent: &str) -> 
         let last = stderr
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .filter(|l| !l.contains("Parse error") || l.contains("Failed"))
-            .last()
+            .rfind(|l| !l.contains("Parse error") || l.contains("Failed"))
             .unwrap_or("")
             .trim()
             .to_string();

@@ -179,10 +179,7 @@ impl CorosyncConf {
     /// (line, col) of `path.key`, else of the section, else (1,1)... as None when absent.
     pub fn pos_of(&self, path: &str, key: &str) -> Option<(usize, usize)> {
         let s = self.section(path)?;
-        match self.key_line(s, key) {
-            Some(l) => Some(self.pos(l)),
-            None => None,
-        }
+        self.key_line(s, key).map(|l| self.pos(l))
     }
 
     fn newline(&self) -> &'static str {

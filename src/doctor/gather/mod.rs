@@ -64,8 +64,6 @@ impl GatherOptions<'_> {
 /// Where corosync.conf is looked for (Proxmox first).
 pub const DEFAULT_COROSYNC: &[&str] = &["/etc/pve/corosync.conf", "/etc/corosync/corosync.conf"];
 
-/// Run a tool on a node with a time limit; Ok(stdout) when it printed something parseable.
-
 /// Gather the facts from the nodes, the fence devices and the arbiter. `bar` shows what is being
 /// contacted (pass `ProgressBar::hidden()` for none).
 pub fn gather(hosts: &mut [Box<dyn Host>], o: &GatherOptions, bar: &ProgressBar) -> Facts {

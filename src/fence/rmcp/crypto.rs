@@ -23,6 +23,7 @@ pub enum Hash {
 
 impl Hash {
     /// Full HMAC output length.
+    #[allow(clippy::len_without_is_empty)] // an output size, never empty
     pub fn len(self) -> usize {
         match self {
             Hash::Sha1 => 20,
@@ -218,7 +219,7 @@ impl SessionKeys {
 
     /// Reverse of `encrypt`; an error text when the data cannot be an AES-CBC-128 payload.
     pub fn decrypt(&self, data: &[u8]) -> Result<Vec<u8>, String> {
-        if data.len() < 32 || data.len() % 16 != 0 {
+        if data.len() < 32 || !data.len().is_multiple_of(16) {
             return Err(format!("encrypted payload of {} bytes is not IV + whole AES blocks", data.len()));
         }
         let mut iv = [0u8; 16];

@@ -191,7 +191,7 @@ pub fn build_v2(payload_type: u8, session_id: u32, seq: u32, payload: &[u8], key
     if let Some(k) = keys {
         // pad so that session header .. next header is a multiple of 4 bytes
         let pad = (4 - (12 + body.len() + 2) % 4) % 4;
-        out.extend(std::iter::repeat(0xFF).take(pad));
+        out.extend(std::iter::repeat_n(0xFF, pad));
         out.push(pad as u8);
         out.push(0x07);
         let code = k.auth_code(&out[4..]);
