@@ -24,11 +24,11 @@
 use crate::fence::ribcl::{next_item, xml_unescape, Item};
 use anyhow::{Context, Result};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use super::tls_server::{ServerStream, TlsListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The firmware a simulated iLO pretends to run.
@@ -121,10 +121,7 @@ impl IloSimConfig {
 
 /// A running simulator; stops (and closes its port) when dropped.
 pub struct IloSim {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
-    cert_pem: String,
+    listener: TlsListener,
     state_dir: PathBuf,
 }
 
@@ -133,63 +130,37 @@ impl IloSim {
     pub fn start(cfg: IloSimConfig) -> Result<IloSim> {
         std::fs::create_dir_all(&cfg.state_dir)
             .with_context(|| format!("creating state dir {}", cfg.state_dir.display()))?;
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .context("generating the self-signed certificate")?;
-        let cert_pem = ck.cert.pem();
-        let cert_path = cfg.state_dir.join("cert.pem");
-        std::fs::write(&cert_path, &cert_pem).with_context(|| format!("writing {}", cert_path.display()))?;
         let power = cfg.state_dir.join("power");
         if !power.exists() {
             write_atomic(&power, if cfg.initial_on { "on\n" } else { "off\n" })?;
         }
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .context("TLS versions")?
-            .with_no_client_auth()
-            .with_single_cert(vec![ck.cert.der().clone()], key)
-            .context("TLS server certificate")?;
-        let server = Arc::new(server);
-        let listener = TcpListener::bind(cfg.bind).with_context(|| format!("binding {}", cfg.bind))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared { cfg: cfg.clone(), lock: Mutex::new(()) });
-        shared.log(&format!(
-            "START {} fw {} RIBCL {} on {addr}",
-            cfg.spec.processor, cfg.spec.firmware, cfg.spec.ribcl
-        ));
-        let stop2 = stop.clone();
-        let accept = std::thread::Builder::new().name("ilo-sim-accept".into()).spawn(move || {
-            while !stop2.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((sock, _)) => {
-                        let shared = shared.clone();
-                        let server = server.clone();
-                        let stop3 = stop2.clone();
-                        let _ = std::thread::Builder::new()
-                            .name("ilo-sim-conn".into())
-                            .spawn(move || serve_connection(sock, server, shared, stop3));
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5))
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
+        let sh = shared.clone();
+        // Short read timeouts so a connection's thread notices `stop`; the session itself idles
+        // out after 60 s.
+        let listener = TlsListener::start(cfg.bind, "ilo-sim", Duration::from_millis(200), move |tls, stop| {
+            serve_connection(tls, &sh, stop)
         })?;
-        Ok(IloSim { addr, stop, accept: Some(accept), cert_pem, state_dir: cfg.state_dir })
+        let cert_path = cfg.state_dir.join("cert.pem");
+        std::fs::write(&cert_path, listener.cert_pem()).with_context(|| format!("writing {}", cert_path.display()))?;
+        shared.log(&format!(
+            "START {} fw {} RIBCL {} on {}",
+            cfg.spec.processor,
+            cfg.spec.firmware,
+            cfg.spec.ribcl,
+            listener.addr()
+        ));
+        Ok(IloSim { listener, state_dir: cfg.state_dir })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.listener.addr()
     }
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.addr().port()
     }
     pub fn cert_pem(&self) -> &str {
-        &self.cert_pem
+        self.listener.cert_pem()
     }
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
@@ -219,16 +190,7 @@ impl IloSim {
         }
     }
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-impl Drop for IloSim {
-    fn drop(&mut self) {
-        self.stop();
+        self.listener.stop();
     }
 }
 
@@ -497,16 +459,8 @@ impl<'a> Session<'a> {
     }
 }
 
-type ServerStream = rustls::StreamOwned<rustls::ServerConnection, TcpStream>;
 
-fn serve_connection(sock: TcpStream, server: Arc<rustls::ServerConfig>, sh: Arc<Shared>, stop: Arc<AtomicBool>) {
-    let _ = sock.set_nonblocking(false);
-    let _ = sock.set_nodelay(true);
-    // Short read timeouts so the thread notices `stop`; the session itself idles out after 60 s.
-    let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
-    let _ = sock.set_write_timeout(Some(Duration::from_secs(10)));
-    let Ok(conn) = rustls::ServerConnection::new(server) else { return };
-    let mut tls = rustls::StreamOwned::new(conn, sock);
+fn serve_connection(mut tls: ServerStream, sh: &Shared, stop: &AtomicBool) {
     let idle_limit = Instant::now() + Duration::from_secs(60);
     if sh.fault("hang").is_some() {
         sh.log("CONN hang (fault): never answering");

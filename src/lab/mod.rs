@@ -15,3 +15,4 @@ pub mod split;
 pub mod splitbrain;
 pub mod start;
 pub mod steps;
+pub mod tls_server;

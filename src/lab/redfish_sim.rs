@@ -29,11 +29,10 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use super::tls_server::{ServerStream, TlsListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The vendor a simulated Redfish BMC pretends to be.
@@ -606,71 +605,40 @@ fn apply_reset(st: &mut State, id: &str, kind: &str) {
 
 /// A running simulator; stops (and closes its port) when dropped.
 pub struct RedfishSim {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    accept: Option<JoinHandle<()>>,
-    cert_pem: String,
+    listener: TlsListener,
     shared: Arc<Shared>,
 }
 
 impl RedfishSim {
     /// Bind, make the certificate, and serve in background threads.
     pub fn start(cfg: RedfishSimConfig) -> Result<RedfishSim> {
-        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .context("generating the self-signed certificate")?;
-        let cert_pem = ck.cert.pem();
-        if let Some(dir) = &cfg.state_dir {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            std::fs::write(dir.join("cert.pem"), &cert_pem).with_context(|| format!("writing {}/cert.pem", dir.display()))?;
-        }
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.key_pair.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .context("TLS versions")?
-            .with_no_client_auth()
-            .with_single_cert(vec![ck.cert.der().clone()], key)
-            .context("TLS server certificate")?;
-        let server = Arc::new(server);
-        let listener = TcpListener::bind(cfg.bind).with_context(|| format!("binding {}", cfg.bind))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let mut st = empty_state();
         st.etag = 0x1C21_0906;
-        let shared_cfg = cfg.clone();
         for n in 0..=cfg.extra_systems {
             let id = if n == 0 { cfg.spec.system_id.clone() } else { format!("{}-{}", cfg.spec.system_id, n + 1) };
             st.power.insert(id, cfg.initial_on);
         }
-        st.log.push(format!("START {:?} on {addr}", cfg.profile));
-        let shared = Arc::new(Shared { cfg: shared_cfg, st: Mutex::new(st) });
-        let stop = Arc::new(AtomicBool::new(false));
-        let (stop2, shared2) = (stop.clone(), shared.clone());
-        let accept = std::thread::Builder::new().name("redfish-sim-accept".into()).spawn(move || {
-            while !stop2.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((sock, _)) => {
-                        let (shared, server) = (shared2.clone(), server.clone());
-                        let _ = std::thread::Builder::new()
-                            .name("redfish-sim-conn".into())
-                            .spawn(move || serve_connection(sock, server, shared));
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
-        })?;
-        Ok(RedfishSim { addr, stop, accept: Some(accept), cert_pem, shared })
+        let shared = Arc::new(Shared { cfg: cfg.clone(), st: Mutex::new(st) });
+        let sh = shared.clone();
+        let listener =
+            TlsListener::start(cfg.bind, "redfish-sim", Duration::from_secs(10), move |tls, _stop| serve_connection(tls, &sh))?;
+        if let Some(dir) = &cfg.state_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::write(dir.join("cert.pem"), listener.cert_pem())
+                .with_context(|| format!("writing {}/cert.pem", dir.display()))?;
+        }
+        shared.st.lock().unwrap_or_else(|p| p.into_inner()).log.insert(0, format!("START {:?} on {}", cfg.profile, listener.addr()));
+        Ok(RedfishSim { listener, shared })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.listener.addr()
     }
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.addr().port()
     }
     pub fn cert_pem(&self) -> &str {
-        &self.cert_pem
+        self.listener.cert_pem()
     }
     /// The profile's facts.
     pub fn spec(&self) -> &ProfileSpec {
@@ -721,16 +689,7 @@ impl RedfishSim {
         self.with(|st| st.log.join("\n"))
     }
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.accept.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-impl Drop for RedfishSim {
-    fn drop(&mut self) {
-        self.stop();
+        self.listener.stop();
     }
 }
 
@@ -749,13 +708,7 @@ fn empty_state() -> State {
 }
 
 /// One connection: TLS, one HTTP request, one answer, close.
-fn serve_connection(sock: TcpStream, server: Arc<rustls::ServerConfig>, sh: Arc<Shared>) {
-    let _ = sock.set_nonblocking(false);
-    let _ = sock.set_nodelay(true);
-    let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = sock.set_write_timeout(Some(Duration::from_secs(10)));
-    let Ok(conn) = rustls::ServerConnection::new(server) else { return };
-    let mut tls = rustls::StreamOwned::new(conn, sock);
+fn serve_connection(mut tls: ServerStream, sh: &Shared) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let deadline = Instant::now() + Duration::from_secs(15);
