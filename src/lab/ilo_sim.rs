@@ -485,14 +485,14 @@ fn serve_connection(mut tls: ServerStream, sh: &Shared, stop: &AtomicBool) {
             if *first == b'<' {
                 if sh.cfg.spec.raw {
                     sh.log("CONN raw");
-                    serve_raw(&mut tls, buf, &sh, &stop, idle_limit);
+                    serve_raw(&mut tls, buf, sh, stop, idle_limit);
                 } else {
                     sh.log("CONN raw refused (profile is HTTP only)");
                 }
                 return;
             }
             if buf.len() >= 4 {
-                serve_http(&mut tls, buf, &sh, &stop, idle_limit);
+                serve_http(&mut tls, buf, sh, stop, idle_limit);
                 return;
             }
         }
