@@ -5,10 +5,11 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use twonode::lab::services::{keygen, LoopbackSshd};
 
 const BIN: &str = env!("CARGO_BIN_EXE_twonode");
 
@@ -23,33 +24,6 @@ fn peers_present() -> bool {
         eprintln!("SKIPPED: sshd, ssh-keygen or drbdadm missing (run scripts/install-deps)");
     }
     ok
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    l.local_addr().expect("addr").port()
-}
-
-fn keygen(path: &Path) {
-    let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .stdin(Stdio::null())
-        .status()
-        .expect("ssh-keygen");
-    assert!(st.success());
-}
-
-struct Sshd {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A TCP proxy on loopback that can cut every connection (the "network" between twonode and a node).
@@ -134,7 +108,7 @@ impl Proxy {
 /// Two simulated DRBD nodes, alice and bob, each behind its own sshd.
 struct Lab {
     dir: tempfile::TempDir,
-    sshd: Vec<Sshd>,
+    sshd: Vec<LoopbackSshd>,
     /// Port twonode uses per node (the sshd's, or a proxy's in front of it).
     ports: Vec<u16>,
     proxies: Vec<Proxy>,
@@ -158,54 +132,15 @@ impl Lab {
             .output()
             .expect("run twonode");
         assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
-        std::fs::create_dir_all("/run/sshd").ok();
-        keygen(&dir.path().join("user_key"));
+        keygen(&dir.path().join("user_key")).expect("ssh-keygen");
         std::fs::copy(dir.path().join("user_key.pub"), dir.path().join("authorized_keys")).expect("copy key");
         let mut known = String::new();
         let mut sshd = Vec::new();
         for node in ["alice", "bob"] {
-            let hk = dir.path().join(format!("host_key_{node}"));
-            keygen(&hk);
-            let port = free_port();
-            let bin = sim.join(node).join("bin");
-            // the node's own HOME: the login shell reads no rc files of the user running the tests
-            let home = dir.path().join(format!("home_{node}"));
-            std::fs::create_dir_all(&home).expect("home");
-            let cfg = dir.path().join(format!("sshd_{node}.conf"));
-            std::fs::write(
-                &cfg,
-                format!(
-                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPasswordAuthentication no\n\
-                     KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile none\n\
-                     LogLevel ERROR\nSetEnv PATH={bin}:/usr/sbin:/usr/bin:/sbin:/bin HOME={home}\n",
-                    hk = hk.display(),
-                    ak = dir.path().join("authorized_keys").display(),
-                    bin = bin.display(),
-                    home = home.display()
-                ),
-            )
-            .expect("write sshd config");
-            let child = Command::new("/usr/sbin/sshd")
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(&cfg)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start sshd");
-            let pubkey = std::fs::read_to_string(hk.with_extension("pub")).expect("host pub");
-            let mut parts = pubkey.split_whitespace();
-            known.push_str(&format!("[127.0.0.1]:{port} {} {}\n", parts.next().unwrap_or(""), parts.next().unwrap_or("")));
-            sshd.push(Sshd { child, port });
-        }
-        for s in &sshd {
-            let t = Instant::now();
-            while TcpStream::connect(("127.0.0.1", s.port)).is_err() {
-                assert!(t.elapsed() < Duration::from_secs(10), "sshd on {} did not start", s.port);
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            let (bin, home) = (sim.join(node).join("bin"), dir.path().join(format!("home_{node}")));
+            let d = LoopbackSshd::start(dir.path(), node, &dir.path().join("authorized_keys"), &bin, &home).expect("sshd");
+            known.push_str(&d.known_hosts_line);
+            sshd.push(d);
         }
         std::fs::write(dir.path().join("known_hosts"), known).expect("known_hosts");
         let ports = sshd.iter().map(|s| s.port).collect();
@@ -585,7 +520,7 @@ fn already_resolved_while_resyncing_and_host_key_checks() {
     assert_eq!(std::fs::read_to_string(&empty).expect("read").lines().count(), 2);
     // A changed key is refused even with accept-new.
     let other = lab.p("other_key");
-    keygen(&other);
+    keygen(&other).expect("ssh-keygen");
     let otherpub = std::fs::read_to_string(other.with_extension("pub")).expect("pub");
     let mut p = otherpub.split_whitespace();
     std::fs::write(&empty, format!("[127.0.0.1]:{} {} {}\n", lab.ports[0], p.next().unwrap_or(""), p.next().unwrap_or(""))).expect("write");

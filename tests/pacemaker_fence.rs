@@ -7,8 +7,8 @@
 mod fence_support;
 use fence_support::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use twonode::lab::services::{keygen, LoopbackSshd};
 
 fn fx(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/pacemaker").join(name)
@@ -235,63 +235,13 @@ fn live_cib_without_a_running_cluster_is_exit_1_with_the_way_out() {
 
 // ---------------------------------------------------------------- over SSH
 
-struct Sshd {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn keygen(path: &Path) {
-    let st = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path).stdin(Stdio::null()).status().expect("ssh-keygen");
-    assert!(st.success());
-}
-
-/// An sshd on loopback (as tests/drbd_recover.rs starts them) whose PATH starts with `bin`;
-/// writes user_key and known_hosts into `dir`.
-fn sshd(dir: &Path, bin: &Path) -> Sshd {
-    std::fs::create_dir_all("/run/sshd").ok();
-    keygen(&dir.join("user_key"));
+/// An sshd on loopback whose PATH starts with `bin`; user_key and known_hosts go into `dir`.
+fn sshd(dir: &Path, bin: &Path) -> LoopbackSshd {
+    keygen(&dir.join("user_key")).expect("ssh-keygen");
     std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
-    let hk = dir.join("host_key");
-    keygen(&hk);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let cfg = dir.join("sshd.conf");
-    std::fs::write(
-        &cfg,
-        format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile none\n\
-             LogLevel ERROR\nSetEnv PATH={bin}:/usr/sbin:/usr/bin:/sbin:/bin HOME={home}\n",
-            hk = hk.display(),
-            ak = dir.join("authorized_keys").display(),
-            bin = bin.display(),
-            home = dir.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("/usr/sbin/sshd")
-        .args(["-D", "-e", "-f"])
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start sshd");
-    let pubkey = std::fs::read_to_string(hk.with_extension("pub")).unwrap();
-    let mut parts = pubkey.split_whitespace();
-    std::fs::write(dir.join("known_hosts"), format!("[127.0.0.1]:{port} {} {}\n", parts.next().unwrap(), parts.next().unwrap())).unwrap();
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(10), "sshd did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Sshd { child, port }
+    let d = LoopbackSshd::start(dir, "node1", &dir.join("authorized_keys"), bin, dir).expect("sshd");
+    std::fs::write(dir.join("known_hosts"), &d.known_hosts_line).unwrap();
+    d
 }
 
 #[test]

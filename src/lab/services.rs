@@ -298,10 +298,81 @@ pub struct DrbdNodes {
     pub known_hosts: PathBuf,
     /// Recovery journal directory (TWONODE_JOURNAL_DIR).
     pub journal: PathBuf,
-    _sshd: Vec<Guard>,
+    _sshd: Vec<LoopbackSshd>,
 }
 
-fn keygen(path: &Path) -> anyhow::Result<()> {
+fn current_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "root".into())
+}
+
+/// An OpenSSH sshd on a free loopback port for one simulated machine: its own host key, logins
+/// with the keys in an authorized_keys file, the machine's tools first in PATH. Stopped on drop.
+/// The lab's DRBD nodes and the tests that need a node over SSH start theirs with it.
+pub struct LoopbackSshd {
+    pub port: u16,
+    /// `[127.0.0.1]:PORT TYPE KEY`, for a known_hosts file.
+    pub known_hosts_line: String,
+    _child: Guard,
+}
+
+impl LoopbackSshd {
+    /// Start NAME's sshd with its files in DIR (host_key_NAME, sshd_NAME.conf, sshd_NAME.log):
+    /// keys in AUTHORIZED_KEYS may log in, and get PATH=PATH_FIRST:/usr/sbin:/usr/bin:/sbin:/bin
+    /// and HOME (created; the login shell reads no rc files of the user running it).
+    pub fn start(dir: &Path, name: &str, authorized_keys: &Path, path_first: &Path, home: &Path) -> anyhow::Result<LoopbackSshd> {
+        if nix::unistd::getuid().is_root() {
+            // sshd's privilege separation directory (Debian creates it at boot).
+            std::fs::create_dir_all("/run/sshd").ok();
+        }
+        let sshd = ["/usr/sbin/sshd", "/sbin/sshd"].iter().find(|p| Path::new(p).is_file()).copied().unwrap_or("sshd");
+        let hk = dir.join(format!("host_key_{name}"));
+        if !hk.exists() {
+            keygen(&hk)?;
+        }
+        std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
+        for _ in 0..3 {
+            let port = free_tcp_port()?;
+            let cfg = dir.join(format!("sshd_{name}.conf"));
+            std::fs::write(
+                &cfg,
+                format!(
+                    "# simulated node {name}: its tools first in PATH\nPort {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
+                     PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n\
+                     PidFile none\nLogLevel ERROR\nSetEnv PATH={bin}:/usr/sbin:/usr/bin:/sbin:/bin HOME={home}\n",
+                    hk = hk.display(),
+                    ak = authorized_keys.display(),
+                    bin = path_first.display(),
+                    home = home.display()
+                ),
+            )?;
+            let log = std::fs::File::create(dir.join(format!("sshd_{name}.log")))?;
+            let child = Command::new(sshd)
+                .args(["-D", "-e", "-f"])
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .context("starting sshd")?;
+            let mut g = Guard(child);
+            if wait_tcp(port, &mut g.0, Duration::from_secs(10)) {
+                let pubkey = std::fs::read_to_string(hk.with_extension("pub"))?;
+                let mut parts = pubkey.split_whitespace();
+                let known_hosts_line = format!("[127.0.0.1]:{port} {} {}\n", parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                return Ok(LoopbackSshd { port, known_hosts_line, _child: g });
+            }
+        }
+        bail!("sshd for {name} did not listen (see {}/sshd_{name}.log)", dir.display())
+    }
+}
+
+/// A new ed25519 key pair without a passphrase at PATH (PATH.pub beside it).
+pub fn keygen(path: &Path) -> anyhow::Result<()> {
     let st = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "twonode-lab", "-f"])
         .arg(path)
@@ -314,15 +385,6 @@ fn keygen(path: &Path) -> anyhow::Result<()> {
         bail!("ssh-keygen failed for {}", path.display());
     }
     Ok(())
-}
-
-fn current_user() -> String {
-    nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name)
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "root".into())
 }
 
 impl DrbdNodes {
@@ -375,56 +437,15 @@ impl DrbdNodes {
         keygen(&self.identity)?;
         let ak = ssh.join("authorized_keys");
         std::fs::copy(ssh.join("id_ed25519.pub"), &ak)?;
-        if nix::unistd::getuid().is_root() {
-            // sshd's privilege separation directory (Debian creates it at boot).
-            std::fs::create_dir_all("/run/sshd").ok();
-        }
-        let sshd = ["/usr/sbin/sshd", "/sbin/sshd"].iter().find(|p| Path::new(p).is_file()).copied().unwrap_or("sshd");
         let mut known = String::new();
         for i in 0..self.nodes.len() {
             let name = self.nodes[i].name.clone();
-            let hk = ssh.join(format!("host_key_{name}"));
-            keygen(&hk)?;
             let bin = self.state.join(&name).join("bin");
             let home = ssh.join(format!("home_{name}"));
-            std::fs::create_dir_all(&home)?;
-            let mut started = None;
-            for _ in 0..3 {
-                let port = free_tcp_port()?;
-                let cfg = ssh.join(format!("sshd_{name}.conf"));
-                std::fs::write(
-                    &cfg,
-                    format!(
-                        "# simulated DRBD node {name}: its tools first in PATH\nPort {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
-                         PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n\
-                         PidFile none\nLogLevel ERROR\nSetEnv PATH={bin}:/usr/sbin:/usr/bin:/sbin:/bin HOME={home}\n",
-                        hk = hk.display(),
-                        ak = ak.display(),
-                        bin = bin.display(),
-                        home = home.display()
-                    ),
-                )?;
-                let log = std::fs::File::create(ssh.join(format!("sshd_{name}.log")))?;
-                let child = Command::new(sshd)
-                    .args(["-D", "-e", "-f"])
-                    .arg(&cfg)
-                    .stdin(Stdio::null())
-                    .stdout(log.try_clone()?)
-                    .stderr(log)
-                    .spawn()
-                    .context("starting sshd")?;
-                let mut g = Guard(child);
-                if wait_tcp(port, &mut g.0, Duration::from_secs(10)) {
-                    started = Some((port, g));
-                    break;
-                }
-            }
-            let (port, g) = started.with_context(|| format!("sshd for {name} did not listen (see {}/sshd_{name}.log)", ssh.display()))?;
-            let pubkey = std::fs::read_to_string(hk.with_extension("pub"))?;
-            let mut parts = pubkey.split_whitespace();
-            known.push_str(&format!("[127.0.0.1]:{port} {} {}\n", parts.next().unwrap_or(""), parts.next().unwrap_or("")));
-            self.nodes[i].port = Some(port);
-            self._sshd.push(g);
+            let d = LoopbackSshd::start(ssh, &name, &ak, &bin, &home)?;
+            known.push_str(&d.known_hosts_line);
+            self.nodes[i].port = Some(d.port);
+            self._sshd.push(d);
         }
         std::fs::write(&self.known_hosts, known)?;
         // Prove the login works (key, host key, the node's PATH) before anyone relies on it.
