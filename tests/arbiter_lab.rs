@@ -8,30 +8,11 @@
 //! libnss3-tools (scripts/install-deps). Elsewhere it prints why and passes as skipped.
 //! Short timers (quorum.device.timeout 4000 ms, token 1000 ms); `bench/arbiter-bench` runs the
 //! same set with corosync's defaults.
-use std::collections::BTreeMap;
+mod netns_support;
+use netns_support::{rows, skip_reason, Row};
 use std::path::Path;
 use std::process::Command;
 
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not root (network namespaces need root; CI runs this as root)".into());
-    }
-    for tool in ["corosync", "corosync-qdevice", "corosync-qnetd", "corosync-quorumtool", "certutil", "ip", "unshare"] {
-        let found = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().any(|d| Path::new(d).join(tool).exists());
-        if !found {
-            return Some(format!("{tool} not installed (run scripts/install-deps)"));
-        }
-    }
-    let probe = format!("tnprobe{}", std::process::id());
-    let ok = Command::new("ip").args(["netns", "add", &probe]).status().map(|s| s.success()).unwrap_or(false);
-    if !ok {
-        return Some("cannot create a network namespace here (`ip netns add` failed)".into());
-    }
-    let _ = Command::new("ip").args(["netns", "del", &probe]).status();
-    None
-}
-
-type Row = BTreeMap<String, String>;
 
 fn run_set(id: &str, arbiter: &str, dir: &Path) -> (Vec<Row>, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corosync-lab/scenarios.sh");
@@ -43,26 +24,7 @@ fn run_set(id: &str, arbiter: &str, dir: &Path) -> (Vec<Row>, String) {
         .expect("running tests/corosync-lab/scenarios.sh");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let rows = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("RESULT "))
-        .map(|l| {
-            let mut r = Row::new();
-            let (head, timeline) = match l.find(" timeline=") {
-                Some(i) => (&l[..i], Some(&l[i + 10..])),
-                None => (l, None),
-            };
-            for kv in head.split_whitespace() {
-                if let Some((k, v)) = kv.split_once('=') {
-                    r.insert(k.into(), v.into());
-                }
-            }
-            if let Some(t) = timeline {
-                r.insert("timeline".into(), t.into());
-            }
-            r
-        })
-        .collect();
+    let rows = rows(&stdout);
     (rows, format!("{stdout}\n{stderr}"))
 }
 
@@ -74,7 +36,7 @@ fn num(r: &Row, k: &str) -> i64 {
 
 #[test]
 fn corosync_qdevice_with_twonode_arbiter_and_with_corosync_qnetd() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = skip_reason(&["corosync", "corosync-qdevice", "corosync-qnetd", "corosync-quorumtool", "certutil"]) {
         eprintln!("SKIPPED arbiter_lab: {why}");
         return;
     }

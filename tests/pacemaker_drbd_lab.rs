@@ -12,46 +12,21 @@
 //! is real). Needs root, `ip netns`, nsenter/unshare, overlayfs, corosync, pacemaker, pcs
 //! (scripts/install-deps); elsewhere it prints why and passes as skipped. About 30 seconds.
 //! Namespaces tnpm<ID>-*: do not run it at the same time as tests/pacemaker_lab.rs.
-use std::collections::BTreeMap;
+mod netns_support;
+use netns_support::{rows, skip_reason};
 use std::path::Path;
 use std::process::Command;
 
-fn have(tool: &str) -> bool {
-    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().any(|d| Path::new(d).join(tool).exists())
-}
 
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not root (network namespaces need root; CI runs this as root)".into());
-    }
-    for tool in ["corosync", "pacemakerd", "crm_mon", "crm_resource", "cibadmin", "crm_attribute", "drbdadm", "ip", "unshare", "nsenter"] {
-        if !have(tool) {
-            return Some(format!("{tool} not installed (run scripts/install-deps)"));
-        }
-    }
-    if !Path::new("/usr/lib/ocf/resource.d/pacemaker/Stateful").exists() || !Path::new("/usr/lib/ocf/resource.d/linbit/drbd").exists() {
-        return Some("the OCF agents pacemaker:Stateful / linbit:drbd are missing (pacemaker-resource-agents, drbd-utils)".into());
-    }
-    let probe = format!("tnpmprobe{}", std::process::id());
-    let ok = Command::new("ip").args(["netns", "add", &probe]).status().map(|s| s.success()).unwrap_or(false);
-    if !ok {
-        return Some("cannot create a network namespace here (`ip netns add` failed)".into());
-    }
-    let _ = Command::new("ip").args(["netns", "del", &probe]).status();
-    None
-}
-
-fn rows(stdout: &str) -> Vec<BTreeMap<String, String>> {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("RESULT "))
-        .map(|l| l.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
-        .collect()
+/// The OCF agents the DRBD lab binds (pacemaker:Stateful stands in for linbit:drbd).
+fn ocf_missing() -> Option<String> {
+    let ok = Path::new("/usr/lib/ocf/resource.d/pacemaker/Stateful").exists() && Path::new("/usr/lib/ocf/resource.d/linbit/drbd").exists();
+    (!ok).then(|| "the OCF agents pacemaker:Stateful / linbit:drbd are missing (pacemaker-resource-agents, drbd-utils)".into())
 }
 
 #[test]
 fn drbd_recover_keeps_a_live_pacemaker_out_of_the_way() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = skip_reason(&["corosync", "pacemakerd", "crm_mon", "crm_resource", "cibadmin", "crm_attribute", "drbdadm", "nsenter"]).or_else(ocf_missing) {
         eprintln!("SKIPPED pacemaker_drbd_lab: {why}");
         return;
     }

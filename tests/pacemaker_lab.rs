@@ -12,48 +12,14 @@
 //! Needs root, `ip netns`, nsenter/unshare, overlayfs, and the Debian packages corosync,
 //! corosync-qdevice, pacemaker, pacemaker-cli-utils, pcs, openipmi, ipmitool, libxml2-utils
 //! (scripts/install-deps). Elsewhere it prints why and passes as skipped. About 4 minutes.
-use std::collections::BTreeMap;
+mod netns_support;
+use netns_support::{rows, skip_reason, Row};
 use std::path::Path;
 use std::process::Command;
 
-fn have(tool: &str) -> bool {
-    ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().any(|d| Path::new(d).join(tool).exists())
-}
-
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("not root (network namespaces need root; CI runs this as root)".into());
-    }
-    for tool in [
-        "corosync", "corosync-qdevice", "corosync-quorumtool", "pacemakerd", "crm_mon", "stonith_admin", "cibadmin",
-        "crm_simulate", "pcs", "ipmi_sim", "ipmitool", "xmllint", "ip", "unshare", "nsenter",
-    ] {
-        if !have(tool) {
-            return Some(format!("{tool} not installed (run scripts/install-deps)"));
-        }
-    }
-    let probe = format!("tnpmprobe{}", std::process::id());
-    let ok = Command::new("ip").args(["netns", "add", &probe]).status().map(|s| s.success()).unwrap_or(false);
-    if !ok {
-        return Some("cannot create a network namespace here (`ip netns add` failed)".into());
-    }
-    let _ = Command::new("ip").args(["netns", "del", &probe]).status();
-    None
-}
-
-type Row = BTreeMap<String, String>;
-
-fn rows(stdout: &str) -> Vec<Row> {
-    stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("RESULT "))
-        .map(|l| l.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect())
-        .collect()
-}
-
 #[test]
 fn pacemaker_fences_through_fence_twonode_in_a_namespace_lab() {
-    if let Some(why) = skip_reason() {
+    if let Some(why) = skip_reason(&["corosync", "corosync-qdevice", "corosync-quorumtool", "pacemakerd", "crm_mon", "stonith_admin", "cibadmin", "crm_simulate", "pcs", "ipmi_sim", "ipmitool", "xmllint", "nsenter"]) {
         eprintln!("SKIPPED pacemaker_lab: {why}");
         return;
     }
