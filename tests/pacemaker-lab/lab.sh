@@ -21,9 +21,10 @@
 # Each node has a holder process (`sleep infinity`) in a private mount + UTS namespace (hostname nN)
 # that binds lab folders over /etc/corosync, /etc/pacemaker, /var/lib/pacemaker, /var/log/pacemaker
 # and /run, mounts a fresh tmpfs on /dev/shm (libqb's shared-memory IPC) and an overlay over
-# /usr/sbin that adds fence_twonode (a symlink to $TWONODE) where pacemaker's fencer looks for
-# agents. Daemons and CLI tools of a node are entered into that holder's namespaces with nsenter,
-# so each node sees only its own IPC (libqb's abstract sockets are per network namespace).
+# /usr/sbin that adds fence_twonode (the agent binary built beside $TWONODE; a symlink to $TWONODE
+# when there is none) where pacemaker's fencer looks for agents. Daemons and CLI tools of a node
+# are entered into that holder's namespaces with nsenter, so each node sees only its own IPC
+# (libqb's abstract sockets are per network namespace).
 # Addresses exist only inside the namespaces: ring 10.77.1.0/24 (bridge br-ring in the switch
 # namespace), management 10.77.2.0/24 (bridge br-q, switch 10.77.2.254: BMCs and arbiter).
 # Environment: TWONODE (path of the twonode binary), LAB_TOKEN (totem.token ms, default 1000).
@@ -124,7 +125,10 @@ EOC
 
 node_dirs() {
   mkdir -p "$L/agents"
-  ln -sf "$(readlink -f "$TWONODE")" "$L/agents/fence_twonode"
+  local agent
+  agent=$(dirname "$(readlink -f "$TWONODE")")/fence_twonode
+  [ -x "$agent" ] || agent=$(readlink -f "$TWONODE")
+  ln -sf "$agent" "$L/agents/fence_twonode"
   for i in 1 2; do
     local d=$L/n$i
     mkdir -p "$d/etc" "$d/pcmk-etc" "$d/run" "$d/log" "$d/lib"/{cib,pengine,blackbox,cores} "$d/lib/corosync-state"
