@@ -100,6 +100,15 @@ pub fn parse_datacenter(text: &str) -> Result<Datacenter, SyntaxError> {
     Ok(d)
 }
 
+/// pmxcfs' `/etc/pve/.members` (`{"nodename": ..., "cluster": {"quorate": 1, ...}, "nodelist": ...}`):
+/// this node's name and the cluster's quorum.
+pub fn parse_members(text: &str) -> Result<(Option<String>, Option<bool>), String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("{}:{}: {e}", e.line(), e.column()))?;
+    let node = v.get("nodename").and_then(|n| n.as_str()).map(String::from);
+    let quorate = v.get("cluster").and_then(|c| c.get("quorate")).and_then(|q| q.as_i64().or_else(|| q.as_bool().map(i64::from))).map(|q| q != 0);
+    Ok((node, quorate))
+}
+
 /// What the HA checks need to know about the cluster around the HA configuration.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ClusterFacts {
@@ -122,6 +131,10 @@ pub struct PveHa {
     /// node -> its LRM's status (`nodes/NODE/lrm_status`)
     pub lrm: BTreeMap<String, LrmStatus>,
     pub cluster: ClusterFacts,
+    /// pmxcfs' `.members`: this node's name and whether the cluster is quorate (None: no
+    /// `.members`, e.g. a copy of /etc/pve).
+    pub local_node: Option<String>,
+    pub quorate: Option<bool>,
     /// file name -> its text, for line:col findings
     #[serde(skip)]
     pub texts: BTreeMap<String, String>,
@@ -166,6 +179,11 @@ pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
         h.cluster.nodes = q.nodes.iter().filter_map(|n| n.name.clone()).collect();
         h.cluster.two_node = q.two_node;
         h.cluster.arbiter = q.device.is_some();
+    }
+    if let Some(t) = read_opt(&dir.join(".members"))? {
+        let (node, quorate) = parse_members(&t).map_err(|e| format!("{}: {e}", dir.join(".members").display()))?;
+        h.local_node = node;
+        h.quorate = quorate;
     }
     let fence_cfg = read_opt(&dir.join("ha/fence.cfg"))?;
     h.cluster.hardware_fencing = Some(fence_cfg.is_some_and(|t| t.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))));
