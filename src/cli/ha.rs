@@ -200,7 +200,8 @@ fn load(a: &SourceArgs) -> anyhow::Result<Loaded> {
     if let Some(d) = pve_dir {
         let h = pve::load_pve(&d).map_err(|e| Failure::new(2, e))?;
         let storage = pve::load_storage(&h);
-        return Ok(Loaded { label: d.display().to_string(), config: h.config.clone(), cluster: h.cluster.clone(), storage, files: Files::pve(), pve: Some(h) });
+        let files = Files { shutdown_policy_at: h.shutdown_policy_at, ..Files::pve() };
+        return Ok(Loaded { label: d.display().to_string(), config: h.config.clone(), cluster: h.cluster.clone(), storage, files, pve: Some(h) });
     }
     let path = a.cluster_conf.clone().unwrap_or_else(crate::clusterconf::store::default_path);
     let r = rgmanager::load_rgmanager(&path).map_err(|e| Failure::new(2, e))?;

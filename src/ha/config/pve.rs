@@ -18,7 +18,7 @@ pub fn parse_resources(text: &str) -> Result<BTreeMap<String, ServiceConf>, Synt
     let mut out = BTreeMap::new();
     for s in section::parse(text)? {
         if s.kind != "vm" && s.kind != "ct" {
-            return Err(err(s.span, format!("unknown resource type `{}` (expected vm or ct)", s.kind)));
+            return Err(err(Span { col: 1, ..s.span }, format!("unknown resource type `{}` (expected vm or ct)", s.kind)));
         }
         if s.id.parse::<u32>().map_or(true, |n| n < 100) {
             return Err(err(s.span, format!("`{}` is not a guest id (a number of 100 or more)", s.id)));
@@ -100,6 +100,52 @@ pub fn parse_datacenter(text: &str) -> Result<Datacenter, SyntaxError> {
     Ok(d)
 }
 
+/// ha-manager's `ha/fence.cfg` (`device NAME[:N] AGENT ARGS...`, `connect NAME[:N] node=NODE
+/// ARGS...`): the nodes a fence device is connected to. Errors are ha-manager's: a device declared
+/// twice, a connect before its device, a connect without `node=`, a node connected twice. Other
+/// lines are ignored, as ha-manager ignores them.
+pub fn parse_fence_cfg(text: &str) -> Result<BTreeSet<String>, SyntaxError> {
+    let mut devices: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut nodes = BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_end();
+        if t.trim().is_empty() || t.trim_start().starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = t.split_whitespace().collect();
+        if words.len() < 4 || !matches!(words[0], "device" | "connect") {
+            continue;
+        }
+        let col = |w: &str| line.find(w).map_or(1, |c| c + 1);
+        let at = |w: &str, msg: String| SyntaxError { line: i + 1, col: col(w), msg };
+        let (name, number) = match words[1].split_once(':') {
+            Some((n, k)) => (n.to_string(), k.to_string()),
+            None => (words[1].to_string(), "1".to_string()),
+        };
+        if words[0] == "device" {
+            if devices.contains_key(&(name.clone(), number.clone())) {
+                return Err(at(words[1], format!("device '{name}:{number}' already declared")));
+            }
+            devices.insert((name, number), BTreeSet::new());
+            continue;
+        }
+        if !devices.keys().any(|(n, _)| *n == name) {
+            return Err(at(words[1], format!("device '{name}' must be declared before you can connect to it")));
+        }
+        let Some(connected) = devices.get_mut(&(name.clone(), number.clone())) else {
+            return Err(at(words[1], format!("no parallel device '{name}:{number}' declared")));
+        };
+        let Some(node) = words[2].strip_prefix("node=").map(|n| n.split(',').next().unwrap_or(n).to_string()).filter(|n| !n.is_empty()) else {
+            return Err(at(words[2], format!("node=NODENAME needed to connect device '{name}' to a node, found `{}`", words[2])));
+        };
+        if !connected.insert(node.clone()) {
+            return Err(at(words[2], format!("node '{node}' already connected to device '{name}:{number}'")));
+        }
+        nodes.insert(node);
+    }
+    Ok(nodes)
+}
+
 /// pmxcfs' `/etc/pve/.members` (`{"nodename": ..., "cluster": {"quorate": 1, ...}, "nodelist": ...}`):
 /// this node's name and the cluster's quorum.
 pub fn parse_members(text: &str) -> Result<(Option<String>, Option<bool>), String> {
@@ -107,6 +153,11 @@ pub fn parse_members(text: &str) -> Result<(Option<String>, Option<bool>), Strin
     let node = v.get("nodename").and_then(|n| n.as_str()).map(String::from);
     let quorate = v.get("cluster").and_then(|c| c.get("quorate")).and_then(|q| q.as_i64().or_else(|| q.as_bool().map(i64::from))).map(|q| q != 0);
     Ok((node, quorate))
+}
+
+/// Line and column of the first WORD in TEXT.
+pub fn locate(text: &str, word: &str) -> Option<Span> {
+    text.lines().enumerate().find_map(|(i, l)| l.find(word).map(|c| Span { line: i + 1, col: c + 1 }))
 }
 
 /// What the HA checks need to know about the cluster around the HA configuration.
@@ -135,6 +186,10 @@ pub struct PveHa {
     /// `.members`, e.g. a copy of /etc/pve).
     pub local_node: Option<String>,
     pub quorate: Option<bool>,
+    /// The nodes ha/fence.cfg connects a fence device to.
+    pub fenced_nodes: BTreeSet<String>,
+    /// Where datacenter.cfg sets `shutdown_policy` (for findings about it).
+    pub shutdown_policy_at: Span,
     /// file name -> its text, for line:col findings
     #[serde(skip)]
     pub texts: BTreeMap<String, String>,
@@ -167,6 +222,7 @@ pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
     }
     if let Some(t) = read_opt(&dir.join("datacenter.cfg"))? {
         h.config.datacenter = parse_datacenter(&t).map_err(|e| at("datacenter.cfg", e))?;
+        h.shutdown_policy_at = locate(&t, "shutdown_policy").unwrap_or_default();
     }
     if let Some(t) = read_opt(&dir.join("ha/manager_status"))? {
         let ms: ManagerStatus = serde_json::from_str(&t).map_err(|e| format!("{}:{}:{}: {e}", dir.join("ha/manager_status").display(), e.line(), e.column()))?;
@@ -185,8 +241,12 @@ pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
         h.local_node = node;
         h.quorate = quorate;
     }
-    let fence_cfg = read_opt(&dir.join("ha/fence.cfg"))?;
-    h.cluster.hardware_fencing = Some(fence_cfg.is_some_and(|t| t.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))));
+    // ha-manager's hardware fencing: a node is covered when a device is `connect`ed to it
+    let fenced = match read_opt(&dir.join("ha/fence.cfg"))? {
+        Some(t) => parse_fence_cfg(&t).map_err(|e| at("ha/fence.cfg", e))?,
+        None => BTreeSet::new(),
+    };
+    h.fenced_nodes = fenced;
     let nodes: Vec<String> = if h.cluster.nodes.is_empty() {
         std::fs::read_dir(dir.join("nodes")).map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str().map(String::from)).collect()).unwrap_or_default()
     } else {
@@ -203,6 +263,7 @@ pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
         h.cluster.nodes = nodes;
     }
     h.cluster.nodes.sort();
+    h.cluster.hardware_fencing = Some(if h.cluster.nodes.is_empty() { !h.fenced_nodes.is_empty() } else { h.cluster.nodes.iter().all(|n| h.fenced_nodes.contains(n)) });
     // resources.cfg does not say where a guest is: its config's directory does (nodes/NODE/...),
     // else the manager's last word
     for (sid, c) in h.config.services.iter_mut() {
