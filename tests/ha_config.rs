@@ -286,3 +286,38 @@ fn rgmanager_recovery_policies_and_bad_values() {
         assert!(se.contains(want), "{rm}: want {want:?}, got {se}");
     }
 }
+
+#[test]
+fn storage_map_says_where_drbd_is() {
+    let conf = "fixtures/clusterconf/corpus/rendered/R3_pve3-write_cluster_conf-after-ha-add.conf";
+    let t = tempfile::tempdir().unwrap();
+    let map = t.path().join("map.json");
+    std::fs::write(&map, "{\"vm:100\": {\"drbd\": [\"r0\"], \"nodes\": [\"pve1\"]}}\n").unwrap();
+    let (rc, so, _) = out(&["ha", "validate", "--cluster-conf", conf, "--storage-map", map.to_str().unwrap()]);
+    assert_eq!(rc, 1);
+    assert!(
+        so.contains(":9:5: warning: replication and HA configuration mismatch: vm:100 may be recovered on pve2 but its storage (DRBD r0) is only on pve1 [ha.storage-mismatch]"),
+        "{so}"
+    );
+    // on both nodes: no mismatch
+    std::fs::write(&map, "{\"vm:100\": {\"drbd\": [\"r0\"], \"nodes\": [\"pve1\", \"pve2\"]}}\n").unwrap();
+    let (_, so, _) = out(&["ha", "validate", "--cluster-conf", conf, "--storage-map", map.to_str().unwrap()]);
+    assert!(!so.contains("ha.storage-mismatch"), "{so}");
+    // PVE: the map replaces what storage.cfg and replication.cfg said (vm:101 is replicated there)
+    std::fs::write(&map, "{\"vm:101\": {\"nodes\": [\"node1\"]},\n \"ct:200\": {\"replication\": [\"node1\"]}}\n").unwrap();
+    let (_, so, _) = out(&["ha", "validate", "--pve-dir", RULES, "--storage-map", map.to_str().unwrap()]);
+    assert!(so.contains("vm:101 may be recovered on node2 but its storage (the storage map) is only on node1"), "{so}");
+    assert!(!so.contains("ct:200 may be"), "{so}");
+    // mistakes: where and what
+    for (text, want) in [
+        ("{\"vm:100\": {\"drbd\": \"r0\"}}", ":1:2: vm:100: `drbd` must be a list of names, e.g. [\"r0\"]"),
+        ("{\"vm:100\": {},\n  \"vm:999\": {}}", ":2:3: `vm:999` is not an HA resource of this configuration (resources: vm:100)"),
+        ("{\"vm:100\": {\"node\": [\"pve1\"]}}", ":1:13: vm:100: unknown key `node` (expected drbd, nodes, replication)"),
+        ("[1, 2", ":1:5: EOF while parsing a list"),
+    ] {
+        std::fs::write(&map, text).unwrap();
+        let (rc, _, se) = out(&["ha", "validate", "--cluster-conf", conf, "--storage-map", map.to_str().unwrap()]);
+        assert_eq!(rc, 2, "{text}: {se}");
+        assert!(se.contains(&format!("map.json{want}")), "{text}: want {want:?}, got {se}");
+    }
+}

@@ -159,6 +159,11 @@ pub struct SourceArgs {
     /// A cman cluster.conf whose <rm> (failover domains, services, pvevm) is the HA configuration.
     #[arg(long, value_name = "FILE")]
     pub cluster_conf: Option<PathBuf>,
+    /// JSON saying where each service's storage is, when the configuration cannot:
+    /// {"vm:100": {"drbd": ["r0"], "nodes": ["node1","node2"]}, "vm:101": {"replication": ["node2"]}}
+    /// (drbd: its DRBD resources; nodes: the nodes that have its storage; replication: targets).
+    #[arg(long, value_name = "FILE")]
+    pub storage_map: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -201,12 +206,20 @@ fn load(a: &SourceArgs) -> anyhow::Result<Loaded> {
         let h = pve::load_pve(&d).map_err(|e| Failure::new(2, e))?;
         let storage = pve::load_storage(&h);
         let files = Files { shutdown_policy_at: h.shutdown_policy_at, ..Files::pve() };
-        return Ok(Loaded { label: d.display().to_string(), config: h.config.clone(), cluster: h.cluster.clone(), storage, files, pve: Some(h) });
+        let l = Loaded { label: d.display().to_string(), config: h.config.clone(), cluster: h.cluster.clone(), storage, files, pve: Some(h) };
+        return with_storage_map(l, a);
     }
     let path = a.cluster_conf.clone().unwrap_or_else(crate::clusterconf::store::default_path);
     let r = rgmanager::load_rgmanager(&path).map_err(|e| Failure::new(2, e))?;
     let label = path.display().to_string();
-    Ok(Loaded { files: Files::cman(&label), label, config: r.config, cluster: r.cluster, storage: Default::default(), pve: None })
+    with_storage_map(Loaded { files: Files::cman(&label), label, config: r.config, cluster: r.cluster, storage: Default::default(), pve: None }, a)
+}
+
+fn with_storage_map(mut l: Loaded, a: &SourceArgs) -> anyhow::Result<Loaded> {
+    let Some(p) = &a.storage_map else { return Ok(l) };
+    let text = std::fs::read_to_string(p).map_err(|e| Failure::new(2, format!("{}: {e}", p.display())))?;
+    crate::ha::config::storage_map::apply_storage_map(&text, &mut l.config, &mut l.storage).map_err(|e| Failure::new(2, format!("{}:{}:{}: {}", p.display(), e.line, e.col, e.msg)))?;
+    Ok(l)
 }
 
 fn run_status(a: SourceArgs, g: &Global) -> anyhow::Result<i32> {

@@ -3,6 +3,7 @@
 pub mod pve;
 pub mod rgmanager;
 pub mod section;
+pub mod storage_map;
 
 use std::collections::BTreeMap;
 
