@@ -158,9 +158,11 @@ mod tests {
 
     #[test]
     fn two_node_findings() {
-        let mut cfg = HaConfig::default();
-        cfg.services = parse_resources("vm: 100\n\tgroup g\n\nvm: 101\n\tgroup nope\n").unwrap();
-        cfg.groups = parse_groups("group: g\n\tnodes node1,node3\n\trestricted 1\n").unwrap();
+        let mut cfg = HaConfig {
+            services: parse_resources("vm: 100\n\tgroup g\n\nvm: 101\n\tgroup nope\n").unwrap(),
+            groups: parse_groups("group: g\n\tnodes node1,node3\n\trestricted 1\n").unwrap(),
+            ..Default::default()
+        };
         cfg.datacenter.shutdown_policy = Some("migrate".into());
         let cluster = ClusterFacts { source: "corosync.conf".into(), nodes: vec!["node1".into(), "node2".into()], two_node: true, arbiter: false, hardware_fencing: Some(false) };
         let mut st = StorageFacts::default();

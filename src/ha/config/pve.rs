@@ -278,25 +278,6 @@ pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
     Ok(h)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resources_and_datacenter() {
-        let r = parse_resources("vm: 100\n\tgroup g\n\tmax_restart 2\n\nct: 200\n\tstate stopped\n").unwrap();
-        assert_eq!(r["vm:100"].max_restart, 2);
-        assert_eq!(r["ct:200"].state, RequestState::Stopped);
-        let e = parse_resources("vm: 100\n\tstate runing\n").unwrap_err();
-        assert_eq!((e.line, e.col), (2, 2));
-        assert!(e.msg.contains("expected started"));
-        let d = parse_datacenter("keyboard: en-us\nha: shutdown_policy=migrate\ncrs: ha=static,ha-rebalance-on-start=1\n").unwrap();
-        assert_eq!(d.shutdown_policy.as_deref(), Some("migrate"));
-        assert!(d.rebalance_on_start);
-        assert_eq!(parse_datacenter(r#"{"ha": {"shutdown_policy": "freeze"}}"#).unwrap().shutdown_policy.as_deref(), Some("freeze"));
-    }
-}
-
 /// Local storage types: a disk there exists on one node (plus its replication targets).
 const LOCAL_TYPES: &[&str] = &["dir", "lvm", "lvmthin", "zfspool", "btrfs"];
 
@@ -372,4 +353,23 @@ pub fn load_storage(h: &PveHa) -> crate::ha::validate::StorageFacts {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_and_datacenter() {
+        let r = parse_resources("vm: 100\n\tgroup g\n\tmax_restart 2\n\nct: 200\n\tstate stopped\n").unwrap();
+        assert_eq!(r["vm:100"].max_restart, 2);
+        assert_eq!(r["ct:200"].state, RequestState::Stopped);
+        let e = parse_resources("vm: 100\n\tstate runing\n").unwrap_err();
+        assert_eq!((e.line, e.col), (2, 2));
+        assert!(e.msg.contains("expected started"));
+        let d = parse_datacenter("keyboard: en-us\nha: shutdown_policy=migrate\ncrs: ha=static,ha-rebalance-on-start=1\n").unwrap();
+        assert_eq!(d.shutdown_policy.as_deref(), Some("migrate"));
+        assert!(d.rebalance_on_start);
+        assert_eq!(parse_datacenter(r#"{"ha": {"shutdown_policy": "freeze"}}"#).unwrap().shutdown_policy.as_deref(), Some("freeze"));
+    }
 }
