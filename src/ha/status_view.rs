@@ -10,6 +10,7 @@
 //! running, `stopping`, `disabled`, `clearing error flag`, ...).
 use std::collections::BTreeMap;
 
+use crate::ha::manager::count_active_services;
 use crate::ha::model::{RequestState, ServiceConf};
 use crate::ha::state::{LrmStatus, ManagerStatus, ServiceStatus};
 
@@ -99,15 +100,6 @@ pub fn verbose_service_state(ss: Option<&ServiceStatus>, sc: Option<&ServiceConf
     }
 }
 
-/// Services the CRM counts as active on NODE (its node or its migration target).
-pub fn active_services(ms: &ManagerStatus, node: &str) -> usize {
-    ms.service_status
-        .values()
-        .filter(|s| s.node.as_deref() == Some(node) || s.target.as_deref() == Some(node))
-        .filter(|s| !matches!(s.state.as_str(), "" | "stopped" | "freeze" | "error" | "request_start"))
-        .count()
-}
-
 /// A timestamp as Perl's scalar `localtime` prints it (`Thu Dec  5 12:00:00 2024`), in UTC.
 pub fn ctime(ts: i64) -> String {
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
@@ -192,7 +184,7 @@ pub fn entries(i: &Inputs) -> Vec<Entry> {
                 if st == "active" {
                     st = if mode != "active" {
                         format!("{mode} mode")
-                    } else if lrm_state == "wait_for_agent_lock" && active_services(ms, node) == 0 {
+                    } else if lrm_state == "wait_for_agent_lock" && count_active_services(&ms.service_status, node) == 0 {
                         "idle".into()
                     } else {
                         lrm_state.into()
