@@ -67,7 +67,7 @@ pub struct Inputs<'a> {
 
 /// The age of a manager or LRM timestamp, as ha-manager words it.
 pub fn timestamp_status(now: i64, ts: i64) -> &'static str {
-    let d = now - ts;
+    let d = now.saturating_sub(ts);
     if d > 30 {
         "old timestamp - dead?"
     } else if d < -2 {
@@ -282,6 +282,9 @@ mod tests {
         assert_eq!(timestamp_status(100, 60), "old timestamp - dead?");
         assert_eq!(timestamp_status(100, 103), "detected time drift!");
         assert_eq!(timestamp_status(100, 70), "active");
+        assert_eq!(timestamp_status(100, i64::MIN), "old timestamp - dead?");
+        assert_eq!(timestamp_status(-100, i64::MAX), "detected time drift!");
+        assert_eq!(ctime(i64::MAX), format!("@{}", i64::MAX));
         assert_eq!(ctime(1733400000), "Thu Dec  5 12:00:00 2024");
         let m = ms(r#"{"master_node":"a","timestamp":10,"node_status":{"a":"online"},"service_status":{}}"#);
         let mut lrm = BTreeMap::new();

@@ -100,48 +100,79 @@ pub fn parse_datacenter(text: &str) -> Result<Datacenter, SyntaxError> {
     Ok(d)
 }
 
+/// The words of LINE with their byte offsets.
+fn words_at(line: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices() {
+        match (c.is_whitespace(), start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                out.push((s, &line[s..i]));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, &line[s..]));
+    }
+    out
+}
+
+/// The leading word characters (Perl's `\w+`) of S.
+fn perl_word(s: &str) -> &str {
+    let end = s.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(s.len());
+    &s[..end]
+}
+
 /// ha-manager's `ha/fence.cfg` (`device NAME[:N] AGENT ARGS...`, `connect NAME[:N] node=NODE
-/// ARGS...`): the nodes a fence device is connected to. Errors are ha-manager's: a device declared
-/// twice, a connect before its device, a connect without `node=`, a node connected twice. Other
-/// lines are ignored, as ha-manager ignores them.
+/// ARGS...`): the nodes a fence device is connected to. Names are read as ha-manager reads them:
+/// the device name is its leading word characters and N defaults to 1; the node is the word
+/// characters after `node=` (so `node=pve-1` connects `pve`, as in ha-manager, and `pve-1` stays
+/// without hardware fencing). Errors are ha-manager's: a device declared twice, a connect before
+/// its device or to an undeclared parallel device, a connect without `node=`, a node connected
+/// twice. Lines that are not `device`/`connect` with at least three arguments are ignored, as
+/// ha-manager ignores them (with a warning).
 pub fn parse_fence_cfg(text: &str) -> Result<BTreeSet<String>, SyntaxError> {
     let mut devices: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     let mut nodes = BTreeSet::new();
     for (i, line) in text.lines().enumerate() {
-        let t = line.trim_end();
-        if t.trim().is_empty() || t.trim_start().starts_with('#') {
+        let words = words_at(line);
+        if words.len() < 4 || !matches!(words[0].1, "device" | "connect") {
             continue;
         }
-        let words: Vec<&str> = t.split_whitespace().collect();
-        if words.len() < 4 || !matches!(words[0], "device" | "connect") {
-            continue;
-        }
-        let col = |w: &str| line.find(w).map_or(1, |c| c + 1);
-        let at = |w: &str, msg: String| SyntaxError { line: i + 1, col: col(w), msg };
-        let (name, number) = match words[1].split_once(':') {
-            Some((n, k)) => (n.to_string(), k.to_string()),
-            None => (words[1].to_string(), "1".to_string()),
+        let at = |w: usize, msg: String| SyntaxError { line: i + 1, col: words[w].0 + 1, msg };
+        let dev = words[1].1;
+        let name = match perl_word(dev) {
+            "" => dev.to_string(),
+            w => w.to_string(),
         };
-        if words[0] == "device" {
+        let number = match dev[name.len()..].strip_prefix(':').map(|r| &r[..r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len())]) {
+            Some(n) if !n.is_empty() && n != "0" => n.to_string(),
+            _ => "1".to_string(),
+        };
+        if words[0].1 == "device" {
             if devices.contains_key(&(name.clone(), number.clone())) {
-                return Err(at(words[1], format!("device '{name}:{number}' already declared")));
+                return Err(at(1, format!("device '{name}:{number}' already declared")));
             }
             devices.insert((name, number), BTreeSet::new());
             continue;
         }
         if !devices.keys().any(|(n, _)| *n == name) {
-            return Err(at(words[1], format!("device '{name}' must be declared before you can connect to it")));
+            return Err(at(1, format!("device '{name}' must be declared before you can connect to it")));
         }
         let Some(connected) = devices.get_mut(&(name.clone(), number.clone())) else {
-            return Err(at(words[1], format!("no parallel device '{name}:{number}' declared")));
+            return Err(at(1, format!("no parallel device '{name}:{number}' declared (declare it with `device {name}:{number} AGENT ARGS...` above)")));
         };
-        let Some(node) = words[2].strip_prefix("node=").map(|n| n.split(',').next().unwrap_or(n).to_string()).filter(|n| !n.is_empty()) else {
-            return Err(at(words[2], format!("node=NODENAME needed to connect device '{name}' to a node, found `{}`", words[2])));
+        let target = words[2].1;
+        let Some(node) = target.find("node=").map(|k| perl_word(&target[k + 5..])).filter(|n| !n.is_empty()) else {
+            return Err(at(2, format!("node=NODENAME needed to connect device '{name}' to a node, found `{target}`")));
         };
-        if !connected.insert(node.clone()) {
-            return Err(at(words[2], format!("node '{node}' already connected to device '{name}:{number}'")));
+        if !connected.insert(node.to_string()) {
+            return Err(at(2, format!("node '{node}' already connected to device '{name}:{number}'")));
         }
-        nodes.insert(node);
+        nodes.insert(node.to_string());
     }
     Ok(nodes)
 }
@@ -371,5 +402,19 @@ mod tests {
         assert_eq!(d.shutdown_policy.as_deref(), Some("migrate"));
         assert!(d.rebalance_on_start);
         assert_eq!(parse_datacenter(r#"{"ha": {"shutdown_policy": "freeze"}}"#).unwrap().shutdown_policy.as_deref(), Some("freeze"));
+    }
+
+    #[test]
+    fn fence_cfg_names_as_ha_manager_reads_them() {
+        let t = "device bmc fence_ipmilan ip=192.0.2.1\n  device bmc:2 fence_ipmilan ip=192.0.2.2\nconnect bmc node=node1 plug=1\nconnect bmc:2 node=pve-2 plug=2\nnonsense line\n";
+        assert_eq!(parse_fence_cfg(t).unwrap(), BTreeSet::from(["node1".to_string(), "pve".to_string()]));
+        // bmc:0 and bmc:1 are the same device for ha-manager
+        let e = parse_fence_cfg("device bmc:0 a b\ndevice bmc a b\n").unwrap_err();
+        assert_eq!((e.line, e.col, e.msg.as_str()), (2, 8, "device 'bmc:1' already declared"));
+        let e = parse_fence_cfg("device bmc a b\nconnect   bmc:3 node=n x\n").unwrap_err();
+        assert_eq!((e.line, e.col), (2, 11));
+        assert!(e.msg.starts_with("no parallel device 'bmc:3' declared"), "{}", e.msg);
+        let e = parse_fence_cfg("device bmc a b\nconnect bmc node=n x\nconnect bmc node=n y\n").unwrap_err();
+        assert_eq!((e.line, e.col, e.msg.as_str()), (3, 13, "node 'n' already connected to device 'bmc:1'"));
     }
 }
