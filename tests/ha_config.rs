@@ -215,7 +215,7 @@ fn every_reader_says_file_line_col_and_exits_2() {
         ("datacenter.cfg", "ha shutdown_policy=migrate\n", "datacenter.cfg:1:1: expected `key: value`"),
         ("datacenter.cfg", "{\"ha\": {\"shutdown_policy\": \"migrate\"}\n", "datacenter.cfg:2:"),
         ("ha/manager_status", "{\"master_node\": \"node1\", \"node_status\": [}", "ha/manager_status:1:"),
-        (".members", "{\"nodename\": ", ".members: 1:"),
+        (".members", "{\"nodename\": ", ".members:1:13: EOF while parsing a value"),
     ] {
         let t = rules_with(file, text);
         for cmd in ["validate", "status"] {

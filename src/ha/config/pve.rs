@@ -61,7 +61,7 @@ pub fn parse_datacenter_json(text: &str) -> Result<Datacenter, serde_json::Error
 /// regression format's JSON when the text starts with `{`.
 pub fn parse_datacenter(text: &str) -> Result<Datacenter, SyntaxError> {
     if text.trim_start().starts_with('{') {
-        return parse_datacenter_json(text).map_err(|e| SyntaxError { line: e.line(), col: e.column(), msg: e.to_string() });
+        return Ok(parse_datacenter_json(text)?);
     }
     let mut d = Datacenter::default();
     for (i, line) in text.lines().enumerate() {
@@ -179,8 +179,8 @@ pub fn parse_fence_cfg(text: &str) -> Result<BTreeSet<String>, SyntaxError> {
 
 /// pmxcfs' `/etc/pve/.members` (`{"nodename": ..., "cluster": {"quorate": 1, ...}, "nodelist": ...}`):
 /// this node's name and the cluster's quorum.
-pub fn parse_members(text: &str) -> Result<(Option<String>, Option<bool>), String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("{}:{}: {e}", e.line(), e.column()))?;
+pub fn parse_members(text: &str) -> Result<(Option<String>, Option<bool>), SyntaxError> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
     let node = v.get("nodename").and_then(|n| n.as_str()).map(String::from);
     let quorate = v.get("cluster").and_then(|c| c.get("quorate")).and_then(|q| q.as_i64().or_else(|| q.as_bool().map(i64::from))).map(|q| q != 0);
     Ok((node, quorate))
@@ -268,7 +268,7 @@ pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
         h.cluster.arbiter = q.device.is_some();
     }
     if let Some(t) = read_opt(&dir.join(".members"))? {
-        let (node, quorate) = parse_members(&t).map_err(|e| format!("{}: {e}", dir.join(".members").display()))?;
+        let (node, quorate) = parse_members(&t).map_err(|e| at(".members", e))?;
         h.local_node = node;
         h.quorate = quorate;
     }

@@ -33,7 +33,7 @@ fn names(text: &str, sid: &str, key: &str, v: &serde_json::Value) -> Result<Vec<
 /// Apply a storage map to the configuration (ServiceConf.drbd) and the storage facts validate
 /// checks. Errors carry line:col in the map's text.
 pub fn apply_storage_map(text: &str, cfg: &mut HaConfig, storage: &mut StorageFacts) -> Result<(), SyntaxError> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| SyntaxError { line: e.line(), col: e.column(), msg: e.to_string() })?;
+    let v: serde_json::Value = serde_json::from_str(text)?;
     let obj = v.as_object().ok_or_else(|| SyntaxError { line: 1, col: 1, msg: "expected a JSON object: {\"vm:100\": {\"drbd\": [\"r0\"], \"nodes\": [\"node1\", \"node2\"]}}".into() })?;
     for (sid, entry) in obj {
         let Some(svc) = cfg.services.get_mut(sid) else {
