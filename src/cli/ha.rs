@@ -159,6 +159,11 @@ pub struct SourceArgs {
     /// A cman cluster.conf whose <rm> (failover domains, services, pvevm) is the HA configuration.
     #[arg(long, value_name = "FILE")]
     pub cluster_conf: Option<PathBuf>,
+    /// JSON saying where each service's storage is, when the configuration cannot:
+    /// {"vm:100": {"drbd": ["r0"], "nodes": ["node1","node2"]}, "vm:101": {"replication": ["node2"]}}
+    /// (drbd: its DRBD resources; nodes: the nodes that have its storage; replication: targets).
+    #[arg(long, value_name = "FILE")]
+    pub storage_map: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -200,62 +205,53 @@ fn load(a: &SourceArgs) -> anyhow::Result<Loaded> {
     if let Some(d) = pve_dir {
         let h = pve::load_pve(&d).map_err(|e| Failure::new(2, e))?;
         let storage = pve::load_storage(&h);
-        return Ok(Loaded { label: d.display().to_string(), config: h.config.clone(), cluster: h.cluster.clone(), storage, files: Files::pve(), pve: Some(h) });
+        let files = Files { shutdown_policy_at: h.shutdown_policy_at, ..Files::pve() };
+        let l = Loaded { label: d.display().to_string(), config: h.config.clone(), cluster: h.cluster.clone(), storage, files, pve: Some(h) };
+        return with_storage_map(l, a);
     }
     let path = a.cluster_conf.clone().unwrap_or_else(crate::clusterconf::store::default_path);
     let r = rgmanager::load_rgmanager(&path).map_err(|e| Failure::new(2, e))?;
     let label = path.display().to_string();
-    Ok(Loaded { files: Files::cman(&label), label, config: r.config, cluster: r.cluster, storage: Default::default(), pve: None })
+    with_storage_map(Loaded { files: Files::cman(&label), label, config: r.config, cluster: r.cluster, storage: Default::default(), pve: None }, a)
 }
 
-fn when(ts: Option<i64>) -> String {
-    match ts.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok()) {
-        Some(t) => format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second()),
-        None => "never".into(),
-    }
+fn with_storage_map(mut l: Loaded, a: &SourceArgs) -> anyhow::Result<Loaded> {
+    let Some(p) = &a.storage_map else { return Ok(l) };
+    let text = std::fs::read_to_string(p).map_err(|e| Failure::new(2, format!("{}: {e}", p.display())))?;
+    crate::ha::config::storage_map::apply_storage_map(&text, &mut l.config, &mut l.storage).map_err(|e| Failure::new(2, format!("{}:{}:{}: {}", p.display(), e.line, e.col, e.msg)))?;
+    Ok(l)
 }
 
 fn run_status(a: SourceArgs, g: &Global) -> anyhow::Result<i32> {
+    use crate::ha::status_view::{entries, render, Inputs};
     let l = load(&a)?;
-    let ms = l.pve.as_ref().and_then(|p| p.manager_status.clone()).unwrap_or_default();
-    let lrm = l.pve.as_ref().map(|p| p.lrm.clone()).unwrap_or_default();
-    let mut services = Vec::new();
-    for (sid, cd) in &l.config.services {
-        let (node, state) = match ms.service_status.get(sid) {
-            Some(s) => (s.node.clone().unwrap_or_else(|| cd.node.clone()), s.state.clone()),
-            None if cd.state == crate::ha::model::RequestState::Ignored => (cd.node.clone(), "ignored".to_string()),
-            None => (cd.node.clone(), "queued".to_string()),
-        };
-        services.push(serde_json::json!({"sid": sid, "node": node, "state": state, "requested": cd.state.as_str()}));
-    }
-    let lrms: Vec<serde_json::Value> = l
-        .cluster
-        .nodes
-        .iter()
-        .map(|n| {
-            let st = lrm.get(n);
-            let active = ms.service_status.values().any(|s| s.node.as_deref() == Some(n.as_str()));
-            let state = match st.map(|s| s.state.as_str()) {
-                Some("wait_for_agent_lock") if !active => "idle".to_string(),
-                Some(s) if !s.is_empty() => s.to_string(),
-                _ => "unknown".to_string(),
-            };
-            serde_json::json!({"node": n, "state": state, "mode": st.map(|s| s.mode.clone()), "timestamp": st.map(|s| s.timestamp), "node_status": ms.node_status.get(n)})
-        })
-        .collect();
+    let empty = Default::default();
+    let lrm = l.pve.as_ref().map(|p| &p.lrm).unwrap_or(&empty);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let i = Inputs {
+        manager_status: l.pve.as_ref().and_then(|p| p.manager_status.as_ref()),
+        services: &l.config.services,
+        lrm,
+        quorate: l.pve.as_ref().and_then(|p| p.quorate),
+        local_node: l.pve.as_ref().and_then(|p| p.local_node.as_deref()),
+        crs_ha: l.config.datacenter.crs_ha.as_deref(),
+        now,
+    };
+    let e = entries(&i);
     if g.json {
-        crate::util::print_json(&serde_json::json!({"source": l.label, "master": ms.master_node, "timestamp": ms.timestamp, "lrm": lrms, "services": services}))?;
+        let master = i.manager_status.and_then(|m| m.master_node.clone());
+        let of = |k: &str| e.iter().filter(|x| x.kind == k).collect::<Vec<_>>();
+        crate::util::print_json(&serde_json::json!({
+            "source": l.label, "master": master, "timestamp": i.manager_status.and_then(|m| m.timestamp),
+            "quorate": i.quorate, "lrm": of("lrm"), "services": of("service"), "entries": e,
+        }))?;
         return Ok(0);
     }
-    match &ms.master_node {
-        Some(m) => println!("master {m} ({}, {})", ms.node_status.get(m).map(String::as_str).unwrap_or("unknown"), when(ms.timestamp)),
-        None => println!("master none (no manager_status: the HA manager has not run yet)"),
-    }
-    for x in &lrms {
-        println!("lrm {} ({}, {})", x["node"].as_str().unwrap_or(""), x["state"].as_str().unwrap_or(""), when(x["timestamp"].as_i64()));
-    }
-    for s in &services {
-        println!("service {} ({}, {})", s["sid"].as_str().unwrap_or(""), s["node"].as_str().unwrap_or(""), s["state"].as_str().unwrap_or(""));
+    print!("{}", render(&e));
+    if l.pve.is_none() {
+        eprintln!("twonode: {}: rgmanager keeps no manager_status: these are the configured services (`clustat` shows where they run)", l.label);
+    } else if i.manager_status.is_none() {
+        eprintln!("twonode: {}: no ha/manager_status: the HA manager has not run yet", l.label);
     }
     Ok(0)
 }

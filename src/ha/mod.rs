@@ -13,3 +13,4 @@ pub mod lrm;
 pub mod sim;
 pub mod whatif;
 pub mod validate;
+pub mod status_view;

@@ -34,14 +34,16 @@ pub struct Files {
     pub rules: String,
     pub datacenter: String,
     pub cluster: String,
+    /// Where datacenter.cfg sets shutdown_policy (0:0 when not known: reported at 1:1).
+    pub shutdown_policy_at: Span,
 }
 
 impl Files {
     pub fn pve() -> Files {
-        Files { resources: "ha/resources.cfg".into(), groups: "ha/groups.cfg".into(), rules: "ha/rules.cfg".into(), datacenter: "datacenter.cfg".into(), cluster: "corosync.conf".into() }
+        Files { resources: "ha/resources.cfg".into(), groups: "ha/groups.cfg".into(), rules: "ha/rules.cfg".into(), datacenter: "datacenter.cfg".into(), cluster: "corosync.conf".into(), shutdown_policy_at: Span::default() }
     }
     pub fn cman(path: &str) -> Files {
-        Files { resources: path.into(), groups: path.into(), rules: path.into(), datacenter: path.into(), cluster: path.into() }
+        Files { resources: path.into(), groups: path.into(), rules: path.into(), datacenter: path.into(), cluster: path.into(), shutdown_policy_at: Span::default() }
     }
 }
 
@@ -103,13 +105,13 @@ pub fn validate(cfg: &HaConfig, cluster: &ClusterFacts, storage: &StorageFacts, 
     // shutdown policy
     if let Some(p) = &cfg.datacenter.shutdown_policy {
         if ShutdownPolicy::parse(p).is_none() {
-            o.push(&f.datacenter, Span::default(), Severity::Error, "ha.shutdown-policy", format!("shutdown_policy `{p}` is not known: the LRM falls back to conditional"), "use conditional, freeze, failover or migrate".into());
+            o.push(&f.datacenter, f.shutdown_policy_at, Severity::Error, "ha.shutdown-policy", format!("shutdown_policy `{p}` is not known: the LRM falls back to conditional"), "use conditional, freeze, failover or migrate".into());
         }
     }
     let has_services = cfg.services.values().any(|s| s.state != crate::ha::model::RequestState::Ignored);
     let two = cluster.nodes.len() == 2 || cluster.two_node;
     if two && cfg.datacenter.policy() == ShutdownPolicy::Migrate && has_services {
-        o.push(&f.datacenter, Span::default(), Severity::Warning, "ha.migrate-two-node", "shutdown_policy=migrate on two nodes: every shutdown or reboot moves all HA services onto the one other node, which must have room for all of them (memory above all)".into(), "check the peer's free memory against the guests' sum, or use freeze/conditional for planned reboots".into());
+        o.push(&f.datacenter, f.shutdown_policy_at, Severity::Warning, "ha.migrate-two-node", "shutdown_policy=migrate on two nodes: every shutdown or reboot moves all HA services onto the one other node, which must have room for all of them (memory above all)".into(), "check the peer's free memory against the guests' sum, or use freeze/conditional for planned reboots".into());
     }
     if has_services && two {
         if !cluster.arbiter {
@@ -156,9 +158,11 @@ mod tests {
 
     #[test]
     fn two_node_findings() {
-        let mut cfg = HaConfig::default();
-        cfg.services = parse_resources("vm: 100\n\tgroup g\n\nvm: 101\n\tgroup nope\n").unwrap();
-        cfg.groups = parse_groups("group: g\n\tnodes node1,node3\n\trestricted 1\n").unwrap();
+        let mut cfg = HaConfig {
+            services: parse_resources("vm: 100\n\tgroup g\n\nvm: 101\n\tgroup nope\n").unwrap(),
+            groups: parse_groups("group: g\n\tnodes node1,node3\n\trestricted 1\n").unwrap(),
+            ..Default::default()
+        };
         cfg.datacenter.shutdown_policy = Some("migrate".into());
         let cluster = ClusterFacts { source: "corosync.conf".into(), nodes: vec!["node1".into(), "node2".into()], two_node: true, arbiter: false, hardware_fencing: Some(false) };
         let mut st = StorageFacts::default();

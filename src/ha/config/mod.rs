@@ -3,6 +3,7 @@
 pub mod pve;
 pub mod rgmanager;
 pub mod section;
+pub mod storage_map;
 
 use std::collections::BTreeMap;
 
@@ -18,7 +19,7 @@ pub fn parse_groups(text: &str) -> Result<BTreeMap<String, Group>, SyntaxError> 
     let mut out = BTreeMap::new();
     for s in section::parse(text)? {
         if s.kind != "group" {
-            return Err(err(s.span, format!("unknown section type `{}` (groups.cfg has `group:` sections only)", s.kind)));
+            return Err(err(Span { col: 1, ..s.span }, format!("unknown section type `{}` (groups.cfg has `group:` sections only)", s.kind)));
         }
         let mut g = Group { id: s.id.clone(), nodes: Vec::new(), restricted: false, nofailback: false, comment: None, span: s.span };
         for p in &s.props {
@@ -54,7 +55,7 @@ pub fn parse_rules(text: &str) -> Result<Vec<Rule>, SyntaxError> {
         let known: &[&str] = match s.kind.as_str() {
             "node-affinity" => &["resources", "nodes", "strict", "disable", "comment"],
             "resource-affinity" => &["resources", "affinity", "disable", "comment"],
-            k => return Err(err(s.span, format!("unknown rule type `{k}` (expected node-affinity or resource-affinity)"))),
+            k => return Err(err(Span { col: 1, ..s.span }, format!("unknown rule type `{k}` (expected node-affinity or resource-affinity)"))),
         };
         if let Some(p) = s.props.iter().find(|p| !known.contains(&p.key.as_str())) {
             return Err(err(p.span, format!("unknown {} property `{}` (expected {})", s.kind, p.key, known.join(", "))));

@@ -18,7 +18,7 @@ pub fn parse_resources(text: &str) -> Result<BTreeMap<String, ServiceConf>, Synt
     let mut out = BTreeMap::new();
     for s in section::parse(text)? {
         if s.kind != "vm" && s.kind != "ct" {
-            return Err(err(s.span, format!("unknown resource type `{}` (expected vm or ct)", s.kind)));
+            return Err(err(Span { col: 1, ..s.span }, format!("unknown resource type `{}` (expected vm or ct)", s.kind)));
         }
         if s.id.parse::<u32>().map_or(true, |n| n < 100) {
             return Err(err(s.span, format!("`{}` is not a guest id (a number of 100 or more)", s.id)));
@@ -61,7 +61,7 @@ pub fn parse_datacenter_json(text: &str) -> Result<Datacenter, serde_json::Error
 /// regression format's JSON when the text starts with `{`.
 pub fn parse_datacenter(text: &str) -> Result<Datacenter, SyntaxError> {
     if text.trim_start().starts_with('{') {
-        return parse_datacenter_json(text).map_err(|e| SyntaxError { line: e.line(), col: e.column(), msg: e.to_string() });
+        return Ok(parse_datacenter_json(text)?);
     }
     let mut d = Datacenter::default();
     for (i, line) in text.lines().enumerate() {
@@ -100,6 +100,97 @@ pub fn parse_datacenter(text: &str) -> Result<Datacenter, SyntaxError> {
     Ok(d)
 }
 
+/// The words of LINE with their byte offsets.
+fn words_at(line: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices() {
+        match (c.is_whitespace(), start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                out.push((s, &line[s..i]));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, &line[s..]));
+    }
+    out
+}
+
+/// The leading word characters (Perl's `\w+`) of S.
+fn perl_word(s: &str) -> &str {
+    let end = s.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(s.len());
+    &s[..end]
+}
+
+/// ha-manager's `ha/fence.cfg` (`device NAME[:N] AGENT ARGS...`, `connect NAME[:N] node=NODE
+/// ARGS...`): the nodes a fence device is connected to. Names are read as ha-manager reads them:
+/// the device name is its leading word characters and N defaults to 1; the node is the word
+/// characters after `node=` (so `node=pve-1` connects `pve`, as in ha-manager, and `pve-1` stays
+/// without hardware fencing). Errors are ha-manager's: a device declared twice, a connect before
+/// its device or to an undeclared parallel device, a connect without `node=`, a node connected
+/// twice. Lines that are not `device`/`connect` with at least three arguments are ignored, as
+/// ha-manager ignores them (with a warning).
+pub fn parse_fence_cfg(text: &str) -> Result<BTreeSet<String>, SyntaxError> {
+    let mut devices: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut nodes = BTreeSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let words = words_at(line);
+        if words.len() < 4 || !matches!(words[0].1, "device" | "connect") {
+            continue;
+        }
+        let at = |w: usize, msg: String| SyntaxError { line: i + 1, col: words[w].0 + 1, msg };
+        let dev = words[1].1;
+        let name = match perl_word(dev) {
+            "" => dev.to_string(),
+            w => w.to_string(),
+        };
+        let number = match dev[name.len()..].strip_prefix(':').map(|r| &r[..r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len())]) {
+            Some(n) if !n.is_empty() && n != "0" => n.to_string(),
+            _ => "1".to_string(),
+        };
+        if words[0].1 == "device" {
+            if devices.contains_key(&(name.clone(), number.clone())) {
+                return Err(at(1, format!("device '{name}:{number}' already declared")));
+            }
+            devices.insert((name, number), BTreeSet::new());
+            continue;
+        }
+        if !devices.keys().any(|(n, _)| *n == name) {
+            return Err(at(1, format!("device '{name}' must be declared before you can connect to it")));
+        }
+        let Some(connected) = devices.get_mut(&(name.clone(), number.clone())) else {
+            return Err(at(1, format!("no parallel device '{name}:{number}' declared (declare it with `device {name}:{number} AGENT ARGS...` above)")));
+        };
+        let target = words[2].1;
+        let Some(node) = target.find("node=").map(|k| perl_word(&target[k + 5..])).filter(|n| !n.is_empty()) else {
+            return Err(at(2, format!("node=NODENAME needed to connect device '{name}' to a node, found `{target}`")));
+        };
+        if !connected.insert(node.to_string()) {
+            return Err(at(2, format!("node '{node}' already connected to device '{name}:{number}'")));
+        }
+        nodes.insert(node.to_string());
+    }
+    Ok(nodes)
+}
+
+/// pmxcfs' `/etc/pve/.members` (`{"nodename": ..., "cluster": {"quorate": 1, ...}, "nodelist": ...}`):
+/// this node's name and the cluster's quorum.
+pub fn parse_members(text: &str) -> Result<(Option<String>, Option<bool>), SyntaxError> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
+    let node = v.get("nodename").and_then(|n| n.as_str()).map(String::from);
+    let quorate = v.get("cluster").and_then(|c| c.get("quorate")).and_then(|q| q.as_i64().or_else(|| q.as_bool().map(i64::from))).map(|q| q != 0);
+    Ok((node, quorate))
+}
+
+/// Line and column of the first WORD in TEXT.
+pub fn locate(text: &str, word: &str) -> Option<Span> {
+    text.lines().enumerate().find_map(|(i, l)| l.find(word).map(|c| Span { line: i + 1, col: c + 1 }))
+}
+
 /// What the HA checks need to know about the cluster around the HA configuration.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ClusterFacts {
@@ -122,6 +213,14 @@ pub struct PveHa {
     /// node -> its LRM's status (`nodes/NODE/lrm_status`)
     pub lrm: BTreeMap<String, LrmStatus>,
     pub cluster: ClusterFacts,
+    /// pmxcfs' `.members`: this node's name and whether the cluster is quorate (None: no
+    /// `.members`, e.g. a copy of /etc/pve).
+    pub local_node: Option<String>,
+    pub quorate: Option<bool>,
+    /// The nodes ha/fence.cfg connects a fence device to.
+    pub fenced_nodes: BTreeSet<String>,
+    /// Where datacenter.cfg sets `shutdown_policy` (for findings about it).
+    pub shutdown_policy_at: Span,
     /// file name -> its text, for line:col findings
     #[serde(skip)]
     pub texts: BTreeMap<String, String>,
@@ -154,6 +253,7 @@ pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
     }
     if let Some(t) = read_opt(&dir.join("datacenter.cfg"))? {
         h.config.datacenter = parse_datacenter(&t).map_err(|e| at("datacenter.cfg", e))?;
+        h.shutdown_policy_at = locate(&t, "shutdown_policy").unwrap_or_default();
     }
     if let Some(t) = read_opt(&dir.join("ha/manager_status"))? {
         let ms: ManagerStatus = serde_json::from_str(&t).map_err(|e| format!("{}:{}:{}: {e}", dir.join("ha/manager_status").display(), e.line(), e.column()))?;
@@ -167,8 +267,17 @@ pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
         h.cluster.two_node = q.two_node;
         h.cluster.arbiter = q.device.is_some();
     }
-    let fence_cfg = read_opt(&dir.join("ha/fence.cfg"))?;
-    h.cluster.hardware_fencing = Some(fence_cfg.is_some_and(|t| t.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))));
+    if let Some(t) = read_opt(&dir.join(".members"))? {
+        let (node, quorate) = parse_members(&t).map_err(|e| at(".members", e))?;
+        h.local_node = node;
+        h.quorate = quorate;
+    }
+    // ha-manager's hardware fencing: a node is covered when a device is `connect`ed to it
+    let fenced = match read_opt(&dir.join("ha/fence.cfg"))? {
+        Some(t) => parse_fence_cfg(&t).map_err(|e| at("ha/fence.cfg", e))?,
+        None => BTreeSet::new(),
+    };
+    h.fenced_nodes = fenced;
     let nodes: Vec<String> = if h.cluster.nodes.is_empty() {
         std::fs::read_dir(dir.join("nodes")).map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str().map(String::from)).collect()).unwrap_or_default()
     } else {
@@ -185,6 +294,7 @@ pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
         h.cluster.nodes = nodes;
     }
     h.cluster.nodes.sort();
+    h.cluster.hardware_fencing = Some(if h.cluster.nodes.is_empty() { !h.fenced_nodes.is_empty() } else { h.cluster.nodes.iter().all(|n| h.fenced_nodes.contains(n)) });
     // resources.cfg does not say where a guest is: its config's directory does (nodes/NODE/...),
     // else the manager's last word
     for (sid, c) in h.config.services.iter_mut() {
@@ -197,25 +307,6 @@ pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
         }
     }
     Ok(h)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resources_and_datacenter() {
-        let r = parse_resources("vm: 100\n\tgroup g\n\tmax_restart 2\n\nct: 200\n\tstate stopped\n").unwrap();
-        assert_eq!(r["vm:100"].max_restart, 2);
-        assert_eq!(r["ct:200"].state, RequestState::Stopped);
-        let e = parse_resources("vm: 100\n\tstate runing\n").unwrap_err();
-        assert_eq!((e.line, e.col), (2, 2));
-        assert!(e.msg.contains("expected started"));
-        let d = parse_datacenter("keyboard: en-us\nha: shutdown_policy=migrate\ncrs: ha=static,ha-rebalance-on-start=1\n").unwrap();
-        assert_eq!(d.shutdown_policy.as_deref(), Some("migrate"));
-        assert!(d.rebalance_on_start);
-        assert_eq!(parse_datacenter(r#"{"ha": {"shutdown_policy": "freeze"}}"#).unwrap().shutdown_policy.as_deref(), Some("freeze"));
-    }
 }
 
 /// Local storage types: a disk there exists on one node (plus its replication targets).
@@ -293,4 +384,37 @@ pub fn load_storage(h: &PveHa) -> crate::ha::validate::StorageFacts {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_and_datacenter() {
+        let r = parse_resources("vm: 100\n\tgroup g\n\tmax_restart 2\n\nct: 200\n\tstate stopped\n").unwrap();
+        assert_eq!(r["vm:100"].max_restart, 2);
+        assert_eq!(r["ct:200"].state, RequestState::Stopped);
+        let e = parse_resources("vm: 100\n\tstate runing\n").unwrap_err();
+        assert_eq!((e.line, e.col), (2, 2));
+        assert!(e.msg.contains("expected started"));
+        let d = parse_datacenter("keyboard: en-us\nha: shutdown_policy=migrate\ncrs: ha=static,ha-rebalance-on-start=1\n").unwrap();
+        assert_eq!(d.shutdown_policy.as_deref(), Some("migrate"));
+        assert!(d.rebalance_on_start);
+        assert_eq!(parse_datacenter(r#"{"ha": {"shutdown_policy": "freeze"}}"#).unwrap().shutdown_policy.as_deref(), Some("freeze"));
+    }
+
+    #[test]
+    fn fence_cfg_names_as_ha_manager_reads_them() {
+        let t = "device bmc fence_ipmilan ip=192.0.2.1\n  device bmc:2 fence_ipmilan ip=192.0.2.2\nconnect bmc node=node1 plug=1\nconnect bmc:2 node=pve-2 plug=2\nnonsense line\n";
+        assert_eq!(parse_fence_cfg(t).unwrap(), BTreeSet::from(["node1".to_string(), "pve".to_string()]));
+        // bmc:0 and bmc:1 are the same device for ha-manager
+        let e = parse_fence_cfg("device bmc:0 a b\ndevice bmc a b\n").unwrap_err();
+        assert_eq!((e.line, e.col, e.msg.as_str()), (2, 8, "device 'bmc:1' already declared"));
+        let e = parse_fence_cfg("device bmc a b\nconnect   bmc:3 node=n x\n").unwrap_err();
+        assert_eq!((e.line, e.col), (2, 11));
+        assert!(e.msg.starts_with("no parallel device 'bmc:3' declared"), "{}", e.msg);
+        let e = parse_fence_cfg("device bmc a b\nconnect bmc node=n x\nconnect bmc node=n y\n").unwrap_err();
+        assert_eq!((e.line, e.col, e.msg.as_str()), (3, 13, "node 'n' already connected to device 'bmc:1'"));
+    }
 }

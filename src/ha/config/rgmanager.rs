@@ -2,15 +2,18 @@
 //! model so its admins get the same simulation:
 //!
 //! * `<failoverdomain name ordered restricted nofailback>` with `<failoverdomainnode name
-//!   priority>` → a group. rgmanager's priority 1 is the most preferred; ha-manager prefers the
-//!   higher number, so an ordered domain's priority P becomes 100 - P (unordered: all 0).
+//!   priority>` → a group. rgmanager tries an ordered domain's nodes by ascending priority
+//!   (1..100; a missing or out-of-range priority counts as 0, i.e. before 1); ha-manager prefers
+//!   the higher number, so priority P becomes 100 - P (a missing one 100). Unordered: all 0.
 //! * `<service name>` → `service:NAME` (moved by stop and start, like a container);
 //!   `<pvevm vmid>` / `<vm name>` → `vm:VMID` (live-migrated).
 //! * `autostart="0"` → requested state `stopped` (otherwise `started`).
-//! * `recovery`: `restart` (the default) restarts in place `max_restarts` times, then relocates
-//!   (without `max_restarts` rgmanager restarts in place without limit: max_restart 10000, no
-//!   relocation); `relocate` moves at once (max_restart 0, max_relocate = nodes - 1);
-//!   `restart-disable` restarts once, then gives up; `disable` gives up at once.
+//! * `recovery` (rgmanager's service.sh: `restart` "tries to restart failed parts of this resource
+//!   group locally before attempting to relocate", the default): `restart` → max_restart =
+//!   `max_restarts` (at least 1: one restart in place; rgmanager's default 0 means no limit on
+//!   restarts that succeed, but a restart that fails relocates), max_relocate = nodes - 1 (every
+//!   other node of the domain is tried); `relocate` moves at once (max_restart 0, max_relocate =
+//!   nodes - 1); `restart-disable` restarts once, then gives up; `disable` gives up at once.
 //! * `restart_expire_time` has no ha-manager counterpart (its restart count is per start
 //!   attempt); it is kept in the service's comment.
 use std::path::Path;
@@ -64,11 +67,12 @@ pub fn from_doc(doc: &Document, model: &Model, source: &str) -> Result<Rgmanager
                     (true, Some(p)) => {
                         let p: i64 = p.trim().parse().map_err(|_| {
                             let (l, c) = doc.pos(n);
-                            format!("{source}:{l}:{c}: priority `{p}` of {node} is not a number")
+                            format!("{source}:{l}:{c}: priority `{p}` of {node} is not a number (expected 1 to 100, 1 first)")
                         })?;
-                        100 - p
+                        // rgmanager: outside 1..100 counts as 0, tried before 1
+                        100 - if (1..=100).contains(&p) { p } else { 0 }
                     }
-                    (true, None) => 99,
+                    (true, None) => 100,
                     (false, _) => 0,
                 };
                 members.push((node.to_string(), prio));
@@ -110,7 +114,13 @@ pub fn from_doc(doc: &Document, model: &Model, source: &str) -> Result<Rgmanager
         let mut c = ServiceConf::new(&sid, &node, if autostart { RequestState::Started } else { RequestState::Stopped });
         c.span = span(doc, s);
         c.group = domain;
-        let max_restarts = doc.attr_value(s, "max_restarts").and_then(|v| v.trim().parse::<u32>().ok());
+        let max_restarts = match doc.attr_value(s, "max_restarts") {
+            None => None,
+            Some(v) => Some(v.trim().parse::<u32>().map_err(|_| {
+                let (l, c) = doc.pos(s);
+                format!("{source}:{l}:{c}: max_restarts `{v}` of {sid} is not a number (expected a count, 0 for no limit)")
+            })?),
+        };
         match doc.attr_value(s, "recovery").unwrap_or("restart") {
             "relocate" => {
                 c.max_restart = 0;
@@ -124,16 +134,10 @@ pub fn from_doc(doc: &Document, model: &Model, source: &str) -> Result<Rgmanager
                 c.max_restart = 0;
                 c.max_relocate = 0;
             }
-            "restart" => match max_restarts {
-                Some(n) if n > 0 => {
-                    c.max_restart = n;
-                    c.max_relocate = nodes.saturating_sub(1).max(1);
-                }
-                _ => {
-                    c.max_restart = 10_000;
-                    c.max_relocate = 0;
-                }
-            },
+            "restart" => {
+                c.max_restart = max_restarts.unwrap_or(0).max(1);
+                c.max_relocate = nodes.saturating_sub(1).max(1);
+            }
             other => {
                 let (l, col) = doc.pos(s);
                 return Err(format!("{source}:{l}:{col}: recovery `{other}`: expected restart, relocate, restart-disable or disable"));

@@ -32,6 +32,14 @@ pub struct SyntaxError {
     pub msg: String,
 }
 
+/// A JSON file's error (datacenter.cfg in the regression format, .members, a storage map) at
+/// serde_json's line and column.
+impl From<serde_json::Error> for SyntaxError {
+    fn from(e: serde_json::Error) -> SyntaxError {
+        SyntaxError { line: e.line(), col: e.column(), msg: e.to_string() }
+    }
+}
+
 /// Split a section-config text into sections. Comments (`#`) and blank lines are skipped.
 pub fn parse(text: &str) -> Result<Vec<Section>, SyntaxError> {
     let mut out: Vec<Section> = Vec::new();
