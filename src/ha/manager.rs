@@ -362,7 +362,7 @@ impl Manager {
                 let state = if cd.state == RequestState::Started { "request_start" } else { "request_stop" };
                 self.ss.insert(sid.clone(), ServiceStatus { state: state.into(), node: Some(cd.node.clone()), uid: Some(new_uid("started")), ..Default::default() });
             }
-            let stale: Vec<String> = self.ss.keys().filter(|sid| sc.get(*sid).map_or(true, |c| c.state == RequestState::Ignored)).cloned().collect();
+            let stale: Vec<String> = self.ss.keys().filter(|sid| sc.get(*sid).is_none_or(|c| c.state == RequestState::Ignored)).cloned().collect();
             for sid in stale {
                 let reason = if sc.contains_key(&sid) { "ignored state requested" } else { "no config" };
                 env.log("info", &format!("removing stale service '{sid}' ({reason})"));

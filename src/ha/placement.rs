@@ -93,7 +93,7 @@ fn infeasible(rules: &[Rule], nodes: &[String]) -> BTreeMap<String, Vec<String>>
         enabled
             .iter()
             .filter_map(|r| match r {
-                Rule::ResourceAffinity { id, resources, affinity, .. } if want.map_or(true, |w| w == *affinity) => Some((id.as_str(), resources)),
+                Rule::ResourceAffinity { id, resources, affinity, .. } if want.is_none_or(|w| w == *affinity) => Some((id.as_str(), resources)),
                 _ => None,
             })
             .collect()
