@@ -190,7 +190,14 @@ fn fence_cfg_decides_hardware_fencing_per_node() {
     let t = rules_with("ha/fence.cfg", "device bmc1 fence_ipmilan ip=192.0.2.21\ndevice bmc2 fence_ipmilan ip=192.0.2.22\nconnect bmc1 node=node1 plug=1\n");
     let (rc, so, _) = out(&["ha", "validate", "--pve-dir", t.path().to_str().unwrap()]);
     assert_eq!(rc, 1);
-    assert!(so.contains("corosync.conf:1:1: error: HA on two nodes without hardware fencing for every node") && so.contains("[ha.no-hardware-fencing]"), "{so}");
+    assert!(so.contains("corosync.conf:1:1: error: HA on two nodes without hardware fencing for every node (none for node2)") && so.contains("[ha.no-hardware-fencing]"), "{so}");
+    // what-if knows which node lacks it: node1 fails -> fenced through bmc1, its guests move;
+    // node2 fails -> nothing can confirm it is off, ct:200 stays in fence and says why
+    let (rc, so, se) = out(&["ha", "what-if", "--fail", "node1", "--pve-dir", t.path().to_str().unwrap()]);
+    assert_eq!(rc, 0, "{se}");
+    assert!(so.contains("vm:100  node1 -> runs on node2, running again after"), "{so}");
+    let (_, so, _) = out(&["ha", "what-if", "--fail", "node2", "--pve-dir", t.path().to_str().unwrap()]);
+    assert!(so.contains("ct:200  node2 -> fence (on node2)") && so.contains("no hardware fence device is configured for 'node2'"), "{so}");
     // the arbiter is there: no fence race, so no two-node-no-arbiter finding
     assert!(!so.contains("ha.two-node-no-arbiter"), "{so}");
     // ha-manager's own errors, with the place

@@ -122,7 +122,8 @@ pub fn validate(cfg: &HaConfig, cluster: &ClusterFacts, storage: &StorageFacts, 
             }
         }
         if cluster.hardware_fencing == Some(false) {
-            o.push(&f.cluster, Span { line: 1, col: 1 }, Severity::Error, "ha.no-hardware-fencing", "HA on two nodes without hardware fencing for every node: a lost node can only be fenced by its own watchdog, and a service would be recovered on the word of a node that may still run it".into(), "configure a power fence device (BMC/PDU) for each node: /etc/pve/ha/fence.cfg or cluster.conf <fencedevices>".into());
+            let which = if cluster.unfenced.is_empty() { String::new() } else { format!(" (none for {})", cluster.unfenced.join(", ")) };
+            o.push(&f.cluster, Span { line: 1, col: 1 }, Severity::Error, "ha.no-hardware-fencing", format!("HA on two nodes without hardware fencing for every node{which}: a lost node can only be fenced by its own watchdog, and a service would be recovered on the word of a node that may still run it"), "configure a power fence device (BMC/PDU) for each node: /etc/pve/ha/fence.cfg or cluster.conf <fencedevices>".into());
         }
     }
     // storage
@@ -164,7 +165,7 @@ mod tests {
             ..Default::default()
         };
         cfg.datacenter.shutdown_policy = Some("migrate".into());
-        let cluster = ClusterFacts { source: "corosync.conf".into(), nodes: vec!["node1".into(), "node2".into()], two_node: true, arbiter: false, hardware_fencing: Some(false) };
+        let cluster = ClusterFacts { source: "corosync.conf".into(), nodes: vec!["node1".into(), "node2".into()], two_node: true, arbiter: false, hardware_fencing: Some(false), unfenced: vec!["node2".into()] };
         let mut st = StorageFacts::default();
         st.reachable.insert("vm:100".into(), (BTreeSet::from(["node2".to_string()]), vec!["drbd-r0".into()]));
         let f = validate(&cfg, &cluster, &st, &Files::pve());
@@ -172,6 +173,8 @@ mod tests {
         for c in ["ha.unknown-group", "ha.unknown-node", "ha.two-node-no-arbiter", "ha.no-hardware-fencing", "ha.migrate-two-node", "ha.storage-mismatch"] {
             assert!(codes.contains(&c), "{c} missing: {f:#?}");
         }
+        let nofence = f.iter().find(|x| x.code == "ha.no-hardware-fencing").unwrap();
+        assert!(nofence.message.contains("(none for node2)"), "{}", nofence.message);
         let g = f.iter().find(|x| x.code == "ha.unknown-group").unwrap();
         assert_eq!((g.file.as_str(), g.line, g.col), ("ha/resources.cfg", 4, 5));
     }

@@ -28,10 +28,9 @@ pub fn two_node_world(cluster: &ClusterFacts) -> Option<TwoNodeConf> {
         return None;
     }
     let mut t = TwoNodeConf { arbiter: cluster.arbiter, ..Default::default() };
-    if cluster.hardware_fencing == Some(false) {
-        for n in &cluster.nodes {
-            t.bmc.insert(n.clone(), "none".into());
-        }
+    // only the nodes without a power fence device: the other one is fenced through its BMC
+    for n in &cluster.unfenced {
+        t.bmc.insert(n.clone(), "none".into());
     }
     Some(t)
 }
@@ -72,7 +71,9 @@ pub fn what_if(cfg: &HaConfig, nodes: &[String], two: Option<TwoNodeConf>, event
         Event::Fail(n) => {
             known(n)?;
             let mut c = vec![format!("power {n} off")];
-            if two.is_some() {
+            // "does not come back": its BMC powers it off but not on again; a node without a
+            // fence device (or with a dead BMC) keeps that, which is what blocks its recovery
+            if two.as_ref().is_some_and(|t| t.bmc.get(n.as_str()).is_none_or(|b| b == "ok")) {
                 c.insert(0, format!("bmc {n} ignore-on"));
             }
             (format!("{n} fails"), c)
@@ -182,6 +183,31 @@ mod tests {
         assert_eq!(o.after.as_deref(), Some("node1"));
         assert_eq!(o.state, "started");
         assert!(o.back_after_s.unwrap() > 0 && o.back_after_s.unwrap() < 120, "{o:?}");
+        assert!(w.violations.is_empty());
+    }
+
+    #[test]
+    fn only_the_node_without_a_fence_device_is_unfenceable() {
+        let cluster = ClusterFacts {
+            nodes: nodes(),
+            two_node: true,
+            arbiter: true,
+            hardware_fencing: Some(false),
+            unfenced: vec!["node2".into()],
+            ..Default::default()
+        };
+        let t = two_node_world(&cluster).unwrap();
+        assert_eq!(t.bmc.get("node2").map(String::as_str), Some("none"));
+        assert!(!t.bmc.contains_key("node1"), "node1 has its BMC: {:?}", t.bmc);
+        // node1 fails: fenced through its BMC, its service recovered on node2
+        let w = what_if(&cfg(), &nodes(), Some(t.clone()), &Event::Fail("node1".into())).unwrap();
+        let o = w.outcomes.iter().find(|o| o.sid == "vm:101").unwrap();
+        assert_eq!((o.after.as_deref(), o.state.as_str()), (Some("node2"), "started"), "{o:?}");
+        // node2 fails: nothing can confirm it is off, so its service stays where it was
+        let w = what_if(&cfg(), &nodes(), Some(t), &Event::Fail("node2".into())).unwrap();
+        let o = w.outcomes.iter().find(|o| o.sid == "vm:102").unwrap();
+        assert_eq!(o.state, "fence", "{o:?}");
+        assert!(o.blocked_by.iter().any(|b| b.contains("no hardware fence device")), "{o:?}");
         assert!(w.violations.is_empty());
     }
 

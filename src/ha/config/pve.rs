@@ -202,6 +202,8 @@ pub struct ClusterFacts {
     pub arbiter: bool,
     /// Hardware fencing configured for every node (None: not known).
     pub hardware_fencing: Option<bool>,
+    /// The nodes known to have no hardware fencing (a power fence device), sorted.
+    pub unfenced: Vec<String>,
 }
 
 /// A loaded `/etc/pve` (or a copy).
@@ -294,7 +296,8 @@ pub fn load_pve(dir: &Path) -> Result<PveHa, String> {
         h.cluster.nodes = nodes;
     }
     h.cluster.nodes.sort();
-    h.cluster.hardware_fencing = Some(if h.cluster.nodes.is_empty() { !h.fenced_nodes.is_empty() } else { h.cluster.nodes.iter().all(|n| h.fenced_nodes.contains(n)) });
+    h.cluster.unfenced = h.cluster.nodes.iter().filter(|n| !h.fenced_nodes.contains(*n)).cloned().collect();
+    h.cluster.hardware_fencing = Some(if h.cluster.nodes.is_empty() { !h.fenced_nodes.is_empty() } else { h.cluster.unfenced.is_empty() });
     // resources.cfg does not say where a guest is: its config's directory does (nodes/NODE/...),
     // else the manager's last word
     for (sid, c) in h.config.services.iter_mut() {

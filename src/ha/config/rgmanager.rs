@@ -48,9 +48,14 @@ pub fn from_doc(doc: &Document, model: &Model, source: &str) -> Result<Rgmanager
     r.cluster.two_node = model.two_node();
     let gated = model.fencedevices.iter().any(|d| d.agent.as_deref() == Some("fence_twonode_arbiter"));
     r.cluster.arbiter = model.quorumd.is_some() || gated;
-    let all_fenced = !r.cluster.nodes.is_empty()
-        && r.cluster.nodes.iter().all(|n| model.fencing_for(n).is_some_and(|f| f.methods.iter().any(|m| !m.devices.is_empty())));
-    r.cluster.hardware_fencing = Some(all_fenced);
+    r.cluster.unfenced = r
+        .cluster
+        .nodes
+        .iter()
+        .filter(|n| !model.fencing_for(n).is_some_and(|f| f.methods.iter().any(|m| !m.devices.is_empty())))
+        .cloned()
+        .collect();
+    r.cluster.hardware_fencing = Some(!r.cluster.nodes.is_empty() && r.cluster.unfenced.is_empty());
     let Some(rm) = &model.rm else { return Ok(r) };
     let nodes = r.cluster.nodes.len() as u32;
     for fds in doc.children_named(rm.id, "failoverdomains") {
