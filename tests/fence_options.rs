@@ -202,3 +202,25 @@ fn both_agents_agree() {
         }
     }
 }
+
+/// The `fence_twonode` binary is the agent, alone: the same metadata and parameters as `twonode
+/// fence agent`, and nothing on its fence path loads OpenSSL, zlib or libssh2.
+#[test]
+fn the_agent_binary_is_the_agent() {
+    let agent = env!("CARGO_BIN_EXE_fence_twonode");
+    let meta = |cmd: &mut Command| String::from_utf8(cmd.output().unwrap().stdout).unwrap();
+    let own = meta(Command::new(agent).args(["-o", "metadata"]));
+    let via_cli = meta(Command::new(env!("CARGO_BIN_EXE_twonode")).args(["fence", "agent", "-o", "metadata"]));
+    assert!(own.contains("<resource-agent name=\"fence_twonode\""), "{own}");
+    assert_eq!(own, via_cli);
+    // bad input: the fence-agents exit code for a failure, and a message saying what is wrong
+    let out = Command::new(agent).args(["-o", "status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty());
+    if let Ok(out) = Command::new("readelf").arg("-d").arg(agent).output() {
+        let dynamic = String::from_utf8_lossy(&out.stdout);
+        for lib in ["libssl", "libcrypto", "libz.", "libssh2"] {
+            assert!(!dynamic.lines().any(|l| l.contains("(NEEDED)") && l.contains(lib)), "fence_twonode loads {lib}:\n{dynamic}");
+        }
+    }
+}
