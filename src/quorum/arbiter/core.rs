@@ -252,6 +252,14 @@ pub struct Arbiter {
     clusters: BTreeMap<String, Cluster>,
     /// Clusters with a decision waiting for a lease to run out.
     pending: BTreeSet<String>,
+    /// When each pending cluster must be evaluated again (its [`Arbiter::wake_time`]), as an
+    /// ordered queue plus the entry of each cluster: an event re-evaluates only its own cluster
+    /// and the clusters whose wake time has come, never every waiting cluster (after a mass
+    /// split every cluster waits at once).
+    wakes: BTreeSet<(Millis, String)>,
+    wake_of: HashMap<String, Millis>,
+    /// Clusters evaluated while handling the current event: their wake time is recomputed.
+    touched: Vec<String>,
     next_scan: Millis,
     timer: Option<Millis>,
     out: Vec<Action>,
@@ -349,6 +357,9 @@ impl Arbiter {
             conns: HashMap::new(),
             clusters: BTreeMap::new(),
             pending: BTreeSet::new(),
+            wakes: BTreeSet::new(),
+            wake_of: HashMap::new(),
+            touched: Vec::new(),
             next_scan: now,
             timer: None,
             out: Vec::new(),
@@ -403,10 +414,11 @@ impl Arbiter {
         if now >= self.next_scan {
             self.scan(now);
         }
-        let pend: Vec<String> = self.pending.iter().cloned().collect();
-        for name in pend {
+        let due: Vec<String> = self.wakes.iter().take_while(|(t, _)| *t <= now).map(|(_, n)| n.clone()).collect();
+        for name in due {
             self.evaluate(now, &name);
         }
+        self.reschedule(now);
         self.arm_timer(now);
         std::mem::take(&mut self.out)
     }
@@ -479,12 +491,32 @@ impl Arbiter {
         }
     }
 
+    /// Recompute the wake time of every cluster evaluated during this event (a cluster that is
+    /// no longer pending leaves the queue). Between its own events and its wake time nothing
+    /// changes a waiting cluster's decision, so it is not evaluated in between.
+    fn reschedule(&mut self, now: Millis) {
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.sort_unstable();
+        touched.dedup();
+        for name in touched.drain(..) {
+            if let Some(old) = self.wake_of.remove(&name) {
+                self.wakes.remove(&(old, name.clone()));
+            }
+            if !self.pending.contains(&name) {
+                continue;
+            }
+            if let Some(t) = self.clusters.get(&name).and_then(|cl| self.wake_time(cl, now)) {
+                self.wakes.insert((t, name.clone()));
+                self.wake_of.insert(name, t);
+            }
+        }
+        self.touched = touched;
+    }
+
     fn arm_timer(&mut self, now: Millis) {
         let mut at = if self.conns.is_empty() { None } else { Some(self.next_scan) };
-        for name in &self.pending {
-            if let Some(t) = self.clusters.get(name).and_then(|cl| self.wake_time(cl, now)) {
-                at = Some(at.map_or(t, |a: Millis| a.min(t)));
-            }
+        if let Some((t, _)) = self.wakes.first() {
+            at = Some(at.map_or(*t, |a: Millis| a.min(*t)));
         }
         if at != self.timer {
             self.timer = at;
@@ -939,6 +971,9 @@ impl Arbiter {
 
     /// Release what the rule allows, choose the partition, send NACKs, and ACKs when safe.
     fn evaluate(&mut self, now: Millis, name: &str) {
+        if self.touched.last().is_none_or(|t| t != name) {
+            self.touched.push(name.to_string());
+        }
         self.release(now, name);
         let Some(cl) = self.clusters.get(name) else { return };
         if cl.conns.is_empty() && cl.holds.is_empty() {
