@@ -69,6 +69,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod lms;
 mod status;
+mod vecmap;
+use vecmap::{VecMap, VecSet};
 pub use status::{ClusterStatus, NodeStatus, Status};
 
 use super::wire::{
@@ -249,7 +251,8 @@ pub struct Arbiter {
     /// Boxed: the map's table has room for up to twice as many entries as it holds, and an
     /// empty slot then costs 16 bytes instead of the size of a `Conn` (about 270).
     conns: HashMap<ConnId, Box<Conn>>,
-    clusters: BTreeMap<String, Cluster>,
+    /// Boxed: a B-tree node has room for 11 entries and is about two thirds full.
+    clusters: BTreeMap<String, Box<Cluster>>,
     /// Clusters with a decision waiting for a lease to run out.
     pending: BTreeSet<String>,
     /// When each pending cluster must be evaluated again (its [`Arbiter::wake_time`]), as an
@@ -314,10 +317,10 @@ struct Hold {
 
 #[derive(Debug, Default)]
 struct Cluster {
-    conns: BTreeSet<ConnId>,
+    conns: VecSet<ConnId>,
     holds: Vec<Hold>,
     /// Highest ring reported per node id (survives disconnects).
-    node_rings: BTreeMap<u32, RingId>,
+    node_rings: VecMap<u32, RingId>,
     /// Members of the last partition that got the vote (keep_active_partition).
     quorate_partition: Vec<u32>,
     /// The partition the algorithm chose last, and since when it waits for the lease.
@@ -868,7 +871,7 @@ impl Arbiter {
             // an lms vote of a previous instance has no time bound (lms_wait_for_all): track
             // lms clusters whenever this instance first sees them, not only during the hold
             let tracked = now < self.startup_hold_until || (lms && self.cfg.lms_wait_for_all && self.cfg.policy == Policy::Lease);
-            let cl = self.clusters.entry(name.clone()).or_insert_with(|| Cluster { restart_tracked: tracked, ..Cluster::default() });
+            let cl = self.clusters.entry(name.clone()).or_insert_with(|| Box::new(Cluster { restart_tracked: tracked, ..Cluster::default() }));
             cl.lms |= lms;
             cl.conns.insert(conn);
             if let Some(r) = init.ring_id {
@@ -1158,6 +1161,7 @@ impl Arbiter {
             };
             let node = c.node_id;
             if let Some(cl) = self.clusters.get_mut(name) {
+                cl.holds.reserve_exact(1); // one hold per node: no room for four
                 cl.holds.push(hold);
             }
             let f = LogFields::ev("ack").cluster(name).node(node).conn(id).ring(w);
@@ -1332,9 +1336,12 @@ impl Conn {
 }
 
 fn note_ring(cl: &mut Cluster, node: u32, ring: RingId) {
-    let e = cl.node_rings.entry(node).or_insert(ring);
-    if ring.seq > e.seq {
-        *e = ring;
+    match cl.node_rings.get_mut(&node) {
+        Some(e) if ring.seq > e.seq => *e = ring,
+        Some(_) => {}
+        None => {
+            cl.node_rings.insert(node, ring);
+        }
     }
 }
 

@@ -35,7 +35,7 @@ impl Arbiter {
             } else if self.startup_hold_until > now {
                 cs.restart_hold_nodes = cl.node_rings.keys().copied().collect();
             }
-            for id in &cl.conns {
+            for id in cl.conns.iter() {
                 let Some(c) = self.conns.get(id) else { continue };
                 let hold = cl.holds.iter().filter(|h| h.conn == *id).max_by_key(|h| h.granted_at);
                 cs.nodes.push(NodeStatus {
