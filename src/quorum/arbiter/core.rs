@@ -177,7 +177,7 @@ pub enum Event {
 }
 
 /// Log severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum Level {
     Debug,
     Info,
@@ -263,6 +263,9 @@ pub struct Arbiter {
     wake_of: HashMap<String, Millis>,
     /// Clusters evaluated while handling the current event: their wake time is recomputed.
     touched: Vec<String>,
+    /// Log lines below this level are not produced (the driver's log filter drops them anyway;
+    /// formatting them cost the core time in a mass split).
+    min_log: Level,
     next_scan: Millis,
     timer: Option<Millis>,
     out: Vec<Action>,
@@ -363,10 +366,22 @@ impl Arbiter {
             wakes: BTreeSet::new(),
             wake_of: HashMap::new(),
             touched: Vec::new(),
+            min_log: Level::Debug,
             next_scan: now,
             timer: None,
             out: Vec::new(),
         }
+    }
+
+    /// Produce no log lines below `level` (default: all). For a driver whose log filter would
+    /// drop them.
+    pub fn set_min_log_level(&mut self, level: Level) {
+        self.min_log = level;
+    }
+
+    /// Whether log lines of this level are produced.
+    fn logs(&self, level: Level) -> bool {
+        level >= self.min_log
     }
 
     /// The configuration.
@@ -383,7 +398,9 @@ impl Arbiter {
     pub fn handle(&mut self, now: Millis, ev: Event) -> Vec<Action> {
         match ev {
             Event::ClientConnected { conn, peer } => {
-                self.log_ev(Level::Debug, LogFields::ev("connect").conn(conn).reason(peer.clone()), format!("conn {conn}: new client from {peer}"));
+                if self.logs(Level::Debug) {
+                    self.log_ev(Level::Debug, LogFields::ev("connect").conn(conn).reason(peer.clone()), format!("conn {conn}: new client from {peer}"));
+                }
                 self.conns.insert(conn, Box::new(Conn::new(peer, now, &self.cfg)));
             }
             Event::Message { conn, msg } => self.on_message(now, conn, msg),
@@ -408,8 +425,10 @@ impl Arbiter {
                 }
             }
             Event::ClientClosed { conn } => {
-                let f = self.conn_fields("closed_by_peer", conn);
-                self.log_ev(Level::Info, f, format!("conn {conn}: closed by peer"));
+                if self.logs(Level::Info) {
+                    let f = self.conn_fields("closed_by_peer", conn);
+                    self.log_ev(Level::Info, f, format!("conn {conn}: closed by peer"));
+                }
                 self.drop_conn(now, conn, true);
             }
             Event::Tick => {}
@@ -433,6 +452,9 @@ impl Arbiter {
         self.out.push(Action::Log { level, text, fields: LogFields::ev("log") });
     }
     fn log_ev(&mut self, level: Level, fields: LogFields, text: String) {
+        if !self.logs(level) {
+            return;
+        }
         self.out.push(Action::Log { level, text, fields });
     }
     /// Log fields naming a connection, with its cluster and node once known.
@@ -775,7 +797,7 @@ impl Arbiter {
                         Some(node) if holding => cl.prev_released.insert(node),
                         _ => false,
                     };
-                    if released {
+                    if released && self.logs(Level::Info) {
                         let f = self.conn_fields("hold_released", conn).reason("NACK confirmed");
                         self.log_ev(Level::Info, f, format!("cluster {name}: conn {conn} confirmed NACK; its vote is released"));
                     }
@@ -877,8 +899,10 @@ impl Arbiter {
             if let Some(r) = init.ring_id {
                 note_ring(cl, node_id, r);
             }
-            let f = LogFields::ev("join").cluster(&name).node(node_id).conn(conn);
-            self.log_ev(Level::Info, f, format!("cluster {name}: node {node_id} joined (conn {conn})"));
+            if self.logs(Level::Info) {
+                let f = LogFields::ev("join").cluster(&name).node(node_id).conn(conn);
+                self.log_ev(Level::Info, f, format!("cluster {name}: node {node_id} joined (conn {conn})"));
+            }
         } else {
             let f = LogFields::ev("init_refused").cluster(&name).node(node_id).conn(conn).reason(format!("{code:?}"));
             self.log_ev(Level::Warn, f, format!("conn {conn}: INIT refused: {code:?}"));
@@ -1164,8 +1188,10 @@ impl Arbiter {
                 cl.holds.reserve_exact(1); // one hold per node: no room for four
                 cl.holds.push(hold);
             }
-            let f = LogFields::ev("ack").cluster(name).node(node).conn(id).ring(w);
-            self.log_ev(Level::Info, f, format!("cluster {name}: ACK to node {node} (ring {}/{})", w.node_id, w.seq));
+            if self.logs(Level::Info) {
+                let f = LogFields::ev("ack").cluster(name).node(node).conn(id).ring(w);
+                self.log_ev(Level::Info, f, format!("cluster {name}: ACK to node {node} (ring {}/{})", w.node_id, w.seq));
+            }
             self.send(id, Message::vote_info(s, w, Vote::Ack));
         }
     }
@@ -1186,14 +1212,16 @@ impl Arbiter {
                 h.nack_seq = Some(s);
             }
         }
-        let mut f = LogFields::ev("nack").cluster(name).node(node).conn(id).ring(ring);
-        let mut text = format!("cluster {name}: NACK to node {node}");
-        if let Some(why) = why {
-            f = f.reason(why);
-            text.push(' ');
-            text.push_str(why);
+        if self.logs(Level::Info) {
+            let mut f = LogFields::ev("nack").cluster(name).node(node).conn(id).ring(ring);
+            let mut text = format!("cluster {name}: NACK to node {node}");
+            if let Some(why) = why {
+                f = f.reason(why);
+                text.push(' ');
+                text.push_str(why);
+            }
+            self.log_ev(Level::Info, f, format!("{text} (ring {}/{})", ring.node_id, ring.seq));
         }
-        self.log_ev(Level::Info, f, format!("{text} (ring {}/{})", ring.node_id, ring.seq));
         self.send(id, Message::vote_info(s, ring, Vote::Nack));
     }
 
@@ -1215,7 +1243,8 @@ impl Arbiter {
         if let Some(cl) = self.clusters.get_mut(name) {
             cl.holds = keep;
         }
-        for (node, conn, ring, why) in released {
+        let logs = self.logs(Level::Info);
+        for (node, conn, ring, why) in released.into_iter().filter(|_| logs) {
             let f = LogFields::ev("hold_released").cluster(name).node(node).conn(conn).ring(ring).reason(why);
             self.log_ev(Level::Info, f, format!("cluster {name}: vote of node {node} released: {why}"));
         }

@@ -618,6 +618,13 @@ impl Lag {
 async fn core_loop(cfg: core::Config, start: Instant, mut rx: mpsc::UnboundedReceiver<CoreIn>, info: ServerInfo) {
     let clock = Clock(start);
     let mut arb = Arbiter::new(cfg, clock.now());
+    // lines the log filter drops are not even formatted (the most verbose level any directive enables)
+    arb.set_min_log_level(match tracing::level_filters::LevelFilter::current() {
+        f if f >= tracing::level_filters::LevelFilter::DEBUG => Level::Debug,
+        f if f >= tracing::level_filters::LevelFilter::INFO => Level::Info,
+        f if f >= tracing::level_filters::LevelFilter::WARN => Level::Warn,
+        _ => Level::Error,
+    });
     // the time fed to the core: an event's arrival time, never going back
     let mut fed: Millis = clock.now();
     let mut feed = |t: Millis| -> Millis {
