@@ -1243,10 +1243,11 @@ impl Arbiter {
         if let Some(cl) = self.clusters.get_mut(name) {
             cl.holds = keep;
         }
-        let logs = self.logs(Level::Info);
-        for (node, conn, ring, why) in released.into_iter().filter(|_| logs) {
-            let f = LogFields::ev("hold_released").cluster(name).node(node).conn(conn).ring(ring).reason(why);
-            self.log_ev(Level::Info, f, format!("cluster {name}: vote of node {node} released: {why}"));
+        if self.logs(Level::Info) {
+            for (node, conn, ring, why) in released {
+                let f = LogFields::ev("hold_released").cluster(name).node(node).conn(conn).ring(ring).reason(why);
+                self.log_ev(Level::Info, f, format!("cluster {name}: vote of node {node} released: {why}"));
+            }
         }
     }
 
