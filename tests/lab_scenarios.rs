@@ -171,7 +171,7 @@ fn lab_start_serves_everything_until_interrupted() {
     // node1's BMC speaks suite 17 only: the real ipmitool gets in with -C 17 and is refused with
     // -C 3, and the real fence_ipmilan (ipmitool's default suite, 17 on 1.8.19) reads its power.
     let ipmi_port = v["ipmi_port"].as_u64().expect("ipmi_port").to_string();
-    if which("ipmitool") {
+    if twonode::lab::services::have("ipmitool") {
         let ipmitool = |suite: &str| {
             Command::new("ipmitool")
                 .args(["-I", "lanplus", "-C", suite, "-H", "127.0.0.1", "-p", &ipmi_port, "-U", "admin", "-E"])
@@ -186,7 +186,7 @@ fn lab_start_serves_everything_until_interrupted() {
         let refused = ipmitool("3");
         assert!(!refused.status.success(), "suite 3 must be refused by a suite-17-only BMC");
     }
-    if which("fence_ipmilan") {
+    if twonode::lab::services::have("fence_ipmilan") {
         let mut agent = Command::new("fence_ipmilan")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -211,9 +211,4 @@ fn lab_start_serves_everything_until_interrupted() {
         let port = v[key].as_u64().expect("port") as u16;
         assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "{key} {port} still open");
     }
-}
-
-/// Is PROGRAM installed (on PATH or in /usr/sbin)?
-fn which(program: &str) -> bool {
-    twonode::lab::services::have(program)
 }

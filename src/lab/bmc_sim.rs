@@ -113,7 +113,7 @@ impl Chassis {
         self.dir.join("power.0x20")
     }
     fn power(&self) -> bool {
-        std::fs::read_to_string(self.power_file()).map(|s| s.trim() != "0").unwrap_or(true)
+        super::services::power_file_on(&self.dir)
     }
     fn fault(&self, name: &str) -> bool {
         self.dir.join(name).exists()
