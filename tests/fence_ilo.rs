@@ -127,10 +127,11 @@ fn wrong_password_unknown_user_and_missing_privilege_are_auth() {
 
 #[test]
 fn dead_port_is_unreachable_fast() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A socket bound but never listening holds the port for the whole test (a closed listener's
+    // port could be taken by a simulator of a test running beside this one): connects are refused.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let mut dev = RibclDevice::from_params(&params(port, "admin", "secret", &[])).unwrap();
     let t = Instant::now();
     match dev.status() {
