@@ -1,33 +1,29 @@
-//! `twonode arbiter serve`: the tokio + OpenSSL driver of the sans-IO arbiter [`core`].
+//! `twonode arbiter serve`: the daemon around the sans-IO arbiter [`core`].
 //!
-//! * one task owns the [`Arbiter`]; every connection task sends it events and executes the
-//!   actions meant for its socket (in order); the core's timer request drives `Event::Tick`;
-//! * per connection: `u16 type | u32 length` framing with the 32 KiB cap (a longer message is
-//!   reported to the core as `BadFrame(TooLong)` and its bytes are skipped without being
-//!   buffered), PREINIT in clear text, then on `Action::StartTls` the TLS server handshake on the
-//!   same socket (bytes the client sent after STARTTLS are handed to TLS, not lost);
+//! * one thread owns the [`Arbiter`] ([`core_thread`]); the I/O loop ([`super::reactor`], its
+//!   own thread) sends it every client event with the time its bytes arrived, and executes the
+//!   actions meant for each socket, in order; the core's timer request drives `Event::Tick`;
+//! * the loop frames messages (`u16 type | u32 length`, the 32 KiB cap), takes PREINIT in clear
+//!   text and, on `Action::StartTls`, runs the TLS server handshake on the same socket;
 //! * the client certificate is verified against the configured CA by OpenSSL (see [`tls_config`]); its CN goes
 //!   to the core, which compares it with the cluster name (like corosync-qnetd's
 //!   `CERT_VerifyCertName`);
 //! * a status socket (unix, JSON) answers `twonode arbiter status`;
 //! * SIGTERM/SIGINT: stop accepting, close every client, remove the status socket, exit 0.
 //!   A restarted arbiter grants no vote before a full lease has passed (the core's start hold).
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 use openssl::ssl::SslAcceptor;
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::oneshot;
 
 use super::core::{self, Action, Arbiter, ConnId, Event, Level, Millis};
-use super::wire::{self, Message, TlsSupported, WireError};
+use super::reactor::{Batch, Clock, ConnCmd, CoreLink, IoHandle, Reactor, ReactorConfig, ToCore};
+use super::wire::{self, TlsSupported};
 
 /// Default config file.
 pub const DEFAULT_CONFIG: &str = "/etc/twonode/arbiter.toml";
@@ -199,215 +195,21 @@ pub fn tls_config(t: &TlsFiles) -> anyhow::Result<Arc<SslAcceptor>> {
     Ok(Arc::new(b.build()))
 }
 
-/// A stream that first yields already-read bytes (what the client sent right after STARTTLS).
-struct Rewind<S> {
-    pre: Vec<u8>,
-    pos: usize,
-    inner: S,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        if self.pos < self.pre.len() {
-            let n = (self.pre.len() - self.pos).min(buf.remaining());
-            let start = self.pos;
-            buf.put_slice(&self.pre[start..start + n]);
-            self.pos += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-type TlsStream = tokio_openssl::SslStream<Rewind<TcpStream>>;
-
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream>),
-}
-
-thread_local! {
-    /// One read buffer per runtime thread: a connection waits for readiness holding no buffer,
-    /// reads into this one, and keeps only the bytes it got.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
-}
-
-/// What woke an idle connection.
-enum Wake {
-    /// Bytes read (appended to the buffer; 0 = end of stream), or the read error.
-    Read(std::io::Result<usize>),
-    /// A batch from the core; `None`: the core forgot this connection (or stopped).
-    Batch(Option<Batch>),
-}
-
-impl Stream {
-    /// Wait for bytes or for a batch from the core. Holds no state of its own between polls
-    /// (readiness is kept by tokio's registration, the waker by the mailbox), so an idle
-    /// connection's task is small; reads go into the thread's scratch buffer and only the bytes
-    /// read are appended to `buf` (an idle connection holds no read buffer at all).
-    fn poll_idle(&mut self, buf: &mut Vec<u8>, mailbox: &Mailbox, cx: &mut TaskContext<'_>) -> Poll<Wake> {
-        if let Poll::Ready(b) = mailbox.poll_recv(cx) {
-            return Poll::Ready(Wake::Batch(b));
-        }
-        match self {
-            Stream::Plain(s) => loop {
-                match s.poll_read_ready(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Wake::Read(Err(e))),
-                    Poll::Ready(Ok(())) => {}
-                }
-                let got = SCRATCH.with(|scratch| {
-                    let mut scratch = scratch.borrow_mut();
-                    let r = s.try_read(&mut scratch);
-                    if let Ok(n) = r {
-                        buf.extend_from_slice(&scratch[..n]);
-                    }
-                    r
-                });
-                match got {
-                    // readiness was stale; try_read cleared it, so poll_read_ready waits again
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    r => return Poll::Ready(Wake::Read(r)),
-                }
-            },
-            Stream::Tls(s) => SCRATCH.with(|scratch| {
-                let mut scratch = scratch.borrow_mut();
-                let mut rb = ReadBuf::new(&mut scratch[..]);
-                match Pin::new(&mut **s).poll_read(cx, &mut rb) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(Err(e)) => Poll::Ready(Wake::Read(Err(e))),
-                    Poll::Ready(Ok(())) => {
-                        buf.extend_from_slice(rb.filled());
-                        Poll::Ready(Wake::Read(Ok(rb.filled().len())))
-                    }
-                }
-            }),
-        }
-    }
-    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.write_all(b).await,
-            Stream::Tls(s) => {
-                s.write_all(b).await?;
-                s.flush().await
-            }
-        }
-    }
-    async fn shutdown(&mut self) {
-        let _ = match self {
-            Stream::Plain(s) => s.shutdown().await,
-            Stream::Tls(s) => s.shutdown().await,
-        };
-    }
-}
-
-/// What the core task tells one connection (all actions of one event for that socket, in order).
-#[derive(Debug)]
-enum ConnCmd {
-    Send(Vec<u8>),
-    StartTls,
-    Close(String),
-}
-
-/// What the core sends a connection task: all commands of one event for that socket.
-struct Batch {
-    cmds: Vec<ConnCmd>,
-    /// This batch answers an event the connection waits on (STARTTLS).
-    reply: bool,
-}
-
-/// A connection's inbox: the core's batches for it and its task's waker, behind a mutex the
-/// core and the task each take for a moment. About 80 bytes per connection, where a tokio
-/// unbounded channel per connection cost about 800 (its shared state and first block of slots).
-#[derive(Default)]
-struct Mailbox(std::sync::Mutex<Inbox>);
-
-#[derive(Default)]
-struct Inbox {
-    batches: std::collections::VecDeque<Batch>,
-    waker: Option<std::task::Waker>,
-    /// The core dropped its end ([`ConnTx`]).
-    closed: bool,
-}
-
-impl Mailbox {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inbox> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The next batch; `None` once the core dropped its end and every batch was taken.
-    fn poll_recv(&self, cx: &mut TaskContext<'_>) -> Poll<Option<Batch>> {
-        let mut i = self.lock();
-        if let Some(b) = i.batches.pop_front() {
-            if i.batches.is_empty() {
-                i.batches = Default::default(); // an idle connection holds no queue memory
-            }
-            return Poll::Ready(Some(b));
-        }
-        if i.closed {
-            return Poll::Ready(None);
-        }
-        if !i.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            i.waker = Some(cx.waker().clone());
-        }
-        Poll::Pending
-    }
-
-    async fn recv(&self) -> Option<Batch> {
-        std::future::poll_fn(|cx| self.poll_recv(cx)).await
-    }
-}
-
-/// The core's end of a connection's [`Mailbox`]; dropping it closes the mailbox.
-struct ConnTx(Arc<Mailbox>);
-
-impl ConnTx {
-    fn send(&self, b: Batch) {
-        let w = {
-            let mut i = self.0.lock();
-            i.batches.push_back(b);
-            i.waker.take()
-        };
-        if let Some(w) = w {
-            w.wake();
-        }
-    }
-}
-
-impl Drop for ConnTx {
-    fn drop(&mut self) {
-        let w = {
-            let mut i = self.0.lock();
-            i.closed = true;
-            i.waker.take()
-        };
-        if let Some(w) = w {
-            w.wake();
-        }
-    }
-}
-
+/// What reaches the core thread.
 enum CoreIn {
-    Connected { conn: ConnId, peer: String, tx: ConnTx },
-    /// `at`: when the bytes behind this event arrived (ms on the core's clock), so that time
-    /// spent waiting in the core's queue never counts as client silence.
-    Event { ev: Event, reply_to: Option<ConnId>, at: Millis },
+    Io(ToCore),
     Status(oneshot::Sender<serde_json::Value>),
-    /// Close every client and stop (connection tasks hold senders, so the channel never ends
-    /// by itself while clients are connected).
+    /// Stop (the I/O loop closes every client).
     Shutdown,
+}
+
+/// The in-process way from the I/O loop to the core thread.
+struct InProcess(std::sync::mpsc::Sender<CoreIn>);
+
+impl CoreLink for InProcess {
+    fn send(&mut self, m: ToCore) -> bool {
+        self.0.send(CoreIn::Io(m)).is_ok()
+    }
 }
 
 /// Server-side facts for the status output.
@@ -422,6 +224,9 @@ struct ServerInfo {
 }
 
 /// Run the arbiter until SIGTERM/SIGINT (or `shutdown` resolves). `ready` gets the bound address.
+///
+/// Three threads: the I/O loop ([`reactor`]), the core (decisions, [`core_thread`]) and the
+/// caller's tokio runtime, which only waits for signals and answers the status socket.
 pub async fn serve(
     cfg: ServerConfig,
     ready: Option<oneshot::Sender<SocketAddr>>,
@@ -436,13 +241,22 @@ pub async fn serve(
     } else {
         Some(bind_status(&cfg.status_socket)?)
     };
+    let start = Instant::now();
+    let (reactor, io) = Reactor::new(listener, ReactorConfig {
+        tls,
+        handshake_timeout: Duration::from_secs(cfg.tls.handshake_timeout_s.max(1)),
+        max_clients: cfg.max_clients,
+        clock: Clock(start),
+        first_id: 1,
+        id_step: 1,
+    })
+    .context("setting up the I/O loop (epoll)")?;
     tracing::info!(listen = %local, tls = ?cfg.arbiter.tls, client_cert_required = cfg.arbiter.client_cert_required,
         lease_margin_ms = cfg.arbiter.lease_margin_ms, status_socket = %cfg.status_socket.display(), "arbiter started");
     if let Some(r) = ready {
         let _ = r.send(local);
     }
 
-    let start = Instant::now();
     let info = ServerInfo {
         listen: local.to_string(),
         tls: cfg.tls.mode.clone(),
@@ -451,8 +265,24 @@ pub async fn serve(
         lease_margin_ms: cfg.arbiter.lease_margin_ms,
         version: env!("CARGO_PKG_VERSION"),
     };
-    let (core_tx, core_rx) = mpsc::unbounded_channel::<CoreIn>();
-    let core_task = tokio::spawn(core_loop(cfg.arbiter.clone(), start, core_rx, info));
+    let (core_tx, core_rx) = std::sync::mpsc::channel::<CoreIn>();
+    let core = {
+        let (io, cfg) = (io.clone(), cfg.arbiter.clone());
+        std::thread::Builder::new()
+            .name("arbiter-core".into())
+            .spawn(move || core_thread(cfg, start, core_rx, &io, info))
+            .context("starting the core thread")?
+    };
+    let (done_tx, done_rx) = oneshot::channel::<std::io::Result<()>>();
+    let io_thread = {
+        let mut link = InProcess(core_tx.clone());
+        std::thread::Builder::new()
+            .name("arbiter-io".into())
+            .spawn(move || {
+                let _ = done_tx.send(reactor.run(&mut link));
+            })
+            .context("starting the I/O thread")?
+    };
 
     if let Some(ul) = status_listener {
         let tx = core_tx.clone();
@@ -485,76 +315,43 @@ pub async fn serve(
             None => std::future::pending::<()>().await,
         }
     };
-    tokio::pin!(shutdown);
-    let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut next_id: ConnId = 1;
-    let handshake_timeout = Duration::from_secs(cfg.tls.handshake_timeout_s.max(1));
-    let reason = loop {
-        tokio::select! {
-            _ = term.recv() => break "SIGTERM",
-            _ = int.recv() => break "SIGINT",
-            _ = &mut shutdown => break "shutdown request",
-            acc = listener.accept() => {
-                let (sock, peer) = match acc {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                if cfg.max_clients > 0 && live.load(std::sync::atomic::Ordering::Relaxed) >= cfg.max_clients {
-                    tracing::warn!(%peer, max_clients = cfg.max_clients, "connection refused: too many clients");
-                    drop(sock);
-                    continue;
-                }
-                let _ = sock.set_nodelay(true);
-                let id = next_id;
-                next_id += 1;
-                let mailbox = Arc::new(Mailbox::default());
-                if core_tx.send(CoreIn::Connected { conn: id, peer: peer.to_string(), tx: ConnTx(mailbox.clone()) }).is_err() {
-                    break "core stopped";
-                }
-                live.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let ctx = ConnCtx {
-                    id,
-                    peer,
-                    core: core_tx.clone(),
-                    mailbox,
-                    tls: tls.clone(),
-                    handshake_timeout,
-                    clock: Clock(start),
-                    live: live.clone(),
-                };
-                // spawned as it is (no wrapping async block): the task holds only this future
-                tokio::spawn(run_conn(Box::new(ctx), sock));
+    let mut failed = None;
+    let reason = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+        _ = shutdown => "shutdown request",
+        r = done_rx => {
+            if let Ok(Err(e)) = r {
+                failed = Some(e);
             }
+            "the I/O loop stopped"
         }
     };
     tracing::info!(reason, "arbiter stopping: closing all clients");
-    drop(listener);
+    io.stop();
     let _ = core_tx.send(CoreIn::Shutdown);
     drop(core_tx);
-    // the core loop closes every connection when its channel ends
-    let _ = tokio::time::timeout(Duration::from_secs(3), core_task).await;
-    for _ in 0..30 {
-        if live.load(std::sync::atomic::Ordering::Relaxed) == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let joined = tokio::task::spawn_blocking(move || {
+        let _ = io_thread.join();
+        let _ = core.join();
+    });
+    let _ = tokio::time::timeout(Duration::from_secs(3), joined).await;
     if !cfg.status_socket.as_os_str().is_empty() {
         let _ = std::fs::remove_file(&cfg.status_socket);
+    }
+    if let Some(e) = failed {
+        return Err(anyhow::Error::new(e).context("the arbiter's I/O loop failed"));
     }
     tracing::info!("arbiter stopped");
     Ok(())
 }
 
-fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let sock = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-    sock.set_reuseaddr(true)?;
-    sock.bind(addr)?;
-    Ok(sock.listen(1024)?)
+fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    // mio's bind sets SO_REUSEADDR (a restarted arbiter rebinds at once) and a backlog of 1024
+    let l = mio::net::TcpListener::bind(addr)?;
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    // SAFETY: the descriptor was just taken out of `l`, which no longer owns it.
+    Ok(unsafe { std::net::TcpListener::from_raw_fd(l.into_raw_fd()) })
 }
 
 fn bind_status(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
@@ -576,14 +373,6 @@ fn bind_status(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
 
 /// The arbiter's clock: milliseconds since the server started (monotonic).
 #[derive(Clone, Copy)]
-struct Clock(Instant);
-
-impl Clock {
-    fn now(self) -> Millis {
-        self.0.elapsed().as_millis() as Millis
-    }
-}
-
 /// How far behind the core task runs: the time events wait in its queue.
 #[derive(Default)]
 struct Lag {
@@ -615,7 +404,10 @@ impl Lag {
     }
 }
 
-async fn core_loop(cfg: core::Config, start: Instant, mut rx: mpsc::UnboundedReceiver<CoreIn>, info: ServerInfo) {
+/// The core's thread: owns the [`Arbiter`], feeds it the I/O loop's events with their arrival
+/// times and its timer ticks, and hands each event's commands to the I/O loop.
+fn core_thread(cfg: core::Config, start: Instant, rx: std::sync::mpsc::Receiver<CoreIn>, io: &IoHandle, info: ServerInfo) {
+    use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
     let clock = Clock(start);
     let mut arb = Arbiter::new(cfg, clock.now());
     // lines the log filter drops are not even formatted (the most verbose level any directive enables)
@@ -632,72 +424,70 @@ async fn core_loop(cfg: core::Config, start: Instant, mut rx: mpsc::UnboundedRec
         fed
     };
     let mut lag = Lag::default();
-    let mut conns: HashMap<ConnId, ConnTx> = HashMap::new();
     let mut timer: Option<Millis> = None;
     // first tick right away: the core may want a timer from the start (restart hold)
     let acts = arb.handle(feed(clock.now()), Event::Tick);
-    apply(acts, None, &mut conns, &mut timer);
+    io.deliver(apply(acts, None, &mut timer));
     loop {
-        let sleep = match timer {
-            Some(at) => {
-                let t = start + Duration::from_millis(at);
-                tokio::time::sleep_until(tokio::time::Instant::from_std(t))
-            }
-            None => tokio::time::sleep(Duration::from_secs(3600)),
-        };
-        tokio::select! {
-            // events that already arrived go first: a timer must not judge silence (dead peer,
-            // lease) while the messages that end it wait in the queue
-            biased;
-            msg = rx.recv() => {
-                let Some(msg) = msg else { break };
-                match msg {
-                    CoreIn::Connected { conn, peer, tx } => {
-                        conns.insert(conn, tx);
-                        let acts = arb.handle(feed(clock.now()), Event::ClientConnected { conn, peer });
-                        apply(acts, None, &mut conns, &mut timer);
-                    }
-                    CoreIn::Event { ev, reply_to, at } => {
-                        lag.note(clock.now(), at);
-                        let closed = match &ev { Event::ClientClosed { conn } => Some(*conn), _ => None };
-                        let acts = arb.handle(feed(at), ev);
-                        apply(acts, reply_to, &mut conns, &mut timer);
-                        if let Some(c) = closed {
-                            conns.remove(&c);
+        // events that already arrived go first: a timer must not judge silence (dead peer,
+        // lease) while the messages that end it wait in the queue
+        let msg = match rx.try_recv() {
+            Ok(m) => Some(m),
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => match timer {
+                Some(at) => {
+                    let now = clock.now();
+                    if at <= now {
+                        None
+                    } else {
+                        match rx.recv_timeout(Duration::from_millis(at - now)) {
+                            Ok(m) => Some(m),
+                            Err(RecvTimeoutError::Timeout) => None,
+                            Err(RecvTimeoutError::Disconnected) => break,
                         }
                     }
-                    CoreIn::Shutdown => break,
-                    CoreIn::Status(otx) => {
-                        let mut i = info.clone();
-                        i.uptime_s = start.elapsed().as_secs();
-                        let st = arb.status(feed(clock.now()));
-                        let v = serde_json::json!({ "server": i, "arbiter": st });
-                        let _ = otx.send(v);
-                    }
                 }
+                None => match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                },
+            },
+        };
+        let Some(msg) = msg else {
+            timer = None;
+            let acts = arb.handle(feed(clock.now()), Event::Tick);
+            io.deliver(apply(acts, None, &mut timer));
+            continue;
+        };
+        match msg {
+            CoreIn::Io(ToCore::Connected { conn, peer }) => {
+                let acts = arb.handle(feed(clock.now()), Event::ClientConnected { conn, peer: peer.to_string() });
+                io.deliver(apply(acts, None, &mut timer));
             }
-            _ = sleep => {
-                timer = None;
-                let acts = arb.handle(feed(clock.now()), Event::Tick);
-                apply(acts, None, &mut conns, &mut timer);
+            CoreIn::Io(ToCore::Event { ev, reply_to, at }) => {
+                lag.note(clock.now(), at);
+                let acts = arb.handle(feed(at), ev);
+                io.deliver(apply(acts, reply_to, &mut timer));
+            }
+            CoreIn::Shutdown => break,
+            CoreIn::Status(otx) => {
+                let mut i = info.clone();
+                i.uptime_s = start.elapsed().as_secs();
+                let st = arb.status(feed(clock.now()));
+                let v = serde_json::json!({ "server": i, "arbiter": st });
+                let _ = otx.send(v);
             }
         }
     }
-    for (_, tx) in conns.drain() {
-        tx.send(Batch { cmds: vec![ConnCmd::Close("arbiter shutting down".into())], reply: false });
-    }
 }
 
-fn apply(
-    acts: Vec<Action>,
-    reply_to: Option<ConnId>,
-    conns: &mut HashMap<ConnId, ConnTx>,
-    timer: &mut Option<Millis>,
-) {
-    let mut batches: Vec<(ConnId, Vec<ConnCmd>)> = Vec::new();
+/// One event's actions as the I/O loop's batches (one per socket, commands in order); the
+/// timer request is kept, log lines are written.
+fn apply(acts: Vec<Action>, reply_to: Option<ConnId>, timer: &mut Option<Millis>) -> Vec<(ConnId, Batch)> {
+    let mut batches: Vec<(ConnId, Batch)> = Vec::new();
     let mut push = |conn: ConnId, cmd: ConnCmd| match batches.iter_mut().find(|(c, _)| *c == conn) {
-        Some((_, v)) => v.push(cmd),
-        None => batches.push((conn, vec![cmd])),
+        Some((_, b)) => b.cmds.push(cmd),
+        None => batches.push((conn, Batch { cmds: vec![cmd], reply: Some(conn) == reply_to })),
     };
     for a in acts {
         match a {
@@ -716,18 +506,10 @@ fn apply(
     }
     if let Some(r) = reply_to {
         if !batches.iter().any(|(c, _)| *c == r) {
-            batches.push((r, Vec::new()));
+            batches.push((r, Batch { cmds: Vec::new(), reply: true }));
         }
     }
-    for (conn, cmds) in batches {
-        let closing = cmds.iter().any(|c| matches!(c, ConnCmd::Close(_)));
-        if let Some(tx) = conns.get(&conn) {
-            tx.send(Batch { cmds, reply: Some(conn) == reply_to });
-        }
-        if closing {
-            conns.remove(&conn);
-        }
-    }
+    batches
 }
 
 /// One core log line as a tracing event with its structured fields (absent ones are omitted).
@@ -745,223 +527,6 @@ fn log_core(level: Level, text: &str, f: &core::LogFields) {
         Level::Warn => emit!(warn),
         Level::Error => emit!(error),
     }
-}
-
-/// What [`deliver`] did with the buffered bytes.
-enum Delivered {
-    /// Every complete frame went to the core.
-    All,
-    /// A STARTTLS went to the core: read nothing more before its answer (what follows may be TLS).
-    StartTls,
-    /// The core is gone.
-    CoreGone,
-}
-
-/// Hand every complete frame in `buf` to the core (a plain function, so that nothing of it lives
-/// in the connection task's state while the task waits).
-fn deliver(
-    id: ConnId,
-    peer: SocketAddr,
-    buf: &mut Vec<u8>,
-    skip: &mut usize,
-    plain: bool,
-    core: &mpsc::UnboundedSender<CoreIn>,
-    arrived: Millis,
-) -> Delivered {
-    let ev = |ev: Event, reply_to: Option<ConnId>| CoreIn::Event { ev, reply_to, at: arrived };
-    loop {
-        if *skip > 0 {
-            let n = (*skip).min(buf.len());
-            buf.drain(..n);
-            *skip -= n;
-            if *skip > 0 {
-                return Delivered::All;
-            }
-        }
-        match wire::frame_len(buf) {
-            Ok(None) => return Delivered::All,
-            Err(error) => {
-                let total = wire::Header::parse(buf).map(|h| h.total_len()).unwrap_or(buf.len());
-                tracing::warn!(conn = id, %peer, %error, "oversized message skipped");
-                *skip = total;
-                if core.send(ev(Event::BadFrame { conn: id, error }, None)).is_err() {
-                    return Delivered::CoreGone;
-                }
-            }
-            Ok(Some(n)) => {
-                let decoded = Message::decode(&buf[..n]);
-                buf.drain(..n);
-                match decoded {
-                    Ok(msg) => {
-                        let starttls = matches!(msg, Message::StartTls { .. }) && plain;
-                        tracing::debug!(conn = id, msg = %msg.msg_type(), "received");
-                        let reply_to = if starttls { Some(id) } else { None };
-                        if core.send(ev(Event::Message { conn: id, msg }, reply_to)).is_err() {
-                            return Delivered::CoreGone;
-                        }
-                        if starttls {
-                            return Delivered::StartTls;
-                        }
-                    }
-                    Err(error) => {
-                        tracing::warn!(conn = id, %peer, %error, "undecodable message");
-                        if core.send(ev(Event::BadFrame { conn: id, error }, None)).is_err() {
-                            return Delivered::CoreGone;
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Outcome of executing a batch on the socket.
-enum After {
-    Continue,
-    Closed,
-}
-
-/// What a connection's task needs besides its socket and buffer. Boxed: the task keeps its
-/// future for the connection's lifetime, and a future holds its arguments twice (as passed and
-/// as locals), so one pointer there instead of the fields keeps every task smaller.
-struct ConnCtx {
-    id: ConnId,
-    peer: SocketAddr,
-    core: mpsc::UnboundedSender<CoreIn>,
-    mailbox: Arc<Mailbox>,
-    tls: Option<Arc<SslAcceptor>>,
-    handshake_timeout: Duration,
-    clock: Clock,
-    live: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-async fn run_conn(c: Box<ConnCtx>, sock: TcpStream) {
-    let mut stream = Some(Stream::Plain(sock));
-    let mut buf: Vec<u8> = Vec::new();
-    let mut skip: usize = 0;
-    // arrival time of the bytes in `buf`
-    let mut arrived: Millis = c.clock.now();
-    let closed_by_us = 'conn: loop {
-        let plain = matches!(stream, Some(Stream::Plain(_)));
-        match deliver(c.id, c.peer, &mut buf, &mut skip, plain, &c.core, arrived) {
-            Delivered::All => {}
-            Delivered::CoreGone => break 'conn true,
-            Delivered::StartTls => {
-                // wait for the core's answer before reading on: what follows may be TLS
-                loop {
-                    let Some(b) = c.mailbox.recv().await else { break 'conn true };
-                    let reply = b.reply;
-                    match Box::pin(exec(&c, &mut stream, b.cmds, &mut buf)).await {
-                        After::Continue => {}
-                        After::Closed => break 'conn true,
-                    }
-                    if reply {
-                        continue 'conn;
-                    }
-                }
-            }
-        }
-        if buf.is_empty() && buf.capacity() > 0 {
-            buf = Vec::new(); // every frame handled: hold no memory while idle
-        }
-        let Some(s) = stream.as_mut() else { break 'conn true };
-        let woke = std::future::poll_fn(|cx| s.poll_idle(&mut buf, &c.mailbox, cx)).await;
-        match woke {
-            Wake::Read(Ok(0)) => break 'conn false,
-            Wake::Read(Ok(_)) => arrived = c.clock.now(),
-            Wake::Read(Err(e)) => {
-                tracing::info!(conn = c.id, peer = %c.peer, error = %e, "read failed");
-                break 'conn false;
-            }
-            Wake::Batch(None) => break 'conn true,
-            Wake::Batch(Some(b)) => {
-                // boxed: the TLS handshake's state lives only while a command runs, not in every
-                // idle connection's task
-                match Box::pin(exec(&c, &mut stream, b.cmds, &mut buf)).await {
-                    After::Continue => {}
-                    After::Closed => break 'conn true,
-                }
-            }
-        }
-        // never hold more than one capped frame plus a read's worth
-        if skip == 0 && buf.len() > wire::MAX_MSG_SIZE + 65536 {
-            tracing::warn!(conn = c.id, peer = %c.peer, "receive buffer overflow; closing");
-            break 'conn false;
-        }
-    };
-    if let Some(mut s) = stream.take() {
-        Box::pin(s.shutdown()).await;
-    }
-    if !closed_by_us {
-        let _ = c.core.send(CoreIn::Event { ev: Event::ClientClosed { conn: c.id }, reply_to: None, at: c.clock.now() });
-    }
-    c.live.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-}
-
-async fn exec(c: &ConnCtx, stream: &mut Option<Stream>, cmds: Vec<ConnCmd>, buf: &mut Vec<u8>) -> After {
-    let (id, peer, core, clock) = (c.id, c.peer, &c.core, c.clock);
-    for cmd in cmds {
-        let Some(s) = stream.as_mut() else { return After::Closed };
-        match cmd {
-            ConnCmd::Send(bytes) => {
-                if let Err(e) = s.write_all(&bytes).await {
-                    tracing::info!(conn = id, %peer, error = %e, "write failed");
-                    let _ = core.send(CoreIn::Event { ev: Event::ClientClosed { conn: id }, reply_to: None, at: clock.now() });
-                    *stream = None;
-                    return After::Closed;
-                }
-            }
-            ConnCmd::Close(reason) => {
-                tracing::info!(conn = id, %peer, %reason, "closing connection");
-                s.shutdown().await;
-                *stream = None;
-                return After::Closed;
-            }
-            ConnCmd::StartTls => {
-                let Some(cfg) = c.tls.clone() else {
-                    tracing::error!(conn = id, "core asked for TLS but TLS is off; closing");
-                    *stream = None;
-                    return After::Closed;
-                };
-                let Some(Stream::Plain(tcp)) = stream.take() else {
-                    tracing::warn!(conn = id, "STARTTLS on a TLS connection; closing");
-                    return After::Closed;
-                };
-                let pre = std::mem::take(buf);
-                let hs = tokio::time::timeout(c.handshake_timeout, async {
-                    let ssl = openssl::ssl::Ssl::new(cfg.context())?;
-                    let mut t = tokio_openssl::SslStream::new(ssl, Rewind { pre, pos: 0, inner: tcp })?;
-                    Pin::new(&mut t).accept().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                    anyhow::Ok(t)
-                })
-                .await;
-                match hs {
-                    Ok(Ok(t)) => {
-                        let peer_cn = t
-                            .ssl()
-                            .peer_certificate()
-                            .and_then(|c| c.to_der().ok())
-                            .and_then(|d| super::certs::cert_common_name(&d));
-                        let proto = t.ssl().version_str();
-                        tracing::info!(conn = id, %peer, peer_cn = peer_cn.as_deref().unwrap_or("-"), %proto, "TLS established");
-                        *stream = Some(Stream::Tls(Box::new(t)));
-                        let _ = core.send(CoreIn::Event { ev: Event::TlsEstablished { conn: id, peer_cn }, reply_to: None, at: clock.now() });
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(conn = id, %peer, error = %e, "TLS handshake failed (certificate not signed by the configured CA, or no client certificate?); closing");
-                        let _ = core.send(CoreIn::Event { ev: Event::ClientClosed { conn: id }, reply_to: None, at: clock.now() });
-                        return After::Closed;
-                    }
-                    Err(_) => {
-                        tracing::warn!(conn = id, %peer, "TLS handshake timed out; closing");
-                        let _ = core.send(CoreIn::Event { ev: Event::ClientClosed { conn: id }, reply_to: None, at: clock.now() });
-                        return After::Closed;
-                    }
-                }
-            }
-        }
-    }
-    After::Continue
 }
 
 /// Ask a running arbiter for its status (JSON) over the status socket.
@@ -1113,16 +678,6 @@ impl Drop for Background {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>(_: T) {}
-    let (_tx, rx) = mpsc::unbounded_channel();
-    is_send(core_loop(core::Config::default(), Instant::now(), rx, ServerInfo {
-        listen: String::new(), tls: String::new(), client_cert_required: false, uptime_s: 0, lease_margin_ms: 0, version: "",
-    }));
-    let _ = WireError::Truncated { need: 0, have: 0 };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1143,36 +698,5 @@ mod tests {
         assert_eq!(off.log_format, LogFormat::Text);
         assert_eq!(ServerConfig::parse("log_format = \"json\"\n").unwrap().log_format, LogFormat::Json);
         assert!(ServerConfig::parse("log_format = \"xml\"\n").is_err());
-    }
-}
-
-#[cfg(test)]
-mod size_tests {
-    use super::*;
-
-    /// Every connection's task holds this future for the connection's lifetime: at 20,000
-    /// connections each 100 bytes are 2 MB. (Release builds lay it out smaller than this debug
-    /// figure.) It was 816 bytes with a select! over the read and a channel receive and its arguments
-    /// held in the future itself.
-    #[tokio::test]
-    async fn an_idle_connection_task_stays_small() {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let a = l.local_addr().unwrap();
-        let s = TcpStream::connect(a).await.unwrap();
-        let (ctx, _crx) = mpsc::unbounded_channel();
-        let c = ConnCtx {
-            id: 1,
-            peer: a,
-            core: ctx,
-            mailbox: Arc::default(),
-            tls: None,
-            handshake_timeout: Duration::from_secs(1),
-            clock: Clock(Instant::now()),
-            live: Arc::default(),
-        };
-        let f = run_conn(Box::new(c), s);
-        let size = std::mem::size_of_val(&f);
-        eprintln!("run_conn's future: {size} bytes");
-        assert!(size <= 288, "run_conn's future is {size} bytes");
     }
 }
