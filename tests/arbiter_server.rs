@@ -394,6 +394,8 @@ fn simulated_clusters_get_the_vote_and_one_half_after_a_split() {
         prefix: "t".into(),
         vote_timeout: Duration::from_secs(20),
         concurrency: 8,
+        conn_offset: 0,
+        samples: false,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let r = rt.block_on(run(spec)).unwrap();
@@ -507,5 +509,168 @@ fn json_logs_one_object_per_line_with_decision_fields() {
     for l in &lines {
         let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
         assert!(v.is_object() && v["timestamp"].is_string() && v["level"].is_string() && v["message"].is_string(), "{l}");
+    }
+}
+
+// ---- `serve --workers N`: the sockets in worker processes, the decisions in one core ----
+
+/// The real binary serving `conf`; stopped (SIGKILL) on drop if still running.
+struct Daemon(std::process::Child);
+
+impl Daemon {
+    fn start(conf: &Path, status: &Path) -> (Daemon, SocketAddr) {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_twonode"))
+            .args(["arbiter", "serve", "--config"])
+            .arg(conf)
+            .env("TWONODE_LOG", "warn")
+            .spawn()
+            .unwrap();
+        let d = Daemon(child);
+        for _ in 0..200 {
+            if let Ok(v) = server::query_status(status) {
+                let addr = v["server"]["listen"].as_str().unwrap().parse().unwrap();
+                return (d, addr);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the arbiter never answered on its status socket");
+    }
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+    /// The worker processes (children of the daemon).
+    fn workers(&self) -> Vec<u32> {
+        let mut v = Vec::new();
+        for t in std::fs::read_dir(format!("/proc/{}/task", self.pid())).unwrap().flatten() {
+            let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            v.extend(kids.split_whitespace().map(|p| p.parse::<u32>().unwrap()));
+        }
+        v
+    }
+    /// Exit status within `secs`.
+    fn wait(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        for _ in 0..secs * 20 {
+            if let Some(st) = self.0.try_wait().unwrap() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // a zombie (exited, not yet reaped) counts as gone
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+fn sigterm(pid: u32) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+}
+
+#[test]
+fn workers_serve_tls_clients_and_stop_with_the_daemon() {
+    let t = tempfile::tempdir().unwrap();
+    certs::init(&CertDir::new(t.path())).unwrap();
+    let status = t.path().join("status.sock");
+    let conf = t.path().join("arbiter.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen = \"127.0.0.1\"\nport = 0\nworkers = 2\nstatus_socket = \"{}\"\n[tls]\nmode = \"on\"\nclient_cert_required = true\n\
+             cert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
+            status.display(),
+            t.path().join(certs::SERVER_CERT).display(),
+            t.path().join(certs::SERVER_KEY).display(),
+            t.path().join(certs::CA_CERT).display()
+        ),
+    )
+    .unwrap();
+    let (mut d, addr) = Daemon::start(&conf, &status);
+    let workers = d.workers();
+    assert_eq!(workers.len(), 2, "two worker processes: {workers:?}");
+    for w in &workers {
+        let cmd = std::fs::read_to_string(format!("/proc/{w}/cmdline")).unwrap().replace('\0', " ");
+        assert!(cmd.contains("arbiter worker"), "{cmd}");
+    }
+    // clients over both workers (each accepts from the shared socket): TLS, the cluster's
+    // certificate checked by the core, messages answered
+    let ca = t.path().join(certs::CA_CERT);
+    let mut sessions = Vec::new();
+    for i in 0..6 {
+        let cluster = format!("w{i}");
+        let (c, k) = client_files(t.path(), &cluster);
+        let mut s = starttls(addr, &cluster, &ca, Some((&c, &k))).expect("TLS session through a worker");
+        send(&mut s, &Message::EchoRequest { seq: Some(40 + i) });
+        assert!(matches!(recv(&mut s), Some(Message::EchoReply { seq: Some(x) }) if x == 40 + i));
+        sessions.push(s);
+    }
+    let (c, k) = client_files(t.path(), "other");
+    assert!(starttls(addr, "w0", &ca, Some((&c, &k))).is_err(), "another cluster's certificate is refused through a worker too");
+    let v = server::query_status(&status).unwrap();
+    assert_eq!(v["server"]["workers"], 2, "{v}");
+    let names: Vec<String> = v["arbiter"]["clusters"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    for i in 0..6 {
+        assert!(names.contains(&format!("w{i}")), "{names:?}");
+    }
+    // SIGTERM: clients closed, workers gone, exit 0, status socket removed
+    sigterm(d.pid());
+    let st = d.wait(10).expect("the arbiter did not stop within 10 s of SIGTERM");
+    assert!(st.success(), "{st:?}");
+    for s in &mut sessions {
+        assert!(recv(s).is_none(), "a client was left open");
+    }
+    for w in &workers {
+        assert!(!alive(*w), "worker {w} outlived the daemon");
+    }
+    assert!(!status.exists());
+}
+
+#[test]
+fn workers_carry_load_generators_in_several_processes_and_a_lost_worker_stops_the_arbiter() {
+    let t = tempfile::tempdir().unwrap();
+    let status = t.path().join("status.sock");
+    let conf = t.path().join("arbiter.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen = \"127.0.0.1\"\nport = 0\nworkers = 3\nstatus_socket = \"{}\"\n[tls]\nmode = \"off\"\n\
+             [arbiter]\nrestart_hold_heartbeat_ms = 1000\n",
+            status.display()
+        ),
+    )
+    .unwrap();
+    let (mut d, addr) = Daemon::start(&conf, &status);
+    // the restart hold (one lease of the assumed heartbeat): no split decision before it ends
+    std::thread::sleep(Duration::from_millis(4500));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_twonode"))
+        .args(["--json", "arbiter", "loadgen", "--clusters", "40", "--heartbeat-ms", "1000", "--hold-s", "1", "--split", "--processes", "2"])
+        .arg(format!("--target={addr}"))
+        .arg(format!("--pid={}", d.pid()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r: serde_json::Value = serde_json::from_str(text.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["processes"], 2, "{r}");
+    assert_eq!(r["votes"], 40, "{r}");
+    assert_eq!(r["split_votes"], 40, "one half of every split cluster holds the vote: {r}");
+    assert!(r["rss_kb"].as_u64().unwrap() > 0, "the arbiter and its workers were sampled: {r}");
+    // a worker that dies takes its clients' state with it: the whole arbiter stops (non-zero)
+    let workers = d.workers();
+    assert_eq!(workers.len(), 3);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(workers[0] as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let st = d.wait(10).expect("the arbiter went on without one of its workers");
+    assert!(!st.success(), "{st:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    for w in &workers[1..] {
+        assert!(!alive(*w), "worker {w} outlived the daemon");
     }
 }

@@ -28,6 +28,9 @@ pub enum Cmd {
     /// Load generator for bench/arbiter-bench (simulated clusters speaking the protocol).
     #[command(hide = true)]
     Loadgen(arbiter_server::LoadgenArgs),
+    /// One I/O worker process of `arbiter serve --workers N` (started by it).
+    #[command(hide = true)]
+    Worker,
 }
 
 #[derive(clap::Args, Debug)]
@@ -83,6 +86,7 @@ pub fn run(args: Args, g: &Global) -> anyhow::Result<i32> {
         Cmd::Certs(c) => arbiter_server::certs(c, g),
         Cmd::Simulate(a) => simulate(a, g),
         Cmd::Loadgen(a) => arbiter_server::loadgen(a, g),
+        Cmd::Worker => arbiter_server::worker(),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::quorum::arbiter::{certs, server};
 #[command(after_help = "\
 Config file (TOML, every key optional; defaults shown):
   listen = \"::\"            port = 5403        max_clients = 0
+  workers = 0                # I/O worker processes: each holds up to RLIMIT_NOFILE clients
   status_socket = \"/run/twonode-arbiter/status.sock\"
   lease_margin_ms = 1000     # extra margin on every vote lease
   log_format = \"text\"       # text | json (one JSON object per line, for log shippers)
@@ -45,6 +46,10 @@ pub struct ServeArgs {
     /// event, cluster, node, conn, ring, reason).
     #[arg(long, value_enum)]
     pub log_format: Option<server::LogFormat>,
+    /// Override `workers`: serve the sockets in N worker processes (for more clients than one
+    /// process's descriptor limit allows: two per cluster).
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// Check the configuration (and load the TLS files), print it, and exit.
     #[arg(long)]
     pub check: bool,
@@ -121,6 +126,9 @@ pub fn serve(a: ServeArgs, g: &Global) -> anyhow::Result<i32> {
     }
     if let Some(f) = a.log_format {
         cfg.log_format = f;
+    }
+    if let Some(w) = a.workers {
+        cfg.workers = w;
     }
     // the daemon logs its decisions at info by default (other commands: warnings only)
     let level = match g.verbose {
@@ -217,10 +225,64 @@ pub struct LoadgenArgs {
     /// Clusters joining at the same time.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Spread the clusters over N load generator processes (one process holds only
+    /// RLIMIT_NOFILE sockets, two per cluster); their reports are merged.
+    #[arg(long, default_value_t = 1)]
+    pub processes: usize,
+    /// (for --processes) number of this generator's first connection among all.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub conn_offset: usize,
+    /// (for --processes) put every measured time in the JSON report.
+    #[arg(long, hide = true)]
+    pub samples: bool,
+}
+
+/// `loadgen --processes N`: N load generators side by side, each with its share of the
+/// clusters and its own source addresses; the merged report.
+fn loadgen_processes(a: &LoadgenArgs) -> anyhow::Result<crate::quorum::arbiter::loadgen::LoadReport> {
+    let exe = std::env::current_exe().context("finding this program")?;
+    let n = a.processes;
+    let mut children = Vec::new();
+    let mut first = 0;
+    for i in 0..n {
+        let clusters = a.clusters / n + usize::from(i < a.clusters % n);
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(["--json", "arbiter", "loadgen", "--samples"])
+            .arg(format!("--target={}", a.target))
+            .arg(format!("--clusters={clusters}"))
+            .arg(format!("--heartbeat-ms={}", a.heartbeat_ms))
+            .arg(format!("--hold-s={}", a.hold_s))
+            .arg(format!("--prefix={}{i}-", a.prefix))
+            .arg(format!("--vote-timeout-s={}", a.vote_timeout_s))
+            .arg(format!("--concurrency={}", a.concurrency))
+            .arg(format!("--conn-offset={}", a.conn_offset + 2 * first))
+            .stdout(std::process::Stdio::piped());
+        if a.split {
+            cmd.arg("--split");
+        }
+        // one of them samples the arbiter (and its workers) during its hold
+        if let (0, Some(pid)) = (i, a.pid) {
+            cmd.arg(format!("--pid={pid}"));
+        }
+        children.push(cmd.spawn().context("starting a load generator")?);
+        first += clusters;
+    }
+    let mut parts = Vec::new();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last().unwrap_or_default();
+        parts.push(serde_json::from_str(line).with_context(|| format!("load generator {i} reported {line:?} ({})", out.status))?);
+    }
+    Ok(crate::quorum::arbiter::loadgen::merge(parts))
 }
 
 pub fn loadgen(a: LoadgenArgs, g: &Global) -> anyhow::Result<i32> {
     use crate::quorum::arbiter::loadgen;
+    if a.processes > 1 {
+        let r = loadgen_processes(&a)?;
+        return print_load_report(&r, g);
+    }
     let spec = loadgen::LoadSpec {
         target: a.target,
         clusters: a.clusters,
@@ -231,9 +293,15 @@ pub fn loadgen(a: LoadgenArgs, g: &Global) -> anyhow::Result<i32> {
         prefix: a.prefix,
         vote_timeout: std::time::Duration::from_secs(a.vote_timeout_s),
         concurrency: a.concurrency,
+        conn_offset: a.conn_offset,
+        samples: a.samples,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let r = rt.block_on(loadgen::run(spec))?;
+    print_load_report(&r, g)
+}
+
+fn print_load_report(r: &crate::quorum::arbiter::loadgen::LoadReport, g: &Global) -> anyhow::Result<i32> {
     if g.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
@@ -251,4 +319,11 @@ pub fn loadgen(a: LoadgenArgs, g: &Global) -> anyhow::Result<i32> {
         }
     }
     Ok(if r.errors > 0 { 1 } else { 0 })
+}
+
+/// `twonode arbiter worker`: one I/O worker process of `arbiter serve --workers N` (started by
+/// it, never by hand).
+pub fn worker() -> anyhow::Result<i32> {
+    crate::quorum::arbiter::workers::run_worker()?;
+    Ok(0)
 }

@@ -32,10 +32,15 @@ pub struct LoadSpec {
     pub vote_timeout: Duration,
     /// Clusters joining at the same time.
     pub concurrency: usize,
+    /// Number of this generator's first connection among all generators of one run (one process
+    /// holds only RLIMIT_NOFILE sockets; see [`merge`]): picks the source addresses.
+    pub conn_offset: usize,
+    /// Put every measured time in the report, for [`merge`].
+    pub samples: bool,
 }
 
 /// What was measured.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct LoadReport {
     pub clusters: usize,
     pub connections_ok: usize,
@@ -62,7 +67,45 @@ pub struct LoadReport {
     pub cpu_hold_pct: Option<f64>,
     /// Arbiter CPU seconds for the whole run.
     pub cpu_total_s: Option<f64>,
+    /// Arbiter RSS after the hold: the process and its worker processes, summed (pages they
+    /// share, such as the program's own, count once per process).
     pub rss_kb: Option<u64>,
+    /// Load generator processes that made this report.
+    #[serde(default)]
+    pub processes: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vote_samples_ms: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split_samples_ms: Vec<f64>,
+}
+
+/// One report of several load generators run side by side (each made with `samples`): the
+/// percentiles over all their samples, the counts summed, CPU and memory from the one that
+/// sampled the arbiter.
+pub fn merge(parts: Vec<LoadReport>) -> LoadReport {
+    let mut r = LoadReport::default();
+    for p in parts {
+        r.clusters += p.clusters;
+        r.connections_ok += p.connections_ok;
+        r.votes += p.votes;
+        r.split_votes += p.split_votes;
+        r.errors += p.errors;
+        r.first_error = r.first_error.or(p.first_error);
+        r.closed_after_missed_heartbeat += p.closed_after_missed_heartbeat;
+        r.closed_while_on_time += p.closed_while_on_time;
+        r.max_send_gap_ms = r.max_send_gap_ms.max(p.max_send_gap_ms);
+        r.cpu_hold_pct = r.cpu_hold_pct.or(p.cpu_hold_pct);
+        r.cpu_total_s = r.cpu_total_s.or(p.cpu_total_s);
+        r.rss_kb = r.rss_kb.or(p.rss_kb);
+        r.processes += p.processes.max(1);
+        r.vote_samples_ms.extend(p.vote_samples_ms);
+        r.split_samples_ms.extend(p.split_samples_ms);
+    }
+    let mut v = std::mem::take(&mut r.vote_samples_ms);
+    let mut s = std::mem::take(&mut r.split_samples_ms);
+    (r.vote_p50_ms, r.vote_p99_ms, r.vote_max_ms) = (pct(&mut v, 0.5), pct(&mut v, 0.99), pct(&mut v, 1.0));
+    (r.split_p50_ms, r.split_p99_ms) = (pct(&mut s, 0.5), pct(&mut s, 0.99));
+    r
 }
 
 struct Node {
@@ -306,8 +349,31 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[i.min(v.len() - 1)]
 }
 
-/// CPU ticks (utime + stime) and RSS (kB) of a process.
+/// CPU ticks (utime + stime) and RSS (kB) of a process and its descendants (an arbiter's
+/// worker processes).
 fn proc_sample(pid: u32) -> Option<(u64, u64)> {
+    let (mut ticks, mut rss) = one_proc_sample(pid)?;
+    let mut todo = children_of(pid);
+    while let Some(c) = todo.pop() {
+        if let Some((t, r)) = one_proc_sample(c) {
+            ticks += t;
+            rss += r;
+        }
+        todo.extend(children_of(c));
+    }
+    Some((ticks, rss))
+}
+
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|l| l.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>())
+        .collect()
+}
+
+fn one_proc_sample(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -348,8 +414,8 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
             let hb = Duration::from_millis(spec.heartbeat_ms as u64);
             let permit = gate.acquire_owned().await;
             let r = async {
-                let mut a = connect(&spec, 2 * k, &name, 1, ring).await?;
-                let mut b = connect(&spec, 2 * k + 1, &name, 2, ring).await?;
+                let mut a = connect(&spec, spec.conn_offset + 2 * k, &name, 1, ring).await?;
+                let mut b = connect(&spec, spec.conn_offset + 2 * k + 1, &name, 2, ring).await?;
                 let t = Instant::now();
                 membership(&mut a, ring, &[1, 2]).await?;
                 membership(&mut b, ring, &[1, 2]).await?;
@@ -468,6 +534,9 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
             _ => None,
         },
         rss_kb: hold_end.map(|s| s.1),
+        processes: 1,
+        vote_samples_ms: if spec.samples { votes } else { Vec::new() },
+        split_samples_ms: if spec.samples { splits } else { Vec::new() },
     })
 }
 

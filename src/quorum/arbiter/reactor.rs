@@ -17,8 +17,9 @@
 //! * the core's commands for a socket run in order: bytes are written out before a later close or
 //!   handshake starts.
 //!
-//! The core (decisions) runs elsewhere: on another thread of this process (see `server.rs`). The
-//! loop reaches it only through [`CoreLink`] and gets its answers through an [`IoHandle`].
+//! The core (decisions) runs elsewhere: on another thread of this process (see `server.rs`), or
+//! in another process (see `workers.rs`). The loop reaches it only through [`CoreLink`] and gets
+//! its answers through an [`IoHandle`].
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -57,6 +58,15 @@ pub(super) enum ToCore {
 /// The I/O loop's way to the core. `false`: the core is gone (the loop stops).
 pub(super) trait CoreLink {
     fn send(&mut self, m: ToCore) -> bool;
+    /// A message or an undecodable frame, with the frame's bytes (a link to another process
+    /// passes those instead of the decoded message).
+    fn send_frame(&mut self, m: ToCore, _raw: Option<&[u8]>) -> bool {
+        self.send(m)
+    }
+    /// The end of one turn of the loop: send what was gathered.
+    fn flush(&mut self) -> bool {
+        true
+    }
 }
 
 /// What the core tells one connection (all actions of one event for that socket, in order).
@@ -314,6 +324,11 @@ impl Reactor {
                 return Ok(());
             }
             self.check_timers(core);
+            if !core.flush() {
+                tracing::error!("the core is gone; closing every client");
+                self.close_all("arbiter stopping");
+                return Ok(());
+            }
         }
     }
 
@@ -644,14 +659,15 @@ fn deliver(
                 }
             }
             Ok(Some(n)) => {
-                let decoded = Message::decode(&rest[..n]);
+                let raw = &rest[..n];
+                let decoded = Message::decode(raw);
                 start += n;
                 match decoded {
                     Ok(msg) => {
                         let starttls = matches!(msg, Message::StartTls { .. }) && plain;
                         tracing::debug!(conn = id, msg = %msg.msg_type(), "received");
                         let reply_to = if starttls { Some(id) } else { None };
-                        if !core.send(ev(Event::Message { conn: id, msg }, reply_to)) {
+                        if !core.send_frame(ev(Event::Message { conn: id, msg }, reply_to), Some(raw)) {
                             break Delivered::CoreGone;
                         }
                         if starttls {
@@ -660,7 +676,7 @@ fn deliver(
                     }
                     Err(error) => {
                         tracing::warn!(conn = id, %peer, %error, "undecodable message");
-                        if !core.send(ev(Event::BadFrame { conn: id, error }, None)) {
+                        if !core.send_frame(ev(Event::BadFrame { conn: id, error }, None), Some(raw)) {
                             break Delivered::CoreGone;
                         }
                     }
