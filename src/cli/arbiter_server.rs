@@ -272,7 +272,8 @@ fn loadgen_processes(a: &LoadgenArgs) -> anyhow::Result<crate::quorum::arbiter::
         let out = c.wait_with_output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         let line = text.lines().last().unwrap_or_default();
-        parts.push(serde_json::from_str(line).with_context(|| format!("load generator {i} reported {line:?} ({})", out.status))?);
+        let head: String = line.chars().take(300).collect();
+        parts.push(serde_json::from_str(line).with_context(|| format!("load generator {i} reported {head:?} ({})", out.status))?);
     }
     Ok(crate::quorum::arbiter::loadgen::merge(parts))
 }

@@ -45,11 +45,16 @@ pub struct LoadReport {
     pub clusters: usize,
     pub connections_ok: usize,
     pub votes: usize,
+    #[serde(deserialize_with = "nan_if_null")]
     pub vote_p50_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub vote_p99_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub vote_max_ms: f64,
     pub split_votes: usize,
+    #[serde(deserialize_with = "nan_if_null")]
     pub split_p50_ms: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub split_p99_ms: f64,
     pub errors: usize,
     pub first_error: Option<String>,
@@ -77,6 +82,11 @@ pub struct LoadReport {
     pub vote_samples_ms: Vec<f64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub split_samples_ms: Vec<f64>,
+}
+
+/// A percentile of no samples is NaN, which JSON writes as null.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// One report of several load generators run side by side (each made with `samples`): the
@@ -235,7 +245,7 @@ fn source_for(target: std::net::SocketAddr, k: usize) -> Option<std::net::Socket
     match target {
         std::net::SocketAddr::V4(t) if t.ip().is_loopback() => {
             let n = (k / CONNECTIONS_PER_SOURCE) as u32;
-            (n > 0).then(|| std::net::SocketAddr::from((std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(127, 0, 0, 1)) + n), 0)))
+            Some(std::net::SocketAddr::from((std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(127, 0, 0, 1)) + n), 0)))
         }
         _ => None,
     }
@@ -246,6 +256,10 @@ async fn connect(spec: &LoadSpec, conn_no: usize, cluster: &str, node_id: u32, r
         None => TcpStream::connect(spec.target).await.context("connect")?,
         Some(src) => {
             let sock = tokio::net::TcpSocket::new_v4().context("socket")?;
+            // the source port is chosen at connect, unique per (source, destination) pair: without
+            // this, bind takes a port from the one ephemeral range for good, and 100,000
+            // connections run out of ports whatever the source address
+            nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::IpBindAddressNoPort, &true).context("IP_BIND_ADDRESS_NO_PORT")?;
             sock.bind(src).with_context(|| format!("bind {src}"))?;
             sock.connect(spec.target).await.with_context(|| format!("connect from {src}"))?
         }
@@ -394,6 +408,7 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
     let (split_tx, split_rx) = tokio::sync::watch::channel(false);
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let done_note = Arc::new(tokio::sync::Notify::new());
+    let hold_started = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // clusters join a few at a time, like real ones (and within a listen backlog)
     let gate = Arc::new(tokio::sync::Semaphore::new(spec.concurrency.max(1)));
     let mut tasks = Vec::new();
@@ -404,6 +419,7 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
         let gate = gate.clone();
         let done = done.clone();
         let done_note = done_note.clone();
+        let hold_started = hold_started.clone();
         let mark_done = move || {
             done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             done_note.notify_one();
@@ -413,7 +429,9 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
             let ring = RingId { node_id: 1, seq: 4 };
             let hb = Duration::from_millis(spec.heartbeat_ms as u64);
             let permit = gate.acquire_owned().await;
-            let r = async {
+            // the whole join under the timeout: an arbiter out of descriptors leaves connections
+            // in its backlog unanswered
+            let r = tokio::time::timeout(spec.vote_timeout, async {
                 let mut a = connect(&spec, spec.conn_offset + 2 * k, &name, 1, ring).await?;
                 let mut b = connect(&spec, spec.conn_offset + 2 * k + 1, &name, 2, ring).await?;
                 let t = Instant::now();
@@ -428,9 +446,19 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
                     bail!("cluster {name}: votes {va:?}/{vb:?} for a full membership");
                 }
                 anyhow::Ok((a, b, t.elapsed()))
-            }
-            .await;
+            })
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no vote within the timeout (connect and join included)")));
             drop(permit);
+            let r = match r {
+                // the hold measures the arbiter with every cluster on it: a cluster that got its
+                // vote only after the hold began did not count there, and the arbiter did not
+                // take it in time
+                Ok(_) if hold_started.load(std::sync::atomic::Ordering::SeqCst) => {
+                    Err(anyhow::anyhow!("cluster {name} joined only after the heartbeat hold began (the arbiter was too slow to take every cluster)"))
+                }
+                r => r,
+            };
             let (mut a, mut b) = match r {
                 Ok((a, b, d)) => {
                     let mut sh = shared.lock().await;
@@ -496,6 +524,7 @@ pub async fn run(spec: LoadSpec) -> anyhow::Result<LoadReport> {
     while done.load(std::sync::atomic::Ordering::SeqCst) < spec.clusters && Instant::now() < deadline {
         let _ = tokio::time::timeout(Duration::from_millis(200), done_note.notified()).await;
     }
+    hold_started.store(true, std::sync::atomic::Ordering::SeqCst);
     let hold_sample = spec.pid.and_then(proc_sample);
     let hold_start = Instant::now();
     tokio::time::sleep(spec.hold).await;
@@ -545,10 +574,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reports_of_several_generators_merge_over_all_samples() {
+        let part = |votes: Vec<f64>, splits: Vec<f64>, rss: Option<u64>| {
+            let r = LoadReport {
+                clusters: votes.len(),
+                votes: votes.len(),
+                vote_p50_ms: f64::NAN,
+                split_p50_ms: f64::NAN,
+                rss_kb: rss,
+                processes: 1,
+                vote_samples_ms: votes,
+                split_samples_ms: splits,
+                ..LoadReport::default()
+            };
+            // through JSON, as from a child process (no samples: null percentiles)
+            serde_json::from_str::<LoadReport>(&serde_json::to_string(&r).unwrap()).unwrap()
+        };
+        let m = merge(vec![part(vec![1.0, 2.0, 3.0], vec![], Some(900)), part(vec![100.0], vec![5.0], None)]);
+        assert_eq!((m.clusters, m.votes, m.processes, m.rss_kb), (4, 4, 2, Some(900)));
+        assert_eq!(m.vote_max_ms, 100.0);
+        assert_eq!(m.vote_p50_ms, 3.0);
+        assert_eq!(m.split_p99_ms, 5.0);
+        assert!(m.vote_samples_ms.is_empty(), "the merged report carries percentiles, not samples");
+    }
+
+    #[test]
     fn sources_spread_over_loopback_addresses() {
         let t: std::net::SocketAddr = "127.0.0.1:5403".parse().unwrap();
-        assert_eq!(source_for(t, 0), None);
-        assert_eq!(source_for(t, 19_999), None);
+        assert_eq!(source_for(t, 0), Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(source_for(t, 19_999), Some("127.0.0.1:0".parse().unwrap()));
         assert_eq!(source_for(t, 20_000), Some("127.0.0.2:0".parse().unwrap()));
         assert_eq!(source_for(t, 99_999), Some("127.0.0.5:0".parse().unwrap()));
         assert_eq!(source_for("10.0.0.1:5403".parse().unwrap(), 50_000), None);

@@ -203,6 +203,8 @@ pub fn tls_config(t: &TlsFiles) -> anyhow::Result<Arc<SslAcceptor>> {
 /// What reaches the core thread.
 pub(super) enum CoreIn {
     Io(ToCore),
+    /// What one packet from an I/O worker carried, in order.
+    IoBatch(Vec<ToCore>),
     Status(oneshot::Sender<serde_json::Value>),
     /// Stop (the I/O loop closes every client).
     Shutdown,
@@ -220,7 +222,13 @@ impl CoreLink for InProcess {
 /// The core thread's way to the sockets: the I/O loop of this process, or the worker processes.
 pub(super) trait Deliver {
     fn deliver(&mut self, batches: Vec<(ConnId, Batch)>);
+    /// Send what `deliver` gathered (the core calls this whenever its queue runs empty, and at
+    /// least every [`FLUSH_EVERY`] events).
+    fn flush(&mut self) {}
 }
+
+/// Most events the core handles before it flushes its output.
+const FLUSH_EVERY: usize = 256;
 
 impl Deliver for Arc<IoHandle> {
     fn deliver(&mut self, batches: Vec<(ConnId, Batch)>) {
@@ -492,13 +500,25 @@ fn core_thread(cfg: core::Config, start: Instant, rx: std::sync::mpsc::Receiver<
     // first tick right away: the core may want a timer from the start (restart hold)
     let acts = arb.handle(feed(clock.now()), Event::Tick);
     io.deliver(apply(acts, None, &mut timer));
+    let mut unflushed = 0;
     loop {
+        if unflushed >= FLUSH_EVERY {
+            io.flush();
+            unflushed = 0;
+        }
+        unflushed += 1;
         // events that already arrived go first: a timer must not judge silence (dead peer,
         // lease) while the messages that end it wait in the queue
         let msg = match rx.try_recv() {
             Ok(m) => Some(m),
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => match timer {
+                _ if unflushed > 1 => {
+                    // the queue ran empty: send what was decided, then look again
+                    io.flush();
+                    unflushed = 0;
+                    continue;
+                }
                 Some(at) => {
                     let now = clock.now();
                     if at <= now {
@@ -523,15 +543,22 @@ fn core_thread(cfg: core::Config, start: Instant, rx: std::sync::mpsc::Receiver<
             io.deliver(apply(acts, None, &mut timer));
             continue;
         };
-        match msg {
-            CoreIn::Io(ToCore::Connected { conn, peer }) => {
+        let mut one = |m: ToCore| match m {
+            ToCore::Connected { conn, peer } => {
                 let acts = arb.handle(feed(clock.now()), Event::ClientConnected { conn, peer: peer.to_string() });
                 io.deliver(apply(acts, None, &mut timer));
             }
-            CoreIn::Io(ToCore::Event { ev, reply_to, at }) => {
+            ToCore::Event { ev, reply_to, at } => {
                 lag.note(clock.now(), at);
                 let acts = arb.handle(feed(at), ev);
                 io.deliver(apply(acts, reply_to, &mut timer));
+            }
+        };
+        match msg {
+            CoreIn::Io(m) => one(m),
+            CoreIn::IoBatch(v) => {
+                unflushed += v.len();
+                v.into_iter().for_each(one);
             }
             CoreIn::Shutdown => break,
             CoreIn::Status(otx) => {

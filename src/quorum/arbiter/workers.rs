@@ -17,7 +17,9 @@
 //!
 //! A worker that stops takes its clients' state with it, and the hub could no longer vouch for
 //! them: the whole arbiter stops (systemd restarts it; the restart hold keeps that safe).
-//! Workers die with the hub (`PR_SET_PDEATHSIG`).
+//! Workers ignore SIGTERM and SIGINT (systemd signals the whole control group, a terminal's
+//! Ctrl-C the whole process group): the hub stops them by closing their links, after it has
+//! stopped deciding. If the hub itself dies, they are killed with it (`PR_SET_PDEATHSIG`).
 //!
 //! The link's records, in packets of at most [`PACKET`] bytes (integers big-endian):
 //! * worker → hub: `tag u8 | conn u64 | age_ms u32 | ...` with tag 1 connected (`u16` length +
@@ -262,6 +264,8 @@ impl Deliver for HubOut {
             encode_down(buf, conn, &b);
             ends.push(buf.len());
         }
+    }
+    fn flush(&mut self) {
         for (w, (buf, ends)) in self.bufs.iter_mut().enumerate() {
             if buf.is_empty() {
                 continue;
@@ -271,6 +275,9 @@ impl Deliver for HubOut {
             }
             buf.clear();
             ends.clear();
+            if buf.capacity() > PACKET * 4 {
+                *buf = Vec::new(); // a burst is over: give its memory back
+            }
         }
     }
 }
@@ -322,7 +329,7 @@ impl Workers {
                 cmd.pre_exec(move || {
                     nix::unistd::dup2(lfd, 3)?;
                     nix::unistd::dup2(wfd, 4)?;
-                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
+                    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
                     Ok(())
                 });
             }
@@ -341,10 +348,8 @@ impl Workers {
                         Ok(0) => break "its link closed (the process ended: see its last log lines)".to_string(),
                         Ok(n) => match decode_up(&buf[..n], clock.now()) {
                             Ok(v) => {
-                                for m in v {
-                                    if core.send(CoreIn::Io(m)).is_err() {
-                                        return;
-                                    }
+                                if core.send(CoreIn::IoBatch(v)).is_err() {
+                                    return;
                                 }
                             }
                             Err(e) => break format!("{e:#}"),
@@ -417,6 +422,11 @@ impl CoreLink for Uplink {
 /// `twonode arbiter worker`: run one I/O worker (started by the hub; settings on stdin, the
 /// listening socket on fd 3, the link on fd 4).
 pub fn run_worker() -> anyhow::Result<()> {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    for s in [Signal::SIGTERM, Signal::SIGINT] {
+        // SAFETY: setting a signal to "ignore" installs no handler code.
+        unsafe { signal(s, SigHandler::SigIgn) }.context("ignoring SIGTERM/SIGINT")?;
+    }
     let mut text = Vec::new();
     std::io::stdin().read_to_end(&mut text).context("reading the worker settings")?;
     let spec: WorkerSpec = serde_json::from_slice(&text).context("worker settings (this command is started by `arbiter serve --workers`)")?;
