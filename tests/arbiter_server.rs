@@ -674,3 +674,12 @@ fn workers_carry_load_generators_in_several_processes_and_a_lost_worker_stops_th
         assert!(!alive(*w), "worker {w} outlived the daemon");
     }
 }
+
+#[test]
+fn workers_refuse_to_start_from_another_program() {
+    // a worker is `twonode arbiter worker`; this test harness must not be run as one
+    let mut cfg = tls_off();
+    cfg.workers = 2;
+    let e = server::Background::start(cfg).err().expect("an embedded arbiter with workers must not start").to_string();
+    assert!(e.contains("needs the twonode program"), "{e}");
+}

@@ -308,6 +308,11 @@ impl Workers {
         gone: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> anyhow::Result<(Workers, HubOut)> {
         let exe = std::env::current_exe().context("finding this program to start the I/O workers")?;
+        // a worker is `twonode arbiter worker`: an embedding program (a test harness) would run
+        // itself with those arguments
+        if exe.file_name().and_then(|n| n.to_str()) != Some("twonode") {
+            bail!("workers = {count} needs the twonode program itself (this process is {}); use workers = 0", exe.display());
+        }
         let mut children = Vec::new();
         let mut socks = Vec::new();
         // kept above the standard descriptors, so that moving them to 3 and 4 cannot clobber one another
