@@ -683,3 +683,50 @@ fn workers_refuse_to_start_from_another_program() {
     let e = server::Background::start(cfg).err().expect("an embedded arbiter with workers must not start").to_string();
     assert!(e.contains("needs the twonode program"), "{e}");
 }
+
+#[test]
+fn out_of_descriptors_the_loop_waits_logs_once_and_accepts_again() {
+    let t = tempfile::tempdir().unwrap();
+    let status = t.path().join("status.sock");
+    let conf = t.path().join("arbiter.toml");
+    let log = t.path().join("arbiter.log");
+    std::fs::write(
+        &conf,
+        format!("listen = \"127.0.0.1\"\nport = 0\nstatus_socket = \"{}\"\n[tls]\nmode = \"off\"\n", status.display()),
+    )
+    .unwrap();
+    // a descriptor limit of 48: about 35 clients fit beside the daemon's own descriptors
+    let child = std::process::Command::new("sh")
+        .args(["-c", "ulimit -n 48 && exec \"$0\" arbiter serve --config \"$1\" 2>\"$2\""])
+        .arg(env!("CARGO_BIN_EXE_twonode"))
+        .arg(&conf)
+        .arg(&log)
+        .env("TWONODE_LOG", "info")
+        .spawn()
+        .unwrap();
+    let d = Daemon(child);
+    let mut addr = None;
+    for _ in 0..200 {
+        if let Ok(v) = server::query_status(&status) {
+            addr = Some(v["server"]["listen"].as_str().unwrap().parse::<SocketAddr>().unwrap());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let addr = addr.expect("the arbiter never answered on its status socket");
+    // 60 clients: the kernel completes every connection, the daemon accepts what its limit allows
+    let mut clients: Vec<TcpStream> = (0..60).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(1000));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches("accept failed").count(), 1, "one warning while the limit holds, not one per retry:\n{text}");
+    assert!(text.contains("raise LimitNOFILE or set workers"), "{text}");
+    // the last client waits in the backlog; when others leave, it is taken and served
+    let mut last = clients.pop().unwrap();
+    clients.truncate(10);
+    last.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    send(&mut last, &preinit(1, "late"));
+    assert!(matches!(recv(&mut last), Some(Message::PreinitReply { .. })), "a client from the backlog was never served");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("accepting connections again"), "{text}");
+    drop(d);
+}

@@ -157,7 +157,7 @@ impl Write for Rewind {
 /// A connection's socket in each of its lives.
 enum Io {
     Plain(TcpStream),
-    /// TLS handshake under way, with its deadline.
+    /// TLS handshake under way (its deadline is in [`Reactor::handshakes`]).
     Handshake(Box<MidHandshakeSslStream<Rewind>>),
     Tls(Box<SslStream<Rewind>>),
     /// Between two lives (only while a method moves the socket).
@@ -236,6 +236,8 @@ pub(super) struct Reactor {
     scratch: Vec<u8>,
     /// An accept failed (out of descriptors?): try again at this time.
     accept_retry: Option<Instant>,
+    /// Accepts fail (logged once, until one succeeds again).
+    accept_failing: bool,
 }
 
 /// How a connection ended, for [`Reactor::remove`].
@@ -282,6 +284,7 @@ impl Reactor {
             clock: cfg.clock,
             scratch: vec![0; 64 * 1024],
             accept_retry: None,
+            accept_failing: false,
         };
         Ok((r, handle))
     }
@@ -306,6 +309,12 @@ impl Reactor {
                     }
                     WAKER => {}
                     Token(key) => {
+                        let handshaking = self.conns.get(key).is_some_and(|c| matches!(c.io, Io::Handshake(_)));
+                        if handshaking {
+                            // a handshake may wait to read or to write: either readiness moves it
+                            self.handshake(key, core);
+                            continue;
+                        }
                         if ev.is_writable() {
                             self.run_cmds(key, core);
                         }
@@ -374,13 +383,19 @@ impl Reactor {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // out of descriptors, typically: the client waits in the backlog; try again soon
-                    if self.accept_retry.is_none() {
-                        tracing::warn!(error = %e, clients = self.conns.len(), "accept failed");
+                    if !self.accept_failing {
+                        tracing::warn!(error = %e, clients = self.conns.len(),
+                            "accept failed (out of file descriptors? raise LimitNOFILE or set workers = N); retrying every 50 ms");
+                        self.accept_failing = true;
                     }
                     self.accept_retry = Some(Instant::now() + Duration::from_millis(50));
                     return true;
                 }
             };
+            if self.accept_failing {
+                tracing::info!(clients = self.conns.len(), "accepting connections again");
+                self.accept_failing = false;
+            }
             if self.max_clients > 0 && self.conns.len() >= self.max_clients {
                 tracing::warn!(%peer, max_clients = self.max_clients, "connection refused: too many clients");
                 continue;
