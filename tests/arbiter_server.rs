@@ -276,17 +276,21 @@ fn status_socket_lists_connected_clusters() {
     assert!(text.contains("Node ID 1"), "{text}");
 }
 
+/// A config file in `dir` for the real daemon: loopback, a port the OS picks, TLS off, a status
+/// socket; `extra` goes before the `[tls]` table. Returns (config file, status socket).
+fn daemon_config(dir: &Path, extra: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let sock = dir.join("status.sock");
+    let conf = dir.join("arbiter.toml");
+    let text = format!("listen = \"127.0.0.1\"\nport = 0\nstatus_socket = \"{}\"\n{extra}[tls]\nmode = \"off\"\n", sock.display());
+    std::fs::write(&conf, text).unwrap();
+    (conf, sock)
+}
+
 #[test]
 fn sigterm_stops_the_daemon_cleanly() {
     let t = tempfile::tempdir().unwrap();
-    let sock = t.path().join("status.sock");
-    let conf = t.path().join("arbiter.toml");
     // port 0: the OS picks; the test only needs the process to come up and go down
-    std::fs::write(
-        &conf,
-        format!("listen = \"127.0.0.1\"\nport = 0\nstatus_socket = \"{}\"\n[tls]\nmode = \"off\"\n", sock.display()),
-    )
-    .unwrap();
+    let (conf, sock) = daemon_config(t.path(), "");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_twonode"))
         .args(["arbiter", "serve", "--config"])
         .arg(&conf)
@@ -519,13 +523,13 @@ struct Daemon(std::process::Child);
 
 impl Daemon {
     fn start(conf: &Path, status: &Path) -> (Daemon, SocketAddr) {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_twonode"))
-            .args(["arbiter", "serve", "--config"])
-            .arg(conf)
-            .env("TWONODE_LOG", "warn")
-            .spawn()
-            .unwrap();
-        let d = Daemon(child);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_twonode"));
+        cmd.args(["arbiter", "serve", "--config"]).arg(conf).env("TWONODE_LOG", "warn");
+        Daemon::start_cmd(cmd, status)
+    }
+    /// Run `cmd` (an `arbiter serve`) until its status socket tells the address it listens on.
+    fn start_cmd(mut cmd: std::process::Command, status: &Path) -> (Daemon, SocketAddr) {
+        let d = Daemon(cmd.spawn().unwrap());
         for _ in 0..200 {
             if let Ok(v) = server::query_status(status) {
                 let addr = v["server"]["listen"].as_str().unwrap().parse().unwrap();
@@ -636,17 +640,8 @@ fn workers_serve_tls_clients_and_stop_with_the_daemon() {
 #[test]
 fn workers_carry_load_generators_in_several_processes_and_a_lost_worker_stops_the_arbiter() {
     let t = tempfile::tempdir().unwrap();
-    let status = t.path().join("status.sock");
-    let conf = t.path().join("arbiter.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "listen = \"127.0.0.1\"\nport = 0\nworkers = 3\nstatus_socket = \"{}\"\n[tls]\nmode = \"off\"\n\
-             [arbiter]\nrestart_hold_heartbeat_ms = 1000\n",
-            status.display()
-        ),
-    )
-    .unwrap();
+    let (conf, status) = daemon_config(t.path(), "workers = 3\n");
+    std::fs::write(&conf, std::fs::read_to_string(&conf).unwrap() + "[arbiter]\nrestart_hold_heartbeat_ms = 1000\n").unwrap();
     let (mut d, addr) = Daemon::start(&conf, &status);
     // the restart hold (one lease of the assumed heartbeat): no split decision before it ends
     std::thread::sleep(Duration::from_millis(4500));
@@ -687,33 +682,16 @@ fn workers_refuse_to_start_from_another_program() {
 #[test]
 fn out_of_descriptors_the_loop_waits_logs_once_and_accepts_again() {
     let t = tempfile::tempdir().unwrap();
-    let status = t.path().join("status.sock");
-    let conf = t.path().join("arbiter.toml");
+    let (conf, status) = daemon_config(t.path(), "");
     let log = t.path().join("arbiter.log");
-    std::fs::write(
-        &conf,
-        format!("listen = \"127.0.0.1\"\nport = 0\nstatus_socket = \"{}\"\n[tls]\nmode = \"off\"\n", status.display()),
-    )
-    .unwrap();
     // a descriptor limit of 48: about 35 clients fit beside the daemon's own descriptors
-    let child = std::process::Command::new("sh")
-        .args(["-c", "ulimit -n 48 && exec \"$0\" arbiter serve --config \"$1\" 2>\"$2\""])
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "ulimit -n 48 && exec \"$0\" arbiter serve --config \"$1\" 2>\"$2\""])
         .arg(env!("CARGO_BIN_EXE_twonode"))
         .arg(&conf)
         .arg(&log)
-        .env("TWONODE_LOG", "info")
-        .spawn()
-        .unwrap();
-    let d = Daemon(child);
-    let mut addr = None;
-    for _ in 0..200 {
-        if let Ok(v) = server::query_status(&status) {
-            addr = Some(v["server"]["listen"].as_str().unwrap().parse::<SocketAddr>().unwrap());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let addr = addr.expect("the arbiter never answered on its status socket");
+        .env("TWONODE_LOG", "info");
+    let (d, addr) = Daemon::start_cmd(cmd, &status);
     // 60 clients: the kernel completes every connection, the daemon accepts what its limit allows
     let mut clients: Vec<TcpStream> = (0..60).map(|_| TcpStream::connect(addr).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(1000));
