@@ -363,9 +363,18 @@ impl Reactor {
         let conns = &self.conns;
         let ids = &self.ids;
         let handshaking = |id: &ConnId| ids.get(id).and_then(|k| conns.get(*k)).is_some_and(|c| matches!(c.io, Io::Handshake(_)));
-        self.handshakes.retain(|(_, id)| handshaking(id));
-        let due: Vec<ConnId> = self.handshakes.iter().filter(|(t, _)| *t <= now).map(|(_, id)| *id).collect();
-        self.handshakes.retain(|(t, _)| *t > now);
+        // finished handshakes leave the list; those past their deadline leave it to be closed
+        let mut due = Vec::new();
+        self.handshakes.retain(|&(t, id)| {
+            if !handshaking(&id) {
+                return false;
+            }
+            if t <= now {
+                due.push(id);
+                return false;
+            }
+            true
+        });
         for id in due {
             if let Some(&key) = self.ids.get(&id) {
                 tracing::warn!(conn = id, peer = %self.conns[key].peer, "TLS handshake timed out; closing");

@@ -271,8 +271,9 @@ pub async fn serve(
     let start = Instant::now();
     let workers = if cfg.workers > 1 { cfg.workers } else { 0 };
     let (core_tx, core_rx) = std::sync::mpsc::channel::<CoreIn>();
-    // the end of the socket side: the I/O thread's result, or a worker's end
-    let (end_tx, mut end_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // the end of the socket side: `None` when the I/O thread stopped as asked, or why it failed
+    // (its error, a worker's end)
+    let (end_tx, mut end_rx) = tokio::sync::mpsc::unbounded_channel::<Option<String>>();
     let mut io_thread = None;
     let mut pool = None;
     let io_stop: Option<Arc<IoHandle>>;
@@ -292,11 +293,8 @@ pub async fn serve(
             std::thread::Builder::new()
                 .name("arbiter-io".into())
                 .spawn(move || {
-                    let why = match reactor.run(&mut link) {
-                        Ok(()) => "the I/O loop stopped".to_string(),
-                        Err(e) => format!("the I/O loop failed: {e}"),
-                    };
-                    let _ = end.send(why);
+                    let failed = reactor.run(&mut link).err().map(|e| format!("the I/O loop failed: {e}"));
+                    let _ = end.send(failed);
                 })
                 .context("starting the I/O thread")?,
         );
@@ -334,7 +332,7 @@ pub async fn serve(
         client_cert_required: cfg.arbiter.client_cert_required,
         uptime_s: 0,
         lease_margin_ms: cfg.arbiter.lease_margin_ms,
-        workers: if cfg.workers > 1 { cfg.workers } else { 0 },
+        workers,
         version: env!("CARGO_PKG_VERSION"),
     };
     let core = {
@@ -382,10 +380,15 @@ pub async fn serve(
         _ = term.recv() => "SIGTERM".to_string(),
         _ = int.recv() => "SIGINT".to_string(),
         _ = shutdown => "shutdown request".to_string(),
-        why = end_rx.recv() => {
-            let why = why.unwrap_or_else(|| "the I/O side stopped".into());
-            failed = Some(why.clone());
-            why
+        end = end_rx.recv() => {
+            // `None`: every sender gone without a word (the I/O thread panicked)
+            match end.unwrap_or_else(|| Some("the I/O side stopped".into())) {
+                None => "the I/O loop stopped".to_string(),
+                Some(why) => {
+                    failed = Some(why.clone());
+                    why
+                }
+            }
         }
     };
     tracing::info!(%reason, "arbiter stopping: closing all clients");
@@ -410,9 +413,7 @@ pub async fn serve(
         let _ = std::fs::remove_file(&cfg.status_socket);
     }
     if let Some(why) = failed {
-        if why != "the I/O loop stopped" {
-            bail!("the arbiter stopped: {why}");
-        }
+        bail!("the arbiter stopped: {why}");
     }
     tracing::info!("arbiter stopped");
     Ok(())
@@ -443,8 +444,6 @@ fn bind_status(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
     Ok(l)
 }
 
-/// The arbiter's clock: milliseconds since the server started (monotonic).
-#[derive(Clone, Copy)]
 /// How far behind the core task runs: the time events wait in its queue.
 #[derive(Default)]
 struct Lag {
@@ -500,42 +499,47 @@ fn core_thread(cfg: core::Config, start: Instant, rx: std::sync::mpsc::Receiver<
     // first tick right away: the core may want a timer from the start (restart hold)
     let acts = arb.handle(feed(clock.now()), Event::Tick);
     io.deliver(apply(acts, None, &mut timer));
+    // events handled since the output was last flushed
     let mut unflushed = 0;
     loop {
         if unflushed >= FLUSH_EVERY {
             io.flush();
             unflushed = 0;
         }
-        unflushed += 1;
         // events that already arrived go first: a timer must not judge silence (dead peer,
         // lease) while the messages that end it wait in the queue
         let msg = match rx.try_recv() {
             Ok(m) => Some(m),
             Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) => match timer {
-                _ if unflushed > 1 => {
-                    // the queue ran empty: send what was decided, then look again
+            Err(TryRecvError::Empty) => {
+                // the queue ran empty: send what was decided before waiting
+                if unflushed > 0 {
                     io.flush();
                     unflushed = 0;
-                    continue;
                 }
-                Some(at) => {
-                    let now = clock.now();
-                    if at <= now {
-                        None
-                    } else {
-                        match rx.recv_timeout(Duration::from_millis(at - now)) {
-                            Ok(m) => Some(m),
-                            Err(RecvTimeoutError::Timeout) => None,
-                            Err(RecvTimeoutError::Disconnected) => break,
+                match timer {
+                    Some(at) => {
+                        let now = clock.now();
+                        if at <= now {
+                            None
+                        } else {
+                            match rx.recv_timeout(Duration::from_millis(at - now)) {
+                                Ok(m) => Some(m),
+                                Err(RecvTimeoutError::Timeout) => None,
+                                Err(RecvTimeoutError::Disconnected) => break,
+                            }
                         }
                     }
+                    None => match rx.recv() {
+                        Ok(m) => Some(m),
+                        Err(_) => break,
+                    },
                 }
-                None => match rx.recv() {
-                    Ok(m) => Some(m),
-                    Err(_) => break,
-                },
-            },
+            }
+        };
+        unflushed += match &msg {
+            Some(CoreIn::IoBatch(v)) => v.len(),
+            _ => 1,
         };
         let Some(msg) = msg else {
             timer = None;
@@ -556,10 +560,7 @@ fn core_thread(cfg: core::Config, start: Instant, rx: std::sync::mpsc::Receiver<
         };
         match msg {
             CoreIn::Io(m) => one(m),
-            CoreIn::IoBatch(v) => {
-                unflushed += v.len();
-                v.into_iter().for_each(one);
-            }
+            CoreIn::IoBatch(v) => v.into_iter().for_each(one),
             CoreIn::Shutdown => break,
             CoreIn::Status(otx) => {
                 let mut i = info.clone();

@@ -109,29 +109,28 @@ fn encode_up(out: &mut Vec<u8>, m: &ToCore, raw: Option<&[u8]>, now: Millis) {
             head(out, 1, *conn, now);
             put_str16(out, &peer.to_string());
         }
-        ToCore::Event { ev, reply_to, at } => match ev {
-            Event::Message { conn, .. } | Event::BadFrame { conn, .. } if raw.is_some() => {
-                let raw = raw.unwrap_or_default();
+        ToCore::Event { ev, reply_to, at } => match (ev, raw) {
+            (Event::Message { conn, .. } | Event::BadFrame { conn, .. }, Some(raw)) => {
                 head(out, 2, *conn, *at);
                 out.push(u8::from(reply_to.is_some()));
                 out.extend_from_slice(&(raw.len() as u32).to_be_bytes());
                 out.extend_from_slice(raw);
             }
-            Event::BadFrame { conn, error: WireError::TooLong { len, max } } => {
+            (Event::BadFrame { conn, error: WireError::TooLong { len, max } }, None) => {
                 head(out, 3, *conn, *at);
                 out.extend_from_slice(&(*len as u32).to_be_bytes());
                 out.extend_from_slice(&(*max as u32).to_be_bytes());
             }
-            Event::TlsEstablished { conn, peer_cn } => {
+            (Event::TlsEstablished { conn, peer_cn }, _) => {
                 head(out, 4, *conn, *at);
                 match peer_cn {
                     Some(cn) => put_str16(out, cn),
                     None => out.extend_from_slice(&0xffffu16.to_be_bytes()),
                 }
             }
-            Event::ClientClosed { conn } => head(out, 5, *conn, *at),
+            (Event::ClientClosed { conn }, _) => head(out, 5, *conn, *at),
             // the loop sends every message and bad frame with its bytes, and never a tick
-            Event::Message { .. } | Event::BadFrame { .. } | Event::ClientConnected { .. } | Event::Tick => {
+            (Event::Message { .. } | Event::BadFrame { .. } | Event::ClientConnected { .. } | Event::Tick, _) => {
                 debug_assert!(false, "not sent over the worker link: {ev:?}");
             }
         },
@@ -305,7 +304,7 @@ impl Workers {
         spec: impl Fn(u64) -> WorkerSpec,
         core: Sender<CoreIn>,
         clock: Clock,
-        gone: tokio::sync::mpsc::UnboundedSender<String>,
+        gone: tokio::sync::mpsc::UnboundedSender<Option<String>>,
     ) -> anyhow::Result<(Workers, HubOut)> {
         let exe = std::env::current_exe().context("finding this program to start the I/O workers")?;
         // a worker is `twonode arbiter worker`: an embedding program (a test harness) would run
@@ -363,7 +362,7 @@ impl Workers {
                         Err(e) => break e.to_string(),
                     }
                 };
-                let _ = gone.send(format!("I/O worker {i} (pid {pid}) stopped: {why}"));
+                let _ = gone.send(Some(format!("I/O worker {i} (pid {pid}) stopped: {why}")));
             })?;
             children.push(child);
             socks.push(hub);
